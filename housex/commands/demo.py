@@ -1,0 +1,169 @@
+"""``housex demo``: the whole benchmark end to end on synthetic data, on a CPU.
+
+Each step runs the same public command a user would type (as a subprocess, so ``accelerate
+launch`` is real), and is skipped when its output already exists, so a rerun reuses what is built:
+
+1. ``housex synth``    — a synthetic release folder (audio + Label-Studio export)
+2. ``housex build``    — the Hub-ready dataset folder ``housex-v2/`` (Parquet + card)
+3. ``housex probe``    — the linear-probe baseline on clip-mean log-mel features
+4. ``accelerate launch trainer/run.py trainer/configs/cpu.yaml`` — train + evaluate
+5. ``housex plot``     — confusion matrix and embedding scatter
+6. ``housex predict`` on one held-out track, ``housex timeline`` on a mix of held-out tracks
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HELP = "run the whole benchmark on synthetic data: synth, build, probe, train, evaluate, plots, predict, timeline"
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--out", default="demo-out", help="work folder for the release, model and plots (default: demo-out)")
+    p.add_argument("--dataset", default="housex-v2", help="dataset folder to write (default: housex-v2 in the cwd)")
+    p.add_argument("--tracks", type=int, default=320, help="synthetic tracks (default: 320)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    p.add_argument("--duration", type=float, nargs=2, default=(90.0, 150.0), metavar=("MIN", "MAX"))
+    p.add_argument("--config", default=str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml"), help="training config")
+    p.add_argument("--train-args", default="", help="extra arguments for trainer/run.py, e.g. '--num_train_epochs 1'")
+    p.add_argument("--num-processes", type=int, default=1, help="accelerate processes (CPU)")
+    p.add_argument("--mix-tracks", type=int, default=4, help="held-out tracks concatenated into the demo mix")
+
+
+def _step(title: str, cmd: list[str], *, env: dict | None = None) -> None:
+    print(f"\n==> {title}\n$ {shlex.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"step '{title}' failed with exit code {proc.returncode}: {shlex.join(cmd)}")
+    print(f"    ({title}: {time.perf_counter() - t0:.0f} s)", flush=True)
+
+
+def _skip(title: str, why: str) -> None:
+    print(f"\n==> {title}: reusing {why}", flush=True)
+
+
+def _housex(*args: str) -> list[str]:
+    return [sys.executable, "-m", "housex.cli", *args]
+
+
+def _validation_tracks(release: Path, dataset: Path, n: int) -> list[Path]:
+    """Audio files of held-out (validation) tracks, read from the built ``tracks`` config."""
+    import datasets
+
+    ds = datasets.load_dataset(str(dataset), "tracks", split="validation")
+    ds = ds.remove_columns("audio")
+    files = {p.stem: p for p in release.iterdir() if p.suffix.lower() in (".flac", ".ogg", ".wav")}
+    out = []
+    for track_id in ds["track_id"]:
+        if track_id in files:
+            out.append(files[track_id])
+        if len(out) == n:
+            break
+    if not out:
+        raise RuntimeError(f"no validation track of {dataset} found in {release}")
+    return out
+
+
+def _make_mix(tracks: list[Path], out: Path) -> None:
+    """Concatenate held-out tracks into one long mix (what a DJ-set timeline is run on)."""
+    import numpy as np
+    import soundfile as sf
+
+    parts, sr = [], None
+    for path in tracks:
+        y, rate = sf.read(path, dtype="float32", always_2d=True)
+        sr = sr or rate
+        parts.append(y)
+    sf.write(out, np.concatenate(parts), sr)
+
+
+def _print_results(run_dir: Path, probe_file: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = {k.removeprefix("eval_"): v for k, v in metrics.items()}
+    probe = json.loads(probe_file.read_text()) if probe_file.exists() else {}
+    rows = [
+        ("accuracy", "accuracy"),
+        ("precision (weighted)", "precision_weighted"),
+        ("recall (weighted)", "recall_weighted"),
+        ("F1 (weighted)", "f1_weighted"),
+        ("F1 (macro)", "f1_macro"),
+        ("top-2 accuracy", "top2_accuracy"),
+        ("mean KL(target||pred)", "kl_divergence"),
+        ("Jensen-Shannon distance", "js_distance"),
+        ("expected calibration error", "ece"),
+    ]
+    print("\nResults on the synthetic validation split")
+    print(f"| {'metric':<28} | {'HouseX model':>12} | {'linear probe':>12} |")
+    print(f"|{'-' * 30}|{'-' * 14}|{'-' * 14}|")
+    for title, key in rows:
+        m, p = metrics.get(key), probe.get(key)
+        fm = f"{m:.3f}" if isinstance(m, (int, float)) else "-"
+        fp = f"{p:.3f}" if isinstance(p, (int, float)) else "-"
+        print(f"| {title:<28} | {fm:>12} | {fp:>12} |")
+
+
+def run(args) -> int:
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    release = out / "release"
+    dataset = Path(args.dataset)
+    run_dir = out / "model"
+    probe_file = out / "probe.json"
+    t_start = time.perf_counter()
+
+    if (release / "synthetic-partition.json").exists():
+        _skip("1/6 synthesise", str(release))
+    else:
+        _step(
+            "1/6 synthesise",
+            _housex("synth", "--out", str(release), "--tracks", str(args.tracks), "--seed", str(args.seed),
+                    "--workers", str(args.workers), "--duration", *map(str, args.duration)),
+        )
+
+    if (dataset / "README.md").exists():
+        _skip("2/6 build", str(dataset))
+    else:
+        _step("2/6 build", _housex("build", "--data-dir", str(release), "--out", str(dataset), "--config", "all"))
+
+    if probe_file.exists():
+        _skip("3/6 linear probe", str(probe_file))
+    else:
+        _step("3/6 linear probe", _housex("probe", "--dataset", str(dataset), "--json", str(probe_file)))
+
+    if (run_dir / "metrics.json").exists() and (run_dir / "config.json").exists():
+        _skip("4/6 train + evaluate", str(run_dir))
+    else:
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu",
+                  "--num_processes", str(args.num_processes), "--num_machines", "1", "--mixed_precision", "no",
+                  "--dynamo_backend", "no"]
+        _step(
+            "4/6 train + evaluate",
+            [*launch, str(PROJECT_ROOT / "trainer" / "run.py"), args.config,
+             "--dataset_name", str(dataset), "--output_dir", str(run_dir), *shlex.split(args.train_args)],
+        )
+
+    _step("5/6 plots", _housex("plot", "confusion", "--metrics", str(run_dir / "metrics.json"), "--out", str(out / "confusion.png")))
+    if not (out / "embeddings.png").exists():
+        _step("5/6 plots", _housex("plot", "embeddings", "--model", str(run_dir), "--dataset", str(dataset), "--out", str(out / "embeddings.png")))
+
+    held_out = _validation_tracks(release, dataset, args.mix_tracks)
+    _step("6/6 classify a held-out track", _housex("predict", str(held_out[0]), "--model", str(run_dir)))
+    mix = out / "mix.flac"
+    if not mix.exists():
+        _make_mix(held_out, mix)
+    _step("6/6 classify a mix", _housex("timeline", str(mix), "--model", str(run_dir), "--out", str(out / "mix-timeline")))
+
+    _print_results(run_dir, probe_file)
+    print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}/ and {dataset}/")
+    print(f"  model: {run_dir}   plots: {out}/confusion.png {out}/embeddings.png {out}/mix-timeline.png")
+    return 0
