@@ -1,0 +1,24 @@
+"""HouseX-v2: house sub-genre classification, the Hugging Face way.
+
+``housex.classify_track(path, model=folder)`` and ``housex.timeline(path, model=folder)`` are
+loaded lazily (see ``housex.inference``), so ``import housex`` stays light.
+"""
+
+from __future__ import annotations
+
+_LAZY = {
+    "classify_track": "housex.inference",
+    "classify_clips": "housex.inference",
+    "timeline": "housex.inference",
+    "load_classifier": "housex.inference",
+}
+
+__all__ = sorted(_LAZY)
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'housex' has no attribute {name!r}")
