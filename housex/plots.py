@@ -206,3 +206,51 @@ def plot_spectrogram_grid(
         fig.colorbar(im, ax=axes, format="%+.0f dB", fraction=0.02, pad=0.01)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def spectrogram_previews(
+    release_dir: str | os.PathLike,
+    path: str | os.PathLike,
+    *,
+    clip_seconds: float = 7.5,
+    n_mels: int = 128,
+    n_fft: int = 2048,
+    hop_length: int = 512,
+) -> Path:
+    """Mel spectrogram of one drop clip per genre, from a release folder (audio + export).
+
+    Per genre, the first annotated track (export order) whose primary genre (``sharpen_ids``) it
+    is; the clip starts at its first drop (the folder's drop file, else ``detect_drops``).
+    Deterministic: no random choice.  Genres without a track get an empty panel.
+    """
+    import librosa
+
+    from .dataset_script.audio import load_audio, to_mono
+    from .dataset_script.drops import detect_drops
+    from .dataset_script.genres import sharpen_ids
+    from .dataset_script.labelstudio import find_release_files, parse_export, read_drop_file, resolve_in_folder
+
+    folder = Path(release_dir)
+    export, drop_file = find_release_files(folder)
+    known_drops = read_drop_file(drop_file) if drop_file else {}
+    first: dict[int, object] = {}
+    for track in parse_export(export):
+        first.setdefault(int(sharpen_ids(track.label)), track)
+    panels, sr_shown = [], None
+    for gid, genre in enumerate(GENRES):
+        track = first.get(gid)
+        if track is None:
+            panels.append((genre, "", None))
+            continue
+        audio_path = resolve_in_folder(folder, track.audio_name, where=export.name)
+        y, sr = load_audio(audio_path)
+        mono = to_mono(y)
+        sections = known_drops.get(track.audio_name) or detect_drops(mono, sr).sections
+        start = float(sections[0][0]) if sections else 0.0
+        a = int(start * sr)
+        clip = mono[a : a + int(round(clip_seconds * sr))]
+        mel = librosa.feature.melspectrogram(y=clip, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+        mel_db = librosa.power_to_db(mel, ref=np.max)
+        panels.append((genre, f"{track.audio_name} @ {start:.0f} s", mel_db))
+        sr_shown = sr_shown or sr
+    return plot_spectrogram_grid(panels, path, sampling_rate=sr_shown or 44100, hop_length=hop_length)

@@ -1,0 +1,36 @@
+"""``housex timeline MIX --model DIR``: genre segments of a long DJ set, as CSV, JSON and PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+HELP = "genre timeline of a long DJ set: sliding windows, smoothing, segments; writes CSV, JSON and PNG"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("mix", metavar="MIX", help="audio file of the set (anything FFmpeg decodes)")
+    p.add_argument("--model", required=True, help="model folder written by save_pretrained")
+    p.add_argument("--hop", type=float, default=2.5, help="seconds between window starts (default: 2.5)")
+    p.add_argument("--smooth", type=float, default=15.0, help="smoothing span in seconds (default: 15; 0 = none)")
+    p.add_argument("--smoothing", choices=("median", "mean"), default="median", help="temporal filter (default: median)")
+    p.add_argument("--min-segment", type=float, default=30.0,
+                   help="segments shorter than this many seconds are merged into a neighbour (default: 30)")
+    p.add_argument("--out", default=None, metavar="PREFIX",
+                   help="output prefix: writes PREFIX.csv, PREFIX.json, PREFIX.png (default: MIX without suffix + '-timeline')")
+    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
+    p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: CPU)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def run(args) -> int:
+    from housex.inference import timeline
+
+    tl = timeline(args.mix, args.model, hop_seconds=args.hop, smooth_seconds=args.smooth, smoothing=args.smoothing,
+                  min_segment_seconds=args.min_segment, batch_size=args.batch_size, device=args.device,
+                  progress=not args.no_progress)
+    prefix = args.out or str(Path(args.mix).with_suffix("")) + "-timeline"
+    paths = tl.write(prefix)
+    print(tl.format())
+    print("wrote " + "  ".join(str(p) for p in paths.values()))
+    return 0
