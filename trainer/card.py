@@ -1,0 +1,133 @@
+"""The model card (README.md) of a trained HouseX model, from ``cards/model_card.md``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "cards" / "model_card.md"
+
+# (metrics.json key, title on the card, model-index metric type)
+CARD_METRICS = (
+    ("accuracy", "accuracy", "accuracy"),
+    ("precision_weighted", "precision (weighted)", "precision"),
+    ("recall_weighted", "recall (weighted)", "recall"),
+    ("f1_weighted", "F1 (weighted)", "f1"),
+    ("f1_macro", "F1 (macro)", "f1"),
+    ("top2_accuracy", "top-2 accuracy", "accuracy"),
+    ("kl_divergence", "mean KL(target ‖ prediction), nats", "kl_divergence"),
+    ("js_distance", "Jensen-Shannon distance (base 2)", "js_distance"),
+    ("ece", "expected calibration error", "ece"),
+)
+
+
+def dataset_id(source: str) -> str:
+    """A Hub-style dataset name for the card metadata: a local folder's name, a Hub id as is."""
+    return Path(source).name if source and os.path.isdir(source) else (source or "housex-v2")
+
+
+def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mode: str, class_weights: bool,
+                     training: dict, synthetic: bool, model_name: str, repo_id: str | None,
+                     template_path: str | os.PathLike = TEMPLATE_PATH):
+    """A ``huggingface_hub.ModelCard`` with ``model-index`` results from ``metrics`` (metrics.json)."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    from housex.dataset_script.genres import GENRE_DESCRIPTIONS, GENRES
+
+    template_path = Path(template_path)
+    if not template_path.is_file():
+        raise FileNotFoundError(f"{template_path}: model card template not found")
+    dataset = dataset_id(metrics.get("dataset", ""))
+    dataset_config = metrics.get("dataset_config", "clips")
+    eval_results = [
+        EvalResult(
+            task_type="audio-classification",
+            task_name="House sub-genre classification",
+            dataset_type=dataset,
+            dataset_name=f"{dataset} ({'synthetic' if synthetic else dataset_config})",
+            dataset_config=dataset_config,
+            dataset_split="validation",
+            metric_type=metric_type,
+            metric_name=title,
+            metric_value=round(float(metrics[key]), 4),
+        )
+        for key, title, metric_type in CARD_METRICS
+        if isinstance(metrics.get(key), (int, float))
+    ]
+    tags = ["audio", "music", "genre-classification", "house-music", "soft-labels", "housex"]
+    if synthetic:
+        tags.append("synthetic-data")
+    card_data = ModelCardData(
+        library_name="transformers",
+        pipeline_tag="audio-classification",
+        license="bsd-3-clause",
+        datasets=[dataset],
+        tags=tags,
+        metrics=sorted({m for _, _, m in CARD_METRICS}),
+        model_name=model_name,
+        eval_results=eval_results or None,
+    )
+    use_chroma = bool(getattr(feature_extractor, "use_chroma", False))
+    return ModelCard.from_template(
+        card_data,
+        template_path=str(template_path),
+        model_name=model_name,
+        repo_id=repo_id or "path/to/this/folder",
+        synthetic=synthetic,
+        dataset=dataset,
+        dataset_config=dataset_config,
+        num_eval_clips=metrics.get("num_eval_clips", "?"),
+        label_mode=label_mode,
+        class_weights=class_weights,
+        clip_seconds=getattr(feature_extractor, "clip_seconds", 7.5),
+        n_mels=getattr(feature_extractor, "n_mels", model_config.patch_size),
+        features="mel + chroma" if use_chroma else "mel",
+        backbone=model_config.backbone,
+        num_hidden_layers=model_config.num_hidden_layers,
+        num_attention_heads=model_config.num_attention_heads,
+        d_model=model_config.d_model,
+        genres=[{"id": i, "name": g, "description": GENRE_DESCRIPTIONS[g]} for i, g in enumerate(GENRES)],
+        metric_rows=[
+            {"name": title, "value": f"{float(metrics[key]):.4f}"}
+            for key, title, _ in CARD_METRICS
+            if isinstance(metrics.get(key), (int, float))
+        ],
+        training_rows=[{"name": k, "value": v} for k, v in training.items()],
+    )
+
+
+def write_model_card(out_dir, *, metrics, model, model_args, data_args, training_args, feature_extractor,
+                     synthetic: bool, repo_id: str | None) -> Path:
+    """Render the card for a finished run and save it as ``out_dir/README.md``."""
+    cfg = model.config
+    training = {
+        "backbone": f"`{cfg.backbone}`" + (" (ImageNet init)" if getattr(cfg, "backbone_pretrained", False) else " (random init)"),
+        "patches": f"{cfg.patch_size}×{cfg.patch_size}, hop {cfg.patch_hop} frames",
+        "transformer": f"{cfg.num_hidden_layers} layer(s), {cfg.num_attention_heads} heads, d_model {cfg.d_model}",
+        "optimizer": f"`{training_args.optim}`, lr {training_args.learning_rate:g}, weight decay {training_args.weight_decay:g}",
+        "schedule": (
+            f"StepLR every {training_args.step_lr_step_size} steps × {training_args.step_lr_gamma:g}"
+            if getattr(training_args, "step_lr_step_size", 0) > 0
+            else f"`{getattr(training_args.lr_scheduler_type, 'value', training_args.lr_scheduler_type)}`"
+        ),
+        "batch size (per device)": training_args.per_device_train_batch_size,
+        "epochs": training_args.num_train_epochs if training_args.max_steps <= 0 else f"max_steps {training_args.max_steps}",
+        "training clips": metrics.get("num_train_clips", "?"),
+        "augmentation": "gain, noise, ±1 semitone pitch, EQ" if data_args.augment else "none",
+        "best checkpoint by": training_args.metric_for_best_model if training_args.load_best_model_at_end else "last step",
+        "seed": training_args.seed,
+    }
+    card = build_model_card(
+        metrics=metrics,
+        model_config=cfg,
+        feature_extractor=feature_extractor,
+        label_mode=data_args.label_mode,
+        class_weights=bool(data_args.class_weights),
+        training=training,
+        synthetic=synthetic,
+        model_name=Path(training_args.output_dir).name or "housex-model",
+        repo_id=repo_id,
+    )
+    path = Path(out_dir) / "README.md"
+    card.save(path)
+    return path

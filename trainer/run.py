@@ -1,0 +1,32 @@
+"""Train and evaluate a HouseX classifier.
+
+    accelerate launch trainer/run.py trainer/configs/cpu.yaml --dataset_name housex-v2 --output_dir runs/cpu
+    python trainer/run.py trainer/configs/paper.yaml --release_dirs release/ --output_dir runs/paper
+    python trainer/run.py --help
+
+The first argument may be a YAML or JSON file of argument values; ``--name value`` flags after it
+override the file.  Arguments: ``ModelArguments``/``DataTrainingArguments`` in
+``housex.trainer.train`` plus every ``transformers.TrainingArguments`` field, and
+``--step_lr_step_size``/``--step_lr_gamma`` for the paper's StepLR schedule.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    from housex.trainer.train import cli
+
+    try:
+        return cli(argv)
+    except (ValueError, OSError, RuntimeError) as e:
+        # Our errors name the file/field; a traceback would only hide the message.
+        if "--debug_traceback" in (sys.argv if argv is None else argv):
+            raise
+        print(f"trainer/run.py: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

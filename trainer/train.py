@@ -1,0 +1,620 @@
+"""Training and evaluation of the HouseX classifier with the Hugging Face ``Trainer``.
+
+Shaped after transformers' ``run_audio_classification.py``: three argument dataclasses (parsed by
+``HfArgumentParser`` from the command line and/or a YAML/JSON file) -> ``load_dataset(..., "clips")``
+(or a release folder built first) -> label mode -> features computed on the fly with
+``with_transform`` -> ``Trainer`` -> evaluation -> ``metrics.json``, confusion-matrix PNG, model
+card, ``save_pretrained`` (safetensors + feature extractor + custom code) -> optional Hub push.
+
+``main(model_args, data_args, training_args)`` is what ``trainer/run.py``, the grid and the tests
+call; ``parse_args(argv)`` turns ``CONFIG.yaml --key value ...`` into the three dataclasses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from transformers import HfArgumentParser, Trainer, TrainingArguments
+
+logger = logging.getLogger("housex.trainer")
+
+METRIC_PATH = Path(__file__).resolve().parent / "housex_metric.py"
+LABEL_MODES = ("soft", "sharpen", "clean")
+
+
+# --------------------------------------------------------------------------------------------
+# Arguments
+# --------------------------------------------------------------------------------------------
+@dataclass
+class DataTrainingArguments:
+    """Where the clips come from and how they are labelled."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={"help": "Dataset folder (Parquet + README.md with configs) or Hub id, loaded with load_dataset."},
+    )
+    dataset_config_name: str = field(default="clips", metadata={"help": "Dataset config with 7.5 s drop clips."})
+    release_dirs: list[str] | None = field(
+        default=None,
+        metadata={"help": "Release folder(s) (audio + Label-Studio export) to build the dataset from instead."},
+    )
+    build_dir: str | None = field(
+        default=None,
+        metadata={"help": "Where the dataset built from --release_dirs is written (default: <output_dir>-dataset); "
+                  "reused when it already holds a built dataset."},
+    )
+    train_split_name: str = field(default="train")
+    eval_split_name: str = field(default="validation")
+    audio_column_name: str = field(default="audio")
+    label_column_name: str = field(default="soft_label", metadata={"help": "Column of 8 genre weights."})
+    label_mode: str = field(
+        default="soft",
+        metadata={"help": "Training targets: 'soft' (weights as is), 'sharpen' (class of the max weight, ties to the "
+                  "last genre) or 'clean' (only clips whose track has one genre at weight 1). Validation always "
+                  "keeps the soft labels; the metric sharpens them, so every mode is scored on the same clips."},
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate train (debugging, tests)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation (debugging, tests)."})
+    augment: bool = field(
+        default=False,
+        metadata={"help": "audiomentations on training clips: gain, Gaussian noise, pitch shift of at most 1 semitone "
+                  "and a peaking EQ. No time-stretch: tempo (BPM) is a genre cue."},
+    )
+    augment_probability: float = field(default=0.5, metadata={"help": "Probability of each augmentation."})
+    class_weights: bool = field(
+        default=False,
+        metadata={"help": "Loss weights per class proportional to 1 / (summed training targets), as the paper; "
+                  "stored in the model config (class_weights)."},
+    )
+    dataset_is_synthetic: bool | None = field(
+        default=None,
+        metadata={"help": "Say so on the model card; default: detected from the dataset card/description."},
+    )
+
+    def __post_init__(self):
+        if self.label_mode not in LABEL_MODES:
+            raise ValueError(f"label_mode={self.label_mode!r}: expected one of {', '.join(LABEL_MODES)}")
+        if self.dataset_name is None and not self.release_dirs:
+            raise ValueError("give a dataset (--dataset_name FOLDER_OR_HUB_ID) or release folders (--release_dirs DIR ...)")
+        if self.dataset_name is not None and self.release_dirs:
+            raise ValueError("give either --dataset_name or --release_dirs, not both")
+        if not 0.0 <= self.augment_probability <= 1.0:
+            raise ValueError(f"augment_probability={self.augment_probability} must lie in [0, 1]")
+
+
+@dataclass
+class ModelArguments:
+    """A new model from these sizes, or a trained one from ``model_name_or_path``.
+
+    Fields left at ``None`` keep the default of ``HouseXConfig`` / ``HouseXFeatureExtractor`` (or of
+    the loaded model).
+    """
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Trained HouseX folder or Hub id."})
+    backbone: str | None = field(default=None, metadata={"help": "torchvision model name, e.g. resnet18, resnet152."})
+    backbone_pretrained: bool | None = field(default=None, metadata={"help": "Start from ImageNet weights."})
+    backbone_weights_path: str | None = field(default=None, metadata={"help": "Local ImageNet weights file."})
+    backbone_head: str | None = field(default=None, metadata={"help": "'imagenet' (paper) or 'replace'."})
+    backbone_chunk_size: int | None = field(default=None, metadata={"help": "Max patches per backbone call."})
+    n_mels: int | None = field(default=None, metadata={"help": "Mel bands = patch height and width."})
+    patch_hop: int | None = field(default=None, metadata={"help": "Patch hop along time, in frames."})
+    d_model: int | None = field(default=None)
+    num_hidden_layers: int | None = field(default=None)
+    num_attention_heads: int | None = field(default=None)
+    intermediate_size: int | None = field(default=None)
+    hidden_dropout_prob: float | None = field(default=None)
+    classifier_dropout: float | None = field(default=None)
+    pooling: str | None = field(default=None, metadata={"help": "'first' (paper), 'cls' or 'mean'."})
+    use_chroma: bool | None = field(default=None, metadata={"help": "Planes 2-3 = chroma_cqt / chroma_vqt."})
+    sampling_rate: int | None = field(default=None, metadata={"help": "Feature extractor sampling rate."})
+    n_fft: int | None = field(default=None)
+    hop_length: int | None = field(default=None)
+    clip_seconds: float | None = field(default=None, metadata={"help": "Clip length the feature extractor expects."})
+
+    def config_overrides(self) -> dict:
+        keys = (
+            "backbone", "backbone_pretrained", "backbone_weights_path", "backbone_head", "backbone_chunk_size",
+            "patch_hop", "d_model", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "hidden_dropout_prob", "classifier_dropout", "pooling",
+        )
+        out = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+        if self.n_mels is not None:
+            out["patch_size"] = self.n_mels  # square patches: height = width = mel bands
+        return out
+
+    def feature_extractor_overrides(self) -> dict:
+        keys = ("n_mels", "use_chroma", "sampling_rate", "n_fft", "hop_length", "clip_seconds")
+        return {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+
+
+@dataclass
+class HouseXTrainingArguments(TrainingArguments):
+    """``TrainingArguments`` plus the paper's StepLR schedule."""
+
+    step_lr_step_size: int = field(
+        default=0,
+        metadata={"help": "If > 0: StepLR (multiply the learning rate by step_lr_gamma every this many "
+                  "optimizer steps) instead of lr_scheduler_type. The paper: 256."},
+    )
+    step_lr_gamma: float = field(default=0.9, metadata={"help": "StepLR factor (paper: 0.9)."})
+
+
+def _resolve_bf16(value) -> bool:
+    """``bf16: auto`` -> True on a CUDA GPU with bf16 support, False elsewhere."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        import torch
+
+        return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    return value
+
+
+def load_config_file(path: str | os.PathLike) -> dict:
+    """A YAML or JSON file of argument names -> values."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: config file not found") from None
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON ({e})") from None
+    else:
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"{path}: not valid YAML ({e})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of argument names to values, got {type(data).__name__}")
+    return data
+
+
+def parse_args(argv: list[str] | None = None, **overrides):
+    """``[CONFIG.yaml|.json] [--name value ...]`` -> (ModelArguments, DataTrainingArguments, TrainingArguments).
+
+    Values from the file are defaults; command-line flags override them, ``overrides`` (Python
+    keyword arguments, used by the grid and tests) override both.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((ModelArguments, DataTrainingArguments, HouseXTrainingArguments))
+    file_values: dict = {}
+    source = "arguments"
+    if argv and not argv[0].startswith("-") and Path(argv[0]).suffix.lower() in (".yaml", ".yml", ".json"):
+        source = argv[0]
+        file_values = load_config_file(argv.pop(0))
+    file_values.update(overrides)
+    known = {a.dest for a in parser._actions}
+    unknown = sorted(set(file_values) - known)
+    if unknown:
+        raise ValueError(f"{source}: unknown argument(s) {', '.join(unknown)}")
+    if "bf16" in file_values:
+        file_values["bf16"] = _resolve_bf16(file_values["bf16"])
+    for i, tok in enumerate(argv):
+        if tok == "--bf16" and i + 1 < len(argv) and argv[i + 1].lower() == "auto":
+            argv[i + 1] = str(_resolve_bf16("auto"))
+    parser.set_defaults(**file_values)
+    model_args, data_args, training_args, rest = parser.parse_args_into_dataclasses(
+        args=argv, return_remaining_strings=True
+    )
+    if rest:
+        raise ValueError(f"unknown command-line argument(s): {' '.join(rest)}")
+    # Python overrides win even over the command line.
+    for obj in (model_args, data_args):
+        for k, v in overrides.items():
+            if hasattr(obj, k):
+                setattr(obj, k, v)
+    return model_args, data_args, training_args
+
+
+# --------------------------------------------------------------------------------------------
+# Data
+# --------------------------------------------------------------------------------------------
+def load_clip_datasets(data_args: DataTrainingArguments, training_args):
+    """``DatasetDict`` with the train and validation clips (built from release folders if asked)."""
+    import datasets
+
+    if data_args.release_dirs:
+        build_dir = Path(data_args.build_dir or f"{str(training_args.output_dir).rstrip('/')}-dataset")
+        with training_args.main_process_first(desc="building the dataset"):
+            if (build_dir / "README.md").exists():
+                logger.info("reusing the dataset built in %s", build_dir)
+            else:
+                from housex.dataset_script.export import export_dataset
+
+                logger.info("building the dataset from %s into %s", data_args.release_dirs, build_dir)
+                export_dataset(data_args.release_dirs, build_dir, configs=("clips",), seed=training_args.seed)
+        source = str(build_dir)
+    else:
+        source = data_args.dataset_name
+    try:
+        raw = datasets.load_dataset(source, data_args.dataset_config_name)
+    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
+        raise FileNotFoundError(f"dataset {source!r} (config {data_args.dataset_config_name!r}) not found: {e}") from None
+    for split in (data_args.train_split_name, data_args.eval_split_name):
+        if split not in raw:
+            raise ValueError(f"dataset {source!r} has no split {split!r} (has {', '.join(raw)})")
+    for col in (data_args.audio_column_name, data_args.label_column_name):
+        if col not in raw[data_args.train_split_name].column_names:
+            raise ValueError(
+                f"dataset {source!r}: column {col!r} not found (has {', '.join(raw[data_args.train_split_name].column_names)})"
+            )
+    return raw, source
+
+
+def dataset_looks_synthetic(ds, source: str | None) -> bool:
+    """True when the dataset's description or card says it is the synthetic set."""
+    texts = [ds.info.description or ""]
+    if source and Path(source, "README.md").is_file():
+        texts.append(Path(source, "README.md").read_text(encoding="utf-8", errors="replace"))
+    return any("synthetic" in t.lower() for t in texts)
+
+
+def clip_seconds_of(ds) -> float | None:
+    """The clip length of a clips dataset (median of clip_end - clip_start over up to 64 rows), or None."""
+    if "clip_start" not in ds.column_names or "clip_end" not in ds.column_names or len(ds) == 0:
+        return None
+    head = ds.select_columns(["clip_start", "clip_end"]).select(range(min(64, len(ds))))
+    lengths = np.asarray(head["clip_end"], dtype=np.float64) - np.asarray(head["clip_start"], dtype=np.float64)
+    return round(float(np.median(lengths)), 4)
+
+
+def training_targets(soft_labels: np.ndarray, label_mode: str) -> np.ndarray:
+    """(N, 8) soft labels -> training targets: (N, 8) float32 for 'soft', (N,) int64 ids otherwise."""
+    from housex.dataset_script.genres import sharpen_ids
+
+    soft = np.asarray(soft_labels, dtype=np.float64)
+    if label_mode == "soft":
+        return (soft / soft.sum(axis=-1, keepdims=True)).astype(np.float32)
+    return np.atleast_1d(sharpen_ids(soft)).astype(np.int64)
+
+
+def class_weights_from_targets(targets: np.ndarray, num_labels: int) -> list[float]:
+    """Weights ∝ 1 / (summed targets per class), normalised to mean 1 over the classes present.
+
+    ``targets``: (N, C) soft or (N,) ids.  A class that never occurs gets weight 0 (it is never a target).
+    """
+    t = np.asarray(targets)
+    counts = np.bincount(t, minlength=num_labels).astype(np.float64) if t.ndim == 1 else t.sum(axis=0)
+    weights = np.zeros(num_labels)
+    present = counts > 0
+    weights[present] = 1.0 / counts[present]
+    weights[present] /= weights[present].mean()
+    return weights.tolist()
+
+
+def build_augmenter(p: float, seed: int):
+    """audiomentations chain for training clips; tempo is left alone (it is a genre cue)."""
+    import audiomentations as am
+
+    return am.Compose(
+        [
+            am.Gain(min_gain_db=-6.0, max_gain_db=6.0, p=p),
+            am.AddGaussianSNR(min_snr_db=20.0, max_snr_db=40.0, p=p),
+            am.PitchShift(min_semitones=-1.0, max_semitones=1.0, p=p),
+            am.SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=p),
+        ]
+    )
+
+
+def make_transform(feature_extractor, *, audio_column: str, label_column: str, label_mode: str | None,
+                   augmenter=None):
+    """``with_transform`` function: decoded audio -> ``input_features``; soft label -> ``labels``.
+
+    ``label_mode=None`` keeps the soft label (validation).  Audio is decoded by ``datasets``
+    (already resampled to the feature extractor's rate by ``cast_column``) and averaged to mono.
+    """
+    sr = int(feature_extractor.sampling_rate)
+
+    def transform(batch):
+        waves = []
+        for audio in batch[audio_column]:
+            y = np.asarray(audio["array"], dtype=np.float32)
+            if y.ndim == 2:  # (channels, samples) -> channel mean
+                y = y.mean(axis=0)
+            if augmenter is not None:
+                y = augmenter(samples=y, sample_rate=sr).astype(np.float32)
+            waves.append(y)
+        features = feature_extractor(waves, sampling_rate=sr, return_tensors="np")
+        out = {"input_features": list(features["input_features"])}
+        if "attention_mask" in features:
+            out["attention_mask"] = list(features["attention_mask"])
+        soft = np.asarray(batch[label_column], dtype=np.float64)
+        out["labels"] = list(training_targets(soft, label_mode or "soft"))
+        return out
+
+    return transform
+
+
+# --------------------------------------------------------------------------------------------
+# Model
+# --------------------------------------------------------------------------------------------
+def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | None = None):
+    """From ``model_name_or_path`` or new; ``clip_seconds`` (the dataset's clip length) unless set."""
+    from housex.modeling import HouseXFeatureExtractor
+
+    overrides = model_args.feature_extractor_overrides()
+    if clip_seconds is not None and not model_args.model_name_or_path:
+        overrides.setdefault("clip_seconds", clip_seconds)
+    if model_args.model_name_or_path:
+        return HouseXFeatureExtractor.from_pretrained(model_args.model_name_or_path, **overrides)
+    return HouseXFeatureExtractor(**overrides)
+
+
+def build_model(model_args: ModelArguments, feature_extractor, class_weights: list[float] | None):
+    from housex.modeling import HouseXConfig, HouseXForAudioClassification
+
+    overrides = model_args.config_overrides()
+    if model_args.model_name_or_path:
+        config = HouseXConfig.from_pretrained(model_args.model_name_or_path, **overrides)
+        config.class_weights = class_weights
+        return HouseXForAudioClassification.from_pretrained(model_args.model_name_or_path, config=config)
+    n_mels = int(feature_extractor.n_mels)
+    if overrides.setdefault("patch_size", n_mels) != n_mels:
+        raise ValueError(f"patch_size={overrides['patch_size']} must equal the feature extractor's n_mels={n_mels}")
+    num_channels = getattr(feature_extractor, "num_channels", None)
+    if num_channels is not None:
+        overrides.setdefault("num_channels", int(num_channels))
+    config = HouseXConfig(class_weights=class_weights, **overrides)
+    return HouseXForAudioClassification(config)
+
+
+class HouseXTrainer(Trainer):
+    """``Trainer`` with the paper's StepLR when ``args.step_lr_step_size > 0``."""
+
+    def create_scheduler(self, num_training_steps, optimizer=None):
+        if self.lr_scheduler is None and getattr(self.args, "step_lr_step_size", 0) > 0:
+            import torch
+
+            self.lr_scheduler = torch.optim.lr_scheduler.StepLR(
+                optimizer if optimizer is not None else self.optimizer,
+                step_size=self.args.step_lr_step_size,
+                gamma=self.args.step_lr_gamma,
+            )
+            self._created_lr_scheduler = True
+            return self.lr_scheduler
+        return super().create_scheduler(num_training_steps, optimizer)
+
+
+# --------------------------------------------------------------------------------------------
+# Outputs
+# --------------------------------------------------------------------------------------------
+def save_confusion_png(matrix, labels, path: str | os.PathLike, title: str = "") -> Path:
+    """Row-normalised confusion matrix (rows = target, columns = prediction) with counts, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix, dtype=np.float64)
+    rows = m.sum(axis=1, keepdims=True)
+    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=120)
+    im = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("target (sharpened)")
+    for i in range(m.shape[0]):
+        for j in range(m.shape[1]):
+            if m[i, j]:
+                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center",
+                        color="white" if frac[i, j] > 0.5 else "black", fontsize=8)
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the target row")
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token=None, private=None,
+                       commit_message: str = "Upload HouseX model") -> str:
+    """Upload a saved model folder with the official huggingface_hub API.
+
+    Any failure (offline, no token, no permission) raises ``RuntimeError`` that says the local
+    folder is complete and how to retry; nothing local is changed.
+    """
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                 commit_message=commit_message,
+                                 ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "*.pth"])
+    except Exception as e:  # offline mode, network, auth: all end the same way for the user
+        raise RuntimeError(
+            f"push_to_hub to {repo_id!r} failed ({type(e).__name__}: {e}). The trained model is saved "
+            f"locally in {folder}; retry later with `huggingface-cli upload {repo_id} {folder}`."
+        ) from None
+    return getattr(info, "commit_url", str(info))
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_args, *, callbacks=None) -> dict:
+    """Train (when ``do_train``), evaluate, save.  Returns the metrics (as written to metrics.json)."""
+    import datasets
+    import evaluate
+    import transformers
+    from transformers import set_seed
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from housex.dataset_script.genres import GENRES
+
+    logging.basicConfig(
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if training_args.should_log else logging.WARNING,
+    )
+    if not training_args.should_log:
+        transformers.utils.logging.set_verbosity_warning()
+        datasets.utils.logging.set_verbosity_warning()
+    set_seed(training_args.seed)
+    if not training_args.do_train and not model_args.model_name_or_path:
+        raise ValueError("do_train is false and no model_name_or_path is given: nothing to evaluate")
+
+    # Our evaluation needs the raw columns (audio, soft_label) inside the transform.
+    training_args.remove_unused_columns = False
+    push_repo = None
+    if training_args.push_to_hub:
+        # Pushed at the very end with our own call, so an offline machine trains and saves first.
+        push_repo = training_args.hub_model_id or Path(training_args.output_dir).name
+        training_args.push_to_hub = False
+
+    raw, source = load_clip_datasets(data_args, training_args)
+    train_ds = raw[data_args.train_split_name]
+    eval_ds = raw[data_args.eval_split_name]
+    synthetic = data_args.dataset_is_synthetic
+    if synthetic is None:
+        synthetic = dataset_looks_synthetic(train_ds, source)
+    if data_args.label_mode == "clean":
+        before = len(train_ds)
+        train_ds = train_ds.filter(lambda s: max(s) >= 1.0 - 1e-9, input_columns=[data_args.label_column_name])
+        logger.info("label_mode=clean: %d of %d training clips have one genre at weight 1", len(train_ds), before)
+        if len(train_ds) == 0:
+            raise ValueError(f"label_mode=clean: no training clip of {source!r} has a single-genre label")
+    if data_args.max_train_samples is not None:
+        train_ds = train_ds.select(range(min(data_args.max_train_samples, len(train_ds))))
+    if data_args.max_eval_samples is not None:
+        eval_ds = eval_ds.select(range(min(data_args.max_eval_samples, len(eval_ds))))
+    if len(train_ds) == 0 and training_args.do_train:
+        raise ValueError(f"dataset {source!r}: the {data_args.train_split_name!r} split is empty")
+    if len(eval_ds) == 0:
+        raise ValueError(f"dataset {source!r}: the {data_args.eval_split_name!r} split is empty")
+
+    feature_extractor = build_feature_extractor(model_args, clip_seconds_of(train_ds if len(train_ds) else eval_ds))
+    audio_feature = datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate))
+    train_ds = train_ds.cast_column(data_args.audio_column_name, audio_feature)
+    eval_ds = eval_ds.cast_column(data_args.audio_column_name, audio_feature)
+
+    weights = None
+    if data_args.class_weights:
+        soft = np.asarray(train_ds[data_args.label_column_name], dtype=np.float64)
+        weights = class_weights_from_targets(training_targets(soft, data_args.label_mode), len(GENRES))
+        logger.info("class weights: %s", [round(w, 3) for w in weights])
+
+    augmenter = build_augmenter(data_args.augment_probability, training_args.seed) if data_args.augment else None
+    train_ds.set_transform(make_transform(feature_extractor, audio_column=data_args.audio_column_name,
+                                          label_column=data_args.label_column_name,
+                                          label_mode=data_args.label_mode, augmenter=augmenter))
+    eval_ds.set_transform(make_transform(feature_extractor, audio_column=data_args.audio_column_name,
+                                         label_column=data_args.label_column_name, label_mode=None))
+
+    from housex.modeling import register_auto_classes
+
+    # Auto classes + auto_map so the saved folder loads with pipeline(..., trust_remote_code=True).
+    register_auto_classes()
+    model = build_model(model_args, feature_extractor, weights)
+    if list(model.config.id2label.values()) != list(GENRES):
+        raise ValueError(f"model {model_args.model_name_or_path!r}: labels {list(model.config.id2label.values())} "
+                         f"are not the 8 HouseX genres in canonical order")
+
+    with training_args.main_process_first(desc="loading the metric"):
+        metric = evaluate.load(str(METRIC_PATH))
+    last_scores: dict = {}
+
+    def compute_metrics(eval_pred):
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        scores = metric.compute(predictions=logits, references=eval_pred.label_ids, prediction_type="logits")
+        last_scores.clear()
+        last_scores.update(scores)
+        # Only scalars go to the Trainer's logs (tensorboard); the matrix is kept for metrics.json.
+        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
+
+    def logits_only(logits, labels):
+        # The model also returns pooled embeddings and patch masks; only the logits are scored.
+        return logits[0] if isinstance(logits, tuple) else logits
+
+    trainer = HouseXTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_ds if training_args.do_train else None,
+        eval_dataset=eval_ds,
+        processing_class=feature_extractor,
+        compute_metrics=compute_metrics,
+        preprocess_logits_for_metrics=logits_only,
+        callbacks=callbacks,
+    )
+
+    train_metrics: dict = {}
+    if training_args.do_train:
+        resume = training_args.resume_from_checkpoint
+        if isinstance(resume, str) and resume.lower() in ("last", "latest", "true"):
+            resume = get_last_checkpoint(training_args.output_dir)
+            if resume is None:
+                raise FileNotFoundError(f"resume_from_checkpoint=last: no checkpoint-* folder in {training_args.output_dir}")
+        result = trainer.train(resume_from_checkpoint=resume)
+        train_metrics = dict(result.metrics)
+        trainer.save_model()  # safetensors + config + custom code (+ feature extractor via processing_class)
+        trainer.save_state()
+
+    eval_metrics = trainer.evaluate()
+    eval_metrics = {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}
+    metrics = {
+        **eval_metrics,
+        "confusion_matrix": last_scores.get("confusion_matrix"),
+        "labels": list(GENRES),
+        "label_mode": data_args.label_mode,
+        "dataset": source,
+        "dataset_config": data_args.dataset_config_name,
+        "synthetic_dataset": bool(synthetic),
+        "num_train_clips": len(train_ds) if training_args.do_train else 0,
+        "num_eval_clips": len(eval_ds),
+        "train": train_metrics,
+    }
+
+    out_dir = Path(training_args.output_dir)
+    if trainer.is_world_process_zero():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not training_args.do_train:
+            trainer.save_model()
+        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        save_confusion_png(metrics["confusion_matrix"], GENRES, out_dir / "confusion_matrix.png",
+                           title=f"HouseX validation ({data_args.label_mode} labels)")
+        from housex.trainer.card import write_model_card
+
+        write_model_card(out_dir, metrics=metrics, model=trainer.model, model_args=model_args,
+                         data_args=data_args, training_args=training_args, feature_extractor=feature_extractor,
+                         synthetic=bool(synthetic), repo_id=push_repo)
+        logger.info("saved model, metrics.json, confusion_matrix.png and README.md to %s", out_dir)
+        if push_repo:
+            url = push_folder_to_hub(out_dir, push_repo, token=training_args.hub_token,
+                                     private=training_args.hub_private_repo)
+            logger.info("pushed to the Hub: %s", url)
+    trainer.accelerator.wait_for_everyone()
+    return metrics
+
+
+def cli(argv: list[str] | None = None) -> int:
+    model_args, data_args, training_args = parse_args(argv)
+    main(model_args, data_args, training_args)
+    return 0
+
+
+__all__ = [
+    "DataTrainingArguments",
+    "ModelArguments",
+    "HouseXTrainingArguments",
+    "parse_args",
+    "main",
+    "cli",
+    "training_targets",
+    "class_weights_from_targets",
+    "save_confusion_png",
+    "push_folder_to_hub",
+]
