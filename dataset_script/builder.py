@@ -35,10 +35,11 @@ from .genres import GENRES, LABEL_MODES, LabelError, apply_label_mode, sharpen_i
 from .labelstudio import AnnotationError, find_release_files, parse_task, read_drop_file, resolve_in_folder, _load_json
 
 CONFIG_NAMES = ("tracks", "clips")
-CITATION = """@article{housex-v2,
+CITATION = """@misc{housex-v2,
   title  = {HouseX-v2: sub-genre classification of mainstage house music with soft labels},
-  author = {Xinyu Li and the HouseX-v2 authors},
-  note   = {Code and annotations: https://github.com/Gariscat/housex-v2},
+  author = {{HouseX-v2 authors}},
+  howpublished = {\\url{https://github.com/Gariscat/housex-v2}},
+  note   = {Paper and code; cite the paper as given in the repository's README},
 }"""
 HOMEPAGE = "https://github.com/Gariscat/housex-v2"
 

@@ -1,0 +1,215 @@
+"""Export the builder's configs as a Hub-ready folder: Parquet shards + a README.md dataset card.
+
+Layout (what ``push_to_hub`` of ``datasets`` writes, so local folder and Hub repo load alike)::
+
+    <out>/README.md                                  YAML: configs, dataset_info, license, tags
+    <out>/clips/train-00000-of-00001.parquet
+    <out>/clips/validation-00000-of-00001.parquet
+    <out>/tracks/train-00000-of-00002.parquet ...
+
+``load_dataset("<out>", "clips")`` (or ``load_dataset("<user>/housex-v2", "clips")`` after
+:func:`push_to_hub`) gives the rows the builder wrote.  The folder is written to a temporary
+sibling and renamed at the end, so a failed build never leaves a half-written folder.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import datasets
+from datasets.info import DatasetInfosDict
+from datasets.utils.metadata import MetadataConfigs
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
+from .genres import GENRE_DESCRIPTIONS, GENRES
+
+CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "cards" / "dataset_card.md"
+SYNTHETIC_MARKER = "generator-truth.json"  # written by the synthetic generator next to its audio
+
+
+def _shard_count(ds: datasets.Dataset, max_shard_bytes: int) -> int:
+    return max(1, min(len(ds), math.ceil(ds.data.nbytes / max_shard_bytes))) if len(ds) else 1
+
+
+def export_dataset(
+    data_dirs: str | os.PathLike | Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    *,
+    configs: Sequence[str] = ("tracks", "clips"),
+    label_mode: str = "soft",
+    seed: int = 42,
+    validation_fraction: float = 0.2,
+    stratify: bool = False,
+    clips_per_section: int = 4,
+    clip_seconds: float = 7.5,
+    margin_db: float = 1.5,
+    min_drop_seconds: float = 15.0,
+    skip_seconds: float = 15.0,
+    strict: bool = False,
+    use_drop_file: bool = True,
+    overwrite: bool = False,
+    max_shard_size: int = 500 * 2**20,
+    pretty_name: str = "HouseX-v2",
+    repo_hint: str | None = None,
+    progress: bool = True,
+) -> BuildSummary:
+    """Build ``configs`` from the release folders and write them to ``out_dir``.
+
+    Returns the :class:`BuildSummary` (tracks read, tracks/clips written per split, skips with
+    reasons).  Raises FileExistsError when ``out_dir`` exists and ``overwrite`` is False, and
+    ValueError for unknown configs/options or when no track is usable.
+    """
+    folders = split_data_dirs(data_dirs)
+    configs = list(dict.fromkeys(configs))
+    unknown = [c for c in configs if c not in CONFIG_NAMES]
+    if unknown or not configs:
+        raise ValueError(f"configs: unknown {unknown or configs}; expected some of {', '.join(CONFIG_NAMES)}")
+    out_dir = Path(out_dir).absolute()
+    if out_dir.exists() and not overwrite:
+        raise FileExistsError(f"{out_dir}: output folder exists (use overwrite=True / --overwrite to replace it)")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # clips first: the tracks config then reuses the cached drop analysis instead of decoding again
+    order = sorted(configs, key=lambda c: c != "clips")
+    options = dict(
+        label_mode=label_mode, seed=seed, validation_fraction=validation_fraction, stratify=stratify,
+        clips_per_section=clips_per_section, clip_seconds=clip_seconds, margin_db=margin_db,
+        min_drop_seconds=min_drop_seconds, skip_seconds=skip_seconds, strict=strict, use_drop_file=use_drop_file,
+    )
+
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    try:
+        summary = BuildSummary()
+        infos, metadata_configs, split_rows = {}, {}, []
+        for name in order:
+            builder = HouseXBuilder(
+                config_name=name, data_dir=[str(f) for f in folders], cache_dir=str(tmp / ".cache"),
+                progress=progress, **options,
+            )
+            builder.download_and_prepare()
+            _merge(summary, builder.summary, first=(name == order[0]))
+            dataset = builder.as_dataset()
+            data_files = []
+            for split, ds in dataset.items():
+                if len(ds) == 0:
+                    continue
+                n_shards = _shard_count(ds, max_shard_size)
+                (tmp / name).mkdir(exist_ok=True)
+                for i in range(n_shards):
+                    shard = ds.shard(num_shards=n_shards, index=i, contiguous=True)
+                    shard.to_parquet(str(tmp / name / f"{split}-{i:05d}-of-{n_shards:05d}.parquet"))
+                data_files.append({"split": split, "path": f"{name}/{split}-*"})
+                split_rows.append(
+                    {"config": name, "split": split, "rows": len(ds), "tracks": len(set(ds["track_id"]))}
+                )
+            info = builder.info.copy()
+            info.config_name = name
+            infos[name] = info
+            metadata_configs[name] = {"data_files": data_files, **({"default": True} if name == "clips" else {})}
+            del dataset, builder
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)
+
+        synthetic = any((f / SYNTHETIC_MARKER).is_file() for f in folders)
+        card = render_card(
+            summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], synthetic=synthetic,
+            pretty_name=pretty_name, repo_hint=repo_hint or out_dir.name, options=options,
+        )
+        card.save(tmp / "README.md")
+
+        if out_dir.exists():  # overwrite: swap in the new folder, then remove the old one
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    summary.out_dir = str(out_dir)
+    return summary
+
+
+def _merge(total: BuildSummary, part: BuildSummary, *, first: bool) -> None:
+    if first:
+        total.tracks_read = part.tracks_read
+        total.drops_from_file, total.drops_detected = part.drops_from_file, part.drops_detected
+        total.fallback_tracks, total.padded_clips = part.fallback_tracks, part.padded_clips
+        total.tracks = dict(part.tracks)
+    for split, n in part.clips.items():
+        total.clips[split] = n
+    for s in part.skipped:
+        total.skip(s.source, s.name, s.reason)
+
+
+def render_card(
+    summary: BuildSummary,
+    infos: dict[str, datasets.DatasetInfo],
+    metadata_configs: dict[str, dict],
+    split_rows: list[dict],
+    *,
+    sources: Sequence[str],
+    synthetic: bool,
+    pretty_name: str,
+    repo_hint: str,
+    options: dict,
+) -> DatasetCard:
+    """README.md with the YAML that ``load_dataset`` reads (``configs``, ``dataset_info``)."""
+    if not CARD_TEMPLATE.is_file():
+        raise FileNotFoundError(f"{CARD_TEMPLATE}: dataset card template not found")
+    tags = ["music", "audio", "house-music", "music-genre-classification", "soft-labels"]
+    if synthetic:
+        tags.append("synthetic")
+    card_data = DatasetCardData(
+        pretty_name=pretty_name,
+        license="bsd-3-clause",
+        task_categories=["audio-classification"],
+        tags=tags,
+        size_categories=[_size_category(max((r["rows"] for r in split_rows), default=0))],
+        source_datasets=["original"] if not synthetic else [],
+    )
+    # the same helpers datasets' own push_to_hub uses to write these YAML fields
+    DatasetInfosDict(infos).to_dataset_card_data(card_data)
+    MetadataConfigs(metadata_configs).to_dataset_card_data(card_data)
+    return DatasetCard.from_template(
+        card_data,
+        template_path=str(CARD_TEMPLATE),
+        pretty_name=pretty_name,
+        synthetic=synthetic,
+        homepage=HOMEPAGE,
+        citation=CITATION,
+        sources=list(sources),
+        repo_hint=repo_hint,
+        config_names=list(metadata_configs),
+        split_rows=split_rows,
+        genres=[{"name": g, "description": GENRE_DESCRIPTIONS.get(g, "")} for g in GENRES],
+        summary=summary,
+        skip_counts=sorted(summary.skip_counts().items()),
+        **options,
+    )
+
+
+def _size_category(n: int) -> str:
+    for limit, name in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K")):
+        if n < limit:
+            return name
+    return "100K<n<1M"
+
+
+def push_to_hub(folder: str | os.PathLike, repo_id: str, token: str | None = None, private: bool = False) -> str:
+    """Upload an exported folder as a Hub dataset repo (created when missing); returns its URL."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not (folder / "README.md").is_file():
+        raise FileNotFoundError(f"{folder}: not an exported dataset folder (README.md missing)")
+    api = HfApi(token=token)
+    api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="dataset",
+                      commit_message="Upload HouseX-v2 dataset (housex build)")
+    return f"https://huggingface.co/datasets/{repo_id}"
