@@ -104,7 +104,7 @@ def write_model_card(out_dir, *, metrics, model, model_args, data_args, training
         "backbone": f"`{cfg.backbone}`" + (" (ImageNet init)" if getattr(cfg, "backbone_pretrained", False) else " (random init)"),
         "patches": f"{cfg.patch_size}×{cfg.patch_size}, hop {cfg.patch_hop} frames",
         "transformer": f"{cfg.num_hidden_layers} layer(s), {cfg.num_attention_heads} heads, d_model {cfg.d_model}",
-        "optimizer": f"`{training_args.optim}`, lr {training_args.learning_rate:g}, weight decay {training_args.weight_decay:g}",
+        "optimizer": f"`{getattr(training_args.optim, 'value', training_args.optim)}`, lr {training_args.learning_rate:g}, weight decay {training_args.weight_decay:g}",
         "schedule": (
             f"StepLR every {training_args.step_lr_step_size} steps × {training_args.step_lr_gamma:g}"
             if getattr(training_args, "step_lr_step_size", 0) > 0

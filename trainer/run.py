@@ -8,6 +8,7 @@ The first argument may be a YAML or JSON file of argument values; ``--name value
 override the file.  Arguments: ``ModelArguments``/``DataTrainingArguments`` in
 ``housex.trainer.train`` plus every ``transformers.TrainingArguments`` field, and
 ``--step_lr_step_size``/``--step_lr_gamma`` for the paper's StepLR schedule.
+``--debug_traceback`` shows the full traceback of an error.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     from housex.trainer.train import cli
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug_traceback" in argv
+    argv = [a for a in argv if a != "--debug_traceback"]
     try:
         return cli(argv)
     except (ValueError, OSError, RuntimeError) as e:
         # Our errors name the file/field; a traceback would only hide the message.
-        if "--debug_traceback" in (sys.argv if argv is None else argv):
+        if debug:
             raise
         print(f"trainer/run.py: error: {e}", file=sys.stderr)
         return 2

@@ -47,8 +47,12 @@ class DataTrainingArguments:
     )
     build_dir: str | None = field(
         default=None,
-        metadata={"help": "Where the dataset built from --release_dirs is written (default: <output_dir>-dataset); "
-                  "reused when it already holds a built dataset."},
+        metadata={"help": "Cache folder of the dataset built from --release_dirs (default: the datasets cache)."},
+    )
+    build_options: str | None = field(
+        default=None,
+        metadata={"help": "Builder options for --release_dirs as KEY=VALUE,... e.g. 'clip_seconds=2,min_drop_seconds=4' "
+                  "(fields of HouseXBuilderConfig)."},
     )
     train_split_name: str = field(default="train")
     eval_split_name: str = field(default="validation")
@@ -221,43 +225,68 @@ def parse_args(argv: list[str] | None = None, **overrides):
 # --------------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------------
+def parse_build_options(text: str | None) -> dict:
+    """``"clip_seconds=2,min_drop_seconds=4"`` -> builder config overrides (numbers and booleans parsed)."""
+    import yaml
+
+    from housex.dataset_script.builder import HouseXBuilderConfig
+
+    allowed = {f.name for f in dataclasses.fields(HouseXBuilderConfig)} - {"name", "version", "data_dir", "data_files",
+                                                                           "description"}
+    out = {}
+    for item in filter(None, (x.strip() for x in (text or "").split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or key not in allowed:
+            raise ValueError(f"build_options: {item!r} is not KEY=VALUE with KEY one of {', '.join(sorted(allowed))}")
+        out[key] = yaml.safe_load(value.strip())
+    return out
+
+
 def load_clip_datasets(data_args: DataTrainingArguments, training_args):
-    """``DatasetDict`` with the train and validation clips (built from release folders if asked)."""
+    """``(DatasetDict, source)``: the clips config loaded by name/folder, or built from release folders.
+
+    Release folders go through ``HouseXBuilder`` (cached under ``build_dir`` or the datasets cache,
+    keyed by the release files and build options); under DDP the main process builds first.
+    """
     import datasets
 
     if data_args.release_dirs:
-        build_dir = Path(data_args.build_dir or f"{str(training_args.output_dir).rstrip('/')}-dataset")
-        with training_args.main_process_first(desc="building the dataset"):
-            if (build_dir / "README.md").exists():
-                logger.info("reusing the dataset built in %s", build_dir)
-            else:
-                from housex.dataset_script.export import export_dataset
+        from housex.dataset_script.builder import HouseXBuilder
 
-                logger.info("building the dataset from %s into %s", data_args.release_dirs, build_dir)
-                export_dataset(data_args.release_dirs, build_dir, configs=("clips",), seed=training_args.seed)
-        source = str(build_dir)
+        options = {"seed": training_args.seed, **parse_build_options(data_args.build_options)}
+        with training_args.main_process_first(desc="building the dataset"):
+            builder = HouseXBuilder(config_name=data_args.dataset_config_name, data_dir=list(data_args.release_dirs),
+                                    cache_dir=data_args.build_dir, **options)
+            builder.download_and_prepare()
+            raw = builder.as_dataset()
+        if training_args.should_log and builder.summary.format().strip():
+            logger.info("dataset build summary:\n%s", builder.summary.format())
+        source = ",".join(data_args.release_dirs)
     else:
         source = data_args.dataset_name
-    try:
-        raw = datasets.load_dataset(source, data_args.dataset_config_name)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise FileNotFoundError(f"dataset {source!r} (config {data_args.dataset_config_name!r}) not found: {e}") from None
+        try:
+            raw = datasets.load_dataset(source, data_args.dataset_config_name)
+        except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
+            raise FileNotFoundError(f"dataset {source!r} (config {data_args.dataset_config_name!r}) not found: {e}") from None
     for split in (data_args.train_split_name, data_args.eval_split_name):
         if split not in raw:
             raise ValueError(f"dataset {source!r} has no split {split!r} (has {', '.join(raw)})")
+    columns = raw[data_args.train_split_name].column_names
     for col in (data_args.audio_column_name, data_args.label_column_name):
-        if col not in raw[data_args.train_split_name].column_names:
-            raise ValueError(
-                f"dataset {source!r}: column {col!r} not found (has {', '.join(raw[data_args.train_split_name].column_names)})"
-            )
+        if col not in columns:
+            raise ValueError(f"dataset {source!r}: column {col!r} not found (has {', '.join(columns)})")
     return raw, source
 
 
-def dataset_looks_synthetic(ds, source: str | None) -> bool:
-    """True when the dataset's description or card says it is the synthetic set."""
+def dataset_looks_synthetic(ds, data_args: DataTrainingArguments) -> bool:
+    """True when a release folder holds the generator's ``generator-truth.json``, or the dataset's
+    description or card (README.md of a dataset folder) says it is synthetic."""
+    if data_args.release_dirs:
+        return any(Path(d, "generator-truth.json").is_file() for d in data_args.release_dirs)
     texts = [ds.info.description or ""]
-    if source and Path(source, "README.md").is_file():
-        texts.append(Path(source, "README.md").read_text(encoding="utf-8", errors="replace"))
+    if data_args.dataset_name and Path(data_args.dataset_name, "README.md").is_file():
+        texts.append(Path(data_args.dataset_name, "README.md").read_text(encoding="utf-8", errors="replace"))
     return any("synthetic" in t.lower() for t in texts)
 
 
@@ -386,6 +415,15 @@ class HouseXTrainer(Trainer):
             return self.lr_scheduler
         return super().create_scheduler(num_training_steps, optimizer)
 
+    def _save(self, output_dir=None, state_dict=None):
+        # Trainer pickles the arguments to training_args.bin; we keep no pickles: JSON instead.
+        super()._save(output_dir, state_dict)
+        if not self.args.should_save:
+            return
+        folder = Path(output_dir if output_dir is not None else self.args.output_dir)
+        (folder / "training_args.bin").unlink(missing_ok=True)
+        (folder / "training_args.json").write_text(self.args.to_json_string() + "\n", encoding="utf-8")
+
 
 # --------------------------------------------------------------------------------------------
 # Outputs
@@ -481,7 +519,7 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     eval_ds = raw[data_args.eval_split_name]
     synthetic = data_args.dataset_is_synthetic
     if synthetic is None:
-        synthetic = dataset_looks_synthetic(train_ds, source)
+        synthetic = dataset_looks_synthetic(train_ds, data_args)
     if data_args.label_mode == "clean":
         before = len(train_ds)
         train_ds = train_ds.filter(lambda s: max(s) >= 1.0 - 1e-9, input_columns=[data_args.label_column_name])
