@@ -47,6 +47,8 @@ def safe_audio_name(upload_path: str, *, where: str = "") -> str:
         raise AnnotationError(f"{prefix}audio path is empty or not a string: {upload_path!r}")
     if "\x00" in upload_path:
         raise AnnotationError(f"{prefix}audio path contains a NUL byte: {upload_path!r}")
+    if upload_path.rstrip().endswith(("/", "\\")):
+        raise AnnotationError(f"{prefix}audio path {upload_path!r} names a folder, not a file")
     # Accept both URL-ish posix paths and Windows paths; keep only the final component.
     raw_parts = PureWindowsPath(upload_path).parts if "\\" in upload_path else PurePosixPath(upload_path).parts
     if any(part == ".." for part in raw_parts):
