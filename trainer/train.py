@@ -188,8 +188,7 @@ def load_config_file(path: str | os.PathLike) -> dict:
 def parse_args(argv: list[str] | None = None, **overrides):
     """``[CONFIG.yaml|.json] [--name value ...]`` -> (ModelArguments, DataTrainingArguments, TrainingArguments).
 
-    Values from the file are defaults; command-line flags override them, ``overrides`` (Python
-    keyword arguments, used by the grid and tests) override both.
+    Precedence: the file < ``overrides`` (Python keyword arguments) < command-line flags.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((ModelArguments, DataTrainingArguments, HouseXTrainingArguments))
@@ -214,11 +213,6 @@ def parse_args(argv: list[str] | None = None, **overrides):
     )
     if rest:
         raise ValueError(f"unknown command-line argument(s): {' '.join(rest)}")
-    # Python overrides win even over the command line.
-    for obj in (model_args, data_args):
-        for k, v in overrides.items():
-            if hasattr(obj, k):
-                setattr(obj, k, v)
     return model_args, data_args, training_args
 
 
@@ -260,7 +254,7 @@ def load_clip_datasets(data_args: DataTrainingArguments, training_args):
                                     cache_dir=data_args.build_dir, **options)
             builder.download_and_prepare()
             raw = builder.as_dataset()
-        if training_args.should_log and builder.summary.format().strip():
+        if training_args.should_log and builder.summary.tracks:  # empty when served from the cache
             logger.info("dataset build summary:\n%s", builder.summary.format())
         source = ",".join(data_args.release_dirs)
     else:
