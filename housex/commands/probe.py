@@ -1,0 +1,35 @@
+"""``housex probe --dataset DIR``: the linear-probe baseline (logistic regression on clip-mean log-mel)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+HELP = "linear-probe baseline: logistic regression on clip-mean log-mel features of a built clips dataset"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dataset", required=True, help="dataset folder written by `housex build` (or a Hub id)")
+    parser.add_argument("--config", default="clips", help="dataset config (default: clips)")
+    parser.add_argument("--n-mels", type=int, default=64, help="mel bands of the features (default 64)")
+    parser.add_argument("--C", type=float, default=1.0, help="inverse L2 regularisation of the logistic regression (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the solver (default 0)")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+
+
+def run(args) -> int:
+    import datasets
+
+    from housex.dataset_script.probe import linear_probe
+
+    if Path(args.dataset).exists() and not Path(args.dataset).is_dir():
+        raise ValueError(f"{args.dataset}: expected a dataset folder")
+    try:
+        ds = datasets.load_dataset(args.dataset, args.config)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"{args.dataset}: cannot load config {args.config!r} ({e})") from None
+    result = linear_probe(ds, n_mels=args.n_mels, C=args.C, seed=args.seed)
+    print(result.format())
+    if args.json:
+        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+    return 0
