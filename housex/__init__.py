@@ -6,6 +6,11 @@ loaded lazily (see ``housex.inference``), so ``import housex`` stays light.
 
 from __future__ import annotations
 
+from housex.modeling import register_auto_classes as _register_auto_classes
+
+# Contract: `import housex` makes AutoConfig/AutoModel…/pipeline know model_type "housex".
+_register_auto_classes()
+
 _LAZY = {
     "classify_track": "housex.inference",
     "classify_clips": "housex.inference",

@@ -1,0 +1,49 @@
+"""``housex.modeling``: HouseX config, feature extractor and models as transformers classes.
+
+``register_auto_classes()`` (called by ``import housex``) registers them with ``AutoConfig``,
+``AutoFeatureExtractor``, ``AutoModel`` and ``AutoModelForAudioClassification`` and marks them
+``register_for_auto_class`` so ``save_pretrained`` writes ``auto_map`` and copies these files:
+a saved folder then loads with ``trust_remote_code=True`` where this package is not installed.
+"""
+
+from .configuration_housex import HOUSEX_GENRES, HOUSEX_PRESETS, HouseXConfig
+from .feature_extraction_housex import HouseXFeatureExtractor
+from .modeling_housex import (
+    HouseXAudioClassifierOutput,
+    HouseXForAudioClassification,
+    HouseXModel,
+    HouseXPreTrainedModel,
+)
+
+_REGISTERED = False
+
+
+def register_auto_classes() -> None:
+    """Register the HouseX classes with transformers' Auto classes (idempotent)."""
+    global _REGISTERED
+    if _REGISTERED:
+        return
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+
+    AutoConfig.register(HouseXConfig.model_type, HouseXConfig, exist_ok=True)
+    AutoFeatureExtractor.register(HouseXConfig, HouseXFeatureExtractor, exist_ok=True)
+    AutoModel.register(HouseXConfig, HouseXModel, exist_ok=True)
+    AutoModelForAudioClassification.register(HouseXConfig, HouseXForAudioClassification, exist_ok=True)
+    HouseXConfig.register_for_auto_class()
+    HouseXFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
+    HouseXModel.register_for_auto_class("AutoModel")
+    HouseXForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+    _REGISTERED = True
+
+
+__all__ = [
+    "HOUSEX_GENRES",
+    "HOUSEX_PRESETS",
+    "HouseXConfig",
+    "HouseXFeatureExtractor",
+    "HouseXModel",
+    "HouseXForAudioClassification",
+    "HouseXPreTrainedModel",
+    "HouseXAudioClassifierOutput",
+    "register_auto_classes",
+]
