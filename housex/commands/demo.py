@@ -57,14 +57,13 @@ def _housex(*args: str) -> list[str]:
 
 
 def _validation_tracks(release: Path, dataset: Path, n: int) -> list[Path]:
-    """Audio files of held-out (validation) tracks, read from the built ``tracks`` config."""
+    """Audio files of held-out (validation) tracks, from the built ``clips`` config's track ids."""
     import datasets
 
-    ds = datasets.load_dataset(str(dataset), "tracks", split="validation")
-    ds = ds.remove_columns("audio")
+    ds = datasets.load_dataset(str(dataset), "clips", split="validation").remove_columns("audio")
     files = {p.stem: p for p in release.iterdir() if p.suffix.lower() in (".flac", ".ogg", ".wav")}
     out = []
-    for track_id in ds["track_id"]:
+    for track_id in dict.fromkeys(ds["track_id"]):  # unique, in order
         if track_id in files:
             out.append(files[track_id])
         if len(out) == n:
@@ -133,7 +132,7 @@ def run(args) -> int:
     if (dataset / "README.md").exists():
         _skip("2/6 build", str(dataset))
     else:
-        _step("2/6 build", _housex("build", "--data-dir", str(release), "--out", str(dataset), "--config", "all"))
+        _step("2/6 build", _housex("build", "--data-dir", str(release), "--out", str(dataset), "--config", "clips"))
 
     if probe_file.exists():
         _skip("3/6 linear probe", str(probe_file))
