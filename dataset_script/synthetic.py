@@ -251,12 +251,15 @@ def _choice(rng, options):
     return options[int(rng.integers(len(options)))]
 
 
-def plan_arrangement(total_bars: int, rng: np.random.Generator, short_drops: bool) -> list[tuple[str, int, int]]:
+def plan_arrangement(total_bars: int, rng: np.random.Generator, short_drops: bool, lead_in_bars: int = 4) -> list[tuple[str, int, int]]:
     """Section list (name, start bar, bars) filling ``total_bars``: intro, build1, drop1, breakdown,
     build2, drop2, outro.  Drops are 16, 24 or 32 bars when the track is long enough (4–6 bars when
-    ``short_drops``), every other section at least 2 bars, all lengths even."""
+    ``short_drops``); intro + build1 last at least ``lead_in_bars`` (so drop 1 starts after the drop
+    detector's skipped intro), every other section at least 2 bars; all lengths even."""
     names = ("intro", "build1", "breakdown", "build2", "outro")
-    mins = 2 * len(names)
+    lead_in = max(4, lead_in_bars + lead_in_bars % 2)
+    base = dict(zip(names, (lead_in - 2, 2, 2, 2, 2)))
+    mins = sum(base.values())
     if short_drops:
         drops = [int(rng.choice([4, 6])), int(rng.choice([4, 6]))]
     else:
@@ -264,12 +267,12 @@ def plan_arrangement(total_bars: int, rng: np.random.Generator, short_drops: boo
         combos = [(a, b) for a in (16, 24, 32) for b in (16, 24, 32) if a + b <= budget]
         if combos:
             drops = list(combos[int(rng.integers(len(combos)))])
-        else:  # short tracks (tests): shrink both drops evenly
+        else:  # short tracks: shrink both drops evenly
             d = max(2, ((total_bars - mins) // 2) // 2 * 2)
             drops = [d, d]
     rest = max(0, total_bars - sum(drops) - mins)
     extra = rng.multinomial(rest // 2, [0.25, 0.2, 0.3, 0.15, 0.1]) * 2
-    lengths = dict(zip(names, 2 + extra))
+    lengths = {name: base[name] + int(e) for name, e in zip(names, extra)}
     order = [("intro", lengths["intro"]), ("build1", lengths["build1"]), ("drop1", drops[0]),
              ("breakdown", lengths["breakdown"]), ("build2", lengths["build2"]), ("drop2", drops[1]),
              ("outro", lengths["outro"] + (rest % 2))]
@@ -300,7 +303,9 @@ def plan_track(seed: int, index: int, *, duration: tuple[float, float] = (90.0, 
     total_bars = max(12, int(dur / bar_s))
     dur = max(dur, total_bars * bar_s)
     short = bool(rng.random() < fallback_share)
-    sections = plan_arrangement(total_bars, rng, short)
+    # drop 1 after the 15 s the drop detector skips (when the track is long enough for it)
+    lead_in = int(math.ceil(16.0 / bar_s)) if total_bars >= 40 else 4
+    sections = plan_arrangement(total_bars, rng, short, lead_in)
 
     groove = _uniform(rng, prof["groove"]["groove"])
     rhythm = _uniform(rng, prof["rhythm"]["rhythm"])

@@ -1,0 +1,177 @@
+"""Synthetic release generator: labels, genre mixing, determinism, real-format output, build path."""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from housex.dataset_script import synthetic
+from housex.dataset_script.genres import GENRES, LabelError, sharpen_ids, soft_label_pattern
+from housex.dataset_script.labelstudio import find_release_files, parse_export
+
+
+def _digests(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def small_release(tmp_path_factory):
+    """Four ~30 s tracks drawn from two genres (so that a split has both classes)."""
+    out = tmp_path_factory.mktemp("synth") / "release"
+    freqs = {"Progressive House": 1, "Tech House": 1}
+    records = synthetic.generate_release(out, 4, seed=3, duration=(28, 32), progress=False, genre_frequencies=freqs)
+    return out, records
+
+
+def test_label_statistics_match_the_real_export():
+    labels = synthetic.sample_labels(1000, seed=123)
+    shares = collections.Counter(soft_label_pattern(lab) for lab in labels)
+    for pattern, expected in synthetic.LABEL_PATTERNS.items():
+        assert abs(shares[pattern] / 1000 - expected) <= 0.05, (pattern, shares[pattern])
+    assert sum(shares.values()) == 1000 and set(shares) <= set(synthetic.LABEL_PATTERNS)
+    np.testing.assert_allclose(labels.sum(axis=1), 1.0)
+    # the commonest mixed pairs are the ones the real data mixes
+    pairs = collections.Counter(tuple(sorted(GENRES[i] for i in np.argsort(-lab)[:2])) for lab in labels
+                                if soft_label_pattern(lab)[0] < 1)
+    top = {p for p, _ in pairs.most_common(4)}
+    assert ("Future House", "Progressive House") in top
+    assert len(top & {("Future House", "Progressive House"), ("Bass House", "Future House"),
+                      ("Future House", "Tech House"), ("Deep House", "Tech House"), ("Bass House", "Tech House")}) >= 3
+
+
+def test_genre_frequencies_are_configurable():
+    labels = synthetic.sample_labels(300, seed=1, genre_frequencies={"Bigroom": 1.0})
+    single = labels[labels.max(axis=1) == 1.0]
+    assert len(single) > 150 and np.all(sharpen_ids(single) == GENRES.index("Bigroom"))
+    default = synthetic.sample_labels(2000, seed=2)
+    primary = np.bincount(sharpen_ids(default[default.max(axis=1) == 1.0]), minlength=8)
+    assert primary.argmax() == GENRES.index("Progressive House") and primary.argmin() == GENRES.index("Bigroom")
+    with pytest.raises(LabelError, match="Dubstep"):
+        synthetic.sample_labels(3, seed=0, genre_frequencies={"Dubstep": 1.0})
+    with pytest.raises(ValueError, match="genre_frequencies"):
+        synthetic.genre_frequency_vector([1.0, 2.0])
+
+
+def test_parts_are_drawn_from_the_genres_by_weight():
+    label = np.zeros(8)
+    label[GENRES.index("Deep House")], label[GENRES.index("Bigroom")] = 0.75, 0.25
+    plans = [synthetic.plan_track(9, i, label=label) for i in range(300)]
+    sources = [s for p in plans for s in p.sources.values()]
+    assert set(sources) == {"Deep House", "Bigroom"}
+    share = sources.count("Deep House") / len(sources)
+    assert abs(share - 0.75) < 0.03, share
+    # the drawn parameters follow the source genre's profile (Bigroom: pitched kick, no bass part)
+    for p in plans[:60]:
+        if p.sources["bass"] == "Bigroom":
+            assert p.params["bass"] in synthetic.GENRE_PROFILES["Bigroom"]["bass"]
+        if p.sources["tempo"] == "Deep House":
+            assert 117 - 1.5 <= p.bpm <= 123 + 1.5
+
+
+def test_arrangement_has_two_long_loud_drops():
+    rng = np.random.default_rng(0)
+    for total in (48, 64, 80):
+        sections = synthetic.plan_arrangement(total, rng, short_drops=False, lead_in_bars=10)
+        assert sections[0][2] + sections[1][2] >= 10  # drop 1 after the detector's skipped intro
+        names = [s[0] for s in sections]
+        assert names == ["intro", "build1", "drop1", "breakdown", "build2", "drop2", "outro"]
+        assert sum(s[2] for s in sections) == total
+        assert all(16 <= s[2] <= 32 for s in sections if s[0].startswith("drop"))
+        assert [s[1] for s in sections] == list(np.cumsum([0] + [s[2] for s in sections[:-1]]))
+
+
+def test_release_is_in_the_real_export_format(small_release):
+    out, records = small_release
+    export, drops = find_release_files(out)
+    assert export.name == synthetic.EXPORT_NAME and drops is None  # the truth file is not a drop file
+    tracks = parse_export(export)
+    assert [t.audio_name for t in tracks] == [r["audio"] for r in records]
+    for t, r in zip(tracks, records):
+        assert (out / t.audio_name).is_file()
+        expected = np.array([r["label"].get(g, 0.0) for g in GENRES])
+        np.testing.assert_allclose(t.label, expected)
+    raw = json.loads(export.read_text())
+    assert {res["from_name"] for res in raw[0]["annotations"][0]["result"]} == {*GENRES[:3], "Techno", *GENRES[4:]}
+    truth = synthetic.read_truth(out)
+    assert truth == records and all(r["drop_sections"] and r["bpm"] > 0 for r in truth)
+
+
+def test_audio_is_stereo_44k_peak_normalised(small_release):
+    import soundfile as sf
+
+    out, records = small_release
+    y, sr = sf.read(out / records[0]["audio"], dtype="float32")
+    assert sr == 44100 and y.ndim == 2 and y.shape[1] == 2
+    assert abs(len(y) / sr - records[0]["duration"]) < 0.01
+    assert 0.9 < np.max(np.abs(y)) <= 1.0
+    assert np.std(y[:, 0] - y[:, 1]) > 1e-3  # real stereo, not duplicated mono
+
+
+def test_same_seed_same_bytes_whatever_the_workers(tmp_path):
+    a = synthetic.generate_release(tmp_path / "a", 2, seed=11, duration=(20, 24), progress=False)
+    synthetic.generate_release(tmp_path / "b", 2, seed=11, duration=(20, 24), progress=False, workers=2)
+    assert _digests(tmp_path / "a") == _digests(tmp_path / "b")
+    synthetic.generate_release(tmp_path / "c", 2, seed=12, duration=(20, 24), progress=False)
+    assert set(_digests(tmp_path / "a").values()).isdisjoint(
+        v for k, v in _digests(tmp_path / "c").items() if k.endswith(".flac"))
+
+
+def test_bad_arguments_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="format"):
+        synthetic.generate_release(tmp_path, 1, 0, fmt="mp3", progress=False)
+    with pytest.raises(ValueError, match="duration"):
+        synthetic.generate_release(tmp_path, 1, 0, duration=(50, 20), progress=False)
+    with pytest.raises(ValueError, match="n_tracks"):
+        synthetic.generate_release(tmp_path, 0, 0, progress=False)
+
+
+def test_drop_detector_finds_the_generator_drops():
+    from housex.dataset_script.drops import detect_drops
+
+    plan = synthetic.plan_track(5, 0, duration=(95, 95), fallback_share=0.0)
+    y = synthetic.render_track(plan)
+    found = detect_drops(y.mean(axis=1), synthetic.SAMPLE_RATE)
+    assert not found.fallback and len(found.sections) == 2
+    for (a, b), (c, d) in zip(found.sections, plan.drop_sections()):
+        inter = max(0.0, min(b, d) - max(a, c))
+        assert inter / (max(b, d) - min(a, c)) > 0.8, (found.sections, plan.drop_sections())
+    short = synthetic.plan_track(5, 1, duration=(95, 95), fallback_share=1.0)
+    assert detect_drops(synthetic.render_track(short).mean(axis=1), synthetic.SAMPLE_RATE).fallback
+
+
+def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
+    """The real path: release folder → housex build (export_dataset) → load_dataset → linear probe."""
+    import datasets
+
+    from housex.cli import main
+    from housex.dataset_script.probe import linear_probe
+
+    release, records = small_release
+    out = tmp_path / "built"
+    assert main(["build", "--data-dir", str(release), "--out", str(out), "--config", "clips", "--quiet",
+                 "--validation-fraction", "0.5"]) == 0
+    ds = datasets.load_dataset(str(out), "clips")
+    n_clips = ds["train"].num_rows + ds["validation"].num_rows
+    assert n_clips >= 4 * len(records)
+    assert set(ds["train"]["track_id"]).isdisjoint(ds["validation"]["track_id"])
+    assert {GENRES[i] for i in ds["train"]["label"]} <= {"Progressive House", "Tech House"}
+    result = linear_probe(ds, n_mels=32)
+    assert result.n_train == ds["train"].num_rows and result.n_validation == ds["validation"].num_rows
+    assert 0.0 <= result.accuracy <= 1.0 and 0.0 <= result.f1_weighted <= 1.0
+
+
+def test_synth_cli_writes_release_and_previews(tmp_path):
+    from housex.cli import main
+    from housex.commands import synth
+
+    out = tmp_path / "cli"
+    assert main(["synth", "--out", str(out), "--tracks", "1", "--seed", "4", "--duration", "20", "20",
+                 "--format", "ogg", "--no-progress"]) == 0
+    assert len(list(out.glob("*.ogg"))) == 1 and (out / synthetic.EXPORT_NAME).is_file()
+    assert main(["synth", "--out", str(out), "--tracks", "0", "--seed", "4"]) == 2
+    pngs = synth.write_previews(tmp_path / "preview", seed=0, duration=20.0)
+    assert len(pngs) == 8 and all(p.stat().st_size > 10_000 for p in pngs)
