@@ -9,7 +9,9 @@
 
 A release folder holds audio files, one Label-Studio export (``*partition*.json``) and optionally
 a drop file (``*detect*.json``).  Tracks are split into train/validation by TRACK (seeded
-shuffle, optionally stratified by primary genre), so a track's clips never cross splits.  Bad
+shuffle, optionally stratified by primary genre), so a track's clips never cross splits.  The
+split is drawn over the annotated tracks whose audio file exists, before decoding, so that each
+track is decoded once; tracks skipped while decoding leave their split smaller.  Bad
 input (missing/corrupt/empty/silent/NaN audio, tracks shorter than a clip, bad annotations,
 duplicate names) is skipped and reported in :attr:`HouseXBuilder.summary`, never silently.
 """

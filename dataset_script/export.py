@@ -93,11 +93,14 @@ def export_dataset(
             )
             builder.download_and_prepare()
             _merge(summary, builder.summary, first=(name == order[0]))
-            dataset = builder.as_dataset()
+            if not any(info.num_examples for info in builder.info.splits.values()):
+                raise ValueError(
+                    f"{', '.join(map(str, folders))}: no usable tracks (every track was skipped)\n{summary.format()}"
+                )
             data_files = []
-            for split, ds in dataset.items():
-                if len(ds) == 0:
-                    continue
+            # a split whose tracks were all skipped while decoding has no rows: leave it out
+            for split in [s for s, info in builder.info.splits.items() if info.num_examples > 0]:
+                ds = builder.as_dataset(split=split)
                 n_shards = _shard_count(ds, max_shard_size)
                 (tmp / name).mkdir(exist_ok=True)
                 for i in range(n_shards):
@@ -108,10 +111,13 @@ def export_dataset(
                     {"config": name, "split": split, "rows": len(ds), "tracks": len(set(ds["track_id"]))}
                 )
             info = builder.info.copy()
+            info.splits = datasets.SplitDict(
+                {k: v for k, v in info.splits.items() if v.num_examples > 0}, dataset_name=info.dataset_name
+            )
             info.config_name = name
             infos[name] = info
             metadata_configs[name] = {"data_files": data_files, **({"default": True} if name == "clips" else {})}
-            del dataset, builder
+            del builder
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
 
         synthetic = any((f / SYNTHETIC_MARKER).is_file() for f in folders)
