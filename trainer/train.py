@@ -317,18 +317,62 @@ def class_weights_from_targets(targets: np.ndarray, num_labels: int) -> list[flo
     return weights.tolist()
 
 
-def build_augmenter(p: float, seed: int):
-    """audiomentations chain for training clips; tempo is left alone (it is a genre cue)."""
-    import audiomentations as am
+class SeededAugmenter:
+    """audiomentations chain whose draws depend only on (seed, epoch, clip key), never on call order.
 
-    return am.Compose(
-        [
-            am.Gain(min_gain_db=-6.0, max_gain_db=6.0, p=p),
-            am.AddGaussianSNR(min_snr_db=20.0, max_snr_db=40.0, p=p),
-            am.PitchShift(min_semitones=-1.0, max_semitones=1.0, p=p),
-            am.SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=p),
-        ]
-    )
+    So a resumed run, a run with prefetching data loaders and each DDP process all augment a
+    given clip in a given epoch identically.  audiomentations draws from the global ``random`` and
+    ``numpy.random`` streams: they are seeded per clip and restored afterwards, so nothing else
+    sees a change.  Gain, Gaussian noise, pitch shift of at most 1 semitone and a 7-band EQ; no
+    time-stretch, because tempo (BPM) is a genre cue.
+    """
+
+    def __init__(self, p: float, seed: int):
+        import audiomentations as am
+
+        self.seed = int(seed)
+        self.epoch = 0  # set by AugmentEpochCallback at the start of each epoch
+        self.compose = am.Compose(
+            [
+                am.Gain(min_gain_db=-6.0, max_gain_db=6.0, p=p),
+                am.AddGaussianSNR(min_snr_db=20.0, max_snr_db=40.0, p=p),
+                am.PitchShift(min_semitones=-1.0, max_semitones=1.0, p=p),
+                am.SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=p),
+            ]
+        )
+
+    def __call__(self, samples: np.ndarray, sample_rate: int, key: str) -> np.ndarray:
+        """(samples,) float32 -> (samples,) float32, deterministic in (seed, epoch, key)."""
+        import random
+        import zlib
+
+        clip_seed = zlib.crc32(f"{self.seed}/{self.epoch}/{key}".encode())
+        py_state, np_state = random.getstate(), np.random.get_state()
+        try:
+            random.seed(clip_seed)
+            np.random.seed(clip_seed)
+            return self.compose(samples=samples, sample_rate=sample_rate).astype(np.float32)
+        finally:
+            random.setstate(py_state)
+            np.random.set_state(np_state)
+
+
+def augment_epoch_callback(augmenter: SeededAugmenter):
+    """A ``TrainerCallback`` that tells the augmenter which epoch is starting (resume-safe)."""
+    from transformers import TrainerCallback
+
+    class AugmentEpochCallback(TrainerCallback):
+        def on_epoch_begin(self, args, state, control, **kwargs):
+            augmenter.epoch = int(state.epoch or 0)
+
+    return AugmentEpochCallback()
+
+
+def clip_keys(batch, audio_column: str) -> list[str]:
+    """Stable per-clip keys: track id + clip start when the columns exist, else the audio path."""
+    if "track_id" in batch and "clip_start" in batch:
+        return [f"{t}@{float(s):.4f}" for t, s in zip(batch["track_id"], batch["clip_start"])]
+    return [str((a or {}).get("path") if isinstance(a, dict) else i) for i, a in enumerate(batch[audio_column])]
 
 
 def make_transform(feature_extractor, *, audio_column: str, label_column: str, label_mode: str | None,
@@ -342,12 +386,13 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
 
     def transform(batch):
         waves = []
-        for audio in batch[audio_column]:
+        keys = clip_keys(batch, audio_column) if augmenter is not None else None
+        for i, audio in enumerate(batch[audio_column]):
             y = np.asarray(audio["array"], dtype=np.float32)
             if y.ndim == 2:  # (channels, samples) -> channel mean
                 y = y.mean(axis=0)
             if augmenter is not None:
-                y = augmenter(samples=y, sample_rate=sr).astype(np.float32)
+                y = augmenter(y, sr, keys[i])
             waves.append(y)
         features = feature_extractor(waves, sampling_rate=sr, return_tensors="np")
         out = {"input_features": list(features["input_features"])}
@@ -540,7 +585,10 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         weights = class_weights_from_targets(training_targets(soft, data_args.label_mode), len(GENRES))
         logger.info("class weights: %s", [round(w, 3) for w in weights])
 
-    augmenter = build_augmenter(data_args.augment_probability, training_args.seed) if data_args.augment else None
+    augmenter = SeededAugmenter(data_args.augment_probability, training_args.seed) if data_args.augment else None
+    callbacks = list(callbacks or [])
+    if augmenter is not None:
+        callbacks.append(augment_epoch_callback(augmenter))
     train_ds.set_transform(make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                           label_column=data_args.label_column_name,
                                           label_mode=data_args.label_mode, augmenter=augmenter))

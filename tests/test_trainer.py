@@ -1,0 +1,289 @@
+"""The trainer: arguments, loss on soft/hard labels, an end-to-end run that pipeline() loads,
+offline push_to_hub, resume == uninterrupted, DDP with 2 CPU processes, and the Table-3 grid.
+
+All runs use one tiny release (24 sine tracks with a drop file, 2 s clips) built once per session,
+a ResNet18 on 32x32 patches and a handful of steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import yaml
+
+from housex.dataset_script.genres import NUM_GENRES
+from housex.dataset_script.labelstudio import make_task, write_drop_file, write_export
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 0
+
+
+def make_tiny_release(folder: Path, n_tracks: int = 24, sr: int = 16000, seconds: float = 6.0) -> Path:
+    """Sine tracks whose pitch encodes the genre, a third with 0.75/0.25 soft labels, a drop file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(SEED)
+    t = np.arange(int(seconds * sr)) / sr
+    tasks, drops = [], {}
+    for i in range(n_tracks):
+        g = i % NUM_GENRES
+        label = np.zeros(NUM_GENRES)
+        label[g] = 1.0
+        if i % 3 == 1:
+            label[g], label[(g + 1) % NUM_GENRES] = 0.75, 0.25
+        y = 0.5 * np.sin(2 * np.pi * 110.0 * 2 ** (g / 2) * t) + 0.05 * rng.standard_normal(t.size)
+        name = f"track{i:02d}.flac"
+        sf.write(folder / name, y.astype(np.float32), sr)
+        tasks.append(make_task(i + 1, name, label))
+        drops[name] = [(0.5, 5.5)]
+    write_export(folder / "tiny-partition.json", tasks)
+    write_drop_file(folder / "tiny-detected.json", drops, prefix="/data/upload/1/")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """(release folder, tiny YAML config, built DatasetDict) shared by every test here."""
+    from housex.dataset_script.builder import HouseXBuilder
+
+    root = tmp_path_factory.mktemp("trainer")
+    release = make_tiny_release(root / "release")
+    cache = root / "dataset-cache"
+    config = {
+        "do_train": True,
+        "do_eval": True,
+        "release_dirs": [str(release)],
+        "build_dir": str(cache),
+        "build_options": "clip_seconds=2,clips_per_section=2",
+        "backbone": "resnet18",
+        "backbone_head": "replace",
+        "n_mels": 32,
+        "patch_hop": 32,
+        "d_model": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "sampling_rate": 16000,
+        "n_fft": 512,
+        "hop_length": 256,
+        "optim": "adamw_torch",
+        "learning_rate": 1e-3,
+        "weight_decay": 0.0,
+        "step_lr_step_size": 2,
+        "step_lr_gamma": 0.5,
+        "per_device_train_batch_size": 4,
+        "per_device_eval_batch_size": 8,
+        "max_steps": 3,
+        "eval_strategy": "no",
+        "save_strategy": "no",
+        "logging_steps": 1,
+        "report_to": "none",
+        "use_cpu": True,
+        "dataloader_num_workers": 0,
+        "seed": SEED,
+        "output_dir": str(root / "unused"),
+    }
+    path = root / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    # Build once here (same options as the runs: they then reuse the cache).
+    builder = HouseXBuilder(config_name="clips", data_dir=[str(release)], cache_dir=str(cache), seed=SEED,
+                            clip_seconds=2.0, clips_per_section=2)
+    builder.download_and_prepare()
+    return release, path, builder.as_dataset()
+
+
+def _run(config: Path, *argv, callbacks=None, **overrides):
+    from housex.trainer.train import main, parse_args
+
+    model_args, data_args, training_args = parse_args([str(config), *argv], **overrides)
+    return main(model_args, data_args, training_args, callbacks=callbacks)
+
+
+# ------------------------------------------------------------------------------------------
+def test_config_file_then_command_line_precedence(tiny, tmp_path):
+    from housex.trainer.train import parse_args
+
+    _, config, _ = tiny
+    m, d, t = parse_args([str(config), "--n_mels", "48", "--bf16", "auto"], label_mode="sharpen", n_mels=40)
+    assert m.n_mels == 48  # command line beats overrides beats the file
+    assert d.label_mode == "sharpen"
+    assert t.learning_rate == pytest.approx(1e-3) and t.step_lr_step_size == 2
+    assert t.bf16 is (torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset_name: x\nlearning_rat: 0.1\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*learning_rat"):
+        parse_args([str(bad)])
+    with pytest.raises(ValueError, match="label_mode"):
+        parse_args([str(config), "--label_mode", "fuzzy"])
+    for shipped in ("paper.yaml", "cpu.yaml"):
+        m, d, t = parse_args([str(ROOT / "trainer" / "configs" / shipped), "--dataset_name", "x"])
+        assert t.metric_for_best_model == "accuracy" and t.load_best_model_at_end
+    m, d, t = parse_args([str(ROOT / "trainer" / "configs" / "paper.yaml"), "--dataset_name", "x"])
+    assert (m.backbone, m.d_model, m.num_hidden_layers, m.num_attention_heads) == ("resnet152", 768, 1, 6)
+    assert (t.learning_rate, t.step_lr_step_size, t.step_lr_gamma, t.per_device_train_batch_size,
+            t.num_train_epochs, t.weight_decay) == (1e-4, 256, 0.9, 4, 5, 0.0)
+
+
+def test_loss_on_soft_and_hard_labels_and_class_weights():
+    from housex.modeling import HouseXConfig, HouseXForAudioClassification
+    from housex.trainer.train import class_weights_from_targets, training_targets
+
+    soft = np.array([[0.75, 0.25, 0, 0, 0, 0, 0, 0], [0, 0.5, 0.5, 0, 0, 0, 0, 0], [0, 0, 0, 1.0, 0, 0, 0, 0]])
+    hard = training_targets(soft, "sharpen")
+    np.testing.assert_array_equal(hard, [0, 2, 3])  # 0.5/0.5 tie -> the later genre
+    assert hard.dtype == np.int64
+    assert training_targets(soft, "soft").dtype == np.float32
+
+    torch.manual_seed(SEED)
+    config = HouseXConfig(backbone="resnet18", backbone_head="replace", patch_size=16, patch_hop=16, d_model=16,
+                          num_attention_heads=2, intermediate_size=32)
+    model = HouseXForAudioClassification(config).eval()
+    x = torch.rand(3, 3, 16, 32)
+    with torch.no_grad():
+        logp = torch.log_softmax(model(x).logits.double(), -1).numpy()
+        soft_loss = model(x, labels=torch.tensor(training_targets(soft, "soft"))).loss.item()
+        hard_loss = model(x, labels=torch.tensor(hard)).loss.item()
+    assert soft_loss == pytest.approx(-(soft * logp).sum(1).mean(), rel=1e-5)
+    assert hard_loss == pytest.approx(-logp[np.arange(3), hard].mean(), rel=1e-5)
+
+    # Class weights ∝ 1 / summed soft counts (normalised to mean 1 over the classes present).
+    weights = np.array(class_weights_from_targets(soft, NUM_GENRES))
+    counts = soft.sum(0)
+    present = counts > 0
+    np.testing.assert_allclose(weights[present] * counts[present], (weights[present] * counts[present])[0])
+    assert weights[present].mean() == pytest.approx(1.0) and np.all(weights[~present] == 0)
+    model.config.class_weights = weights.tolist()
+    with torch.no_grad():
+        weighted = model(x, labels=torch.tensor(training_targets(soft, "soft"))).loss.item()
+    assert weighted == pytest.approx(-(soft * weights * logp).sum(1).mean(), rel=1e-5)
+
+
+def test_end_to_end_run_saves_a_folder_that_pipeline_loads(tiny, tmp_path):
+    from transformers import pipeline
+
+    release, config, _ = tiny
+    out = tmp_path / "housex-tiny"
+    # push_to_hub offline (HF_HUB_OFFLINE=1 in conftest): a clear error AFTER everything is saved.
+    with pytest.raises(RuntimeError, match=r"push_to_hub.*saved\s+locally"):
+        _run(config, "--output_dir", str(out), "--push_to_hub", "true", "--hub_model_id", "someone/housex-tiny",
+             "--class_weights", "true", "--augment", "true")
+    names = {p.name for p in out.iterdir()}
+    for required in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_housex.py",
+                     "configuration_housex.py", "feature_extraction_housex.py", "README.md", "metrics.json",
+                     "confusion_matrix.png", "training_args.json"):
+        assert required in names, required
+    assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))], names
+
+    config_json = json.loads((out / "config.json").read_text())
+    assert config_json["auto_map"]["AutoModelForAudioClassification"].startswith("modeling_housex.")
+    assert len(config_json["class_weights"]) == NUM_GENRES
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "f1_weighted", "precision_weighted", "recall_weighted", "f1_macro", "kl_divergence",
+                "js_distance", "top2_accuracy", "ece"):
+        assert isinstance(metrics[key], float), key
+    cm = np.array(metrics["confusion_matrix"])
+    assert cm.shape == (NUM_GENRES, NUM_GENRES) and cm.sum() == metrics["num_eval_clips"] > 0
+    assert metrics["synthetic_dataset"] is False
+
+    card = (out / "README.md").read_text()
+    head = yaml.safe_load(card.split("---")[1])
+    assert head["pipeline_tag"] == "audio-classification" and head["library_name"] == "transformers"
+    results = head["model-index"][0]["results"][0]["metrics"]
+    f1 = next(r["value"] for r in results if r["name"] == "F1 (weighted)")
+    assert f1 == pytest.approx(metrics["f1_weighted"], abs=1e-4)
+    assert "Slap House" in card and "someone/housex-tiny" in card
+
+    clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
+    preds = clf(str(release / "track03.flac"), top_k=NUM_GENRES)
+    assert len(preds) == NUM_GENRES and sum(p["score"] for p in preds) == pytest.approx(1.0, abs=1e-4)
+    assert {p["label"] for p in preds} == set(json.loads((out / "config.json").read_text())["id2label"].values())
+
+
+def test_resume_after_stop_gives_the_same_weights_as_an_uninterrupted_run(tiny, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import TrainerCallback
+
+    _, config, _ = tiny
+
+    class StopAt(TrainerCallback):
+        def __init__(self, step):
+            self.step = step
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step >= self.step:
+                control.should_training_stop = True
+            return control
+
+    common = ("--max_steps", "4", "--save_strategy", "steps", "--save_steps", "2", "--augment", "true")
+    _run(config, *common, "--output_dir", str(tmp_path / "straight"))
+    _run(config, *common, "--output_dir", str(tmp_path / "stopped"), callbacks=[StopAt(2)])
+    state = json.loads((tmp_path / "stopped" / "trainer_state.json").read_text())
+    assert state["global_step"] == 2 and (tmp_path / "stopped" / "checkpoint-2").is_dir()
+    _run(config, *common, "--output_dir", str(tmp_path / "stopped"), "--resume_from_checkpoint", "last")
+
+    a = load_file(tmp_path / "straight" / "model.safetensors")
+    b = load_file(tmp_path / "stopped" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    stopped_early = load_file(tmp_path / "stopped" / "checkpoint-2" / "model.safetensors")
+    assert not all(torch.equal(a[k], stopped_early[k]) for k in a)  # the test can fail: steps 3-4 matter
+
+
+@pytest.mark.slow
+def test_accelerate_launch_two_cpu_processes(tiny, tmp_path):
+    _, config, built = tiny
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+           "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "trainer" / "run.py"), str(config),
+           "--output_dir", str(out), "--max_steps", "-1", "--num_train_epochs", "1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    state = json.loads((out / "trainer_state.json").read_text())
+    # One epoch of N clips, batch 4 per process, 2 processes: ceil(ceil(N / 4) / 2) optimizer steps.
+    n_train = len(built["train"])
+    assert state["global_step"] == math.ceil(math.ceil(n_train / 4) / 2)
+    assert (out / "model.safetensors").is_file()
+    assert json.loads((out / "metrics.json").read_text())["num_examples"] == len(built["validation"])
+
+
+def test_grid_tiny_resumes_and_skips_finished_cells(tiny, tmp_path):
+    from housex.cli import main as housex_main
+    from housex.trainer.grid import run_grid
+
+    release, config, _ = tiny
+    out = tmp_path / "grid"
+    extra = ["--max_steps", "2"]
+    first = run_grid(out, backbones=["resnet18"], features=["mel"], labels=["hard", "soft"],
+                     config=str(config), train_args=extra)
+    assert [r["status"] for r in first] == ["trained", "trained"]
+    # The full 1x2x2 grid through the CLI: the two mel cells are skipped, the chroma ones trained.
+    rc = housex_main(["grid", "--release-dirs", str(release), "--out", str(out), "--config", str(config),
+                      "--backbones", "resnet18", "--train-args", " ".join(extra)])
+    assert rc == 0
+    grid = json.loads((out / "grid.json").read_text())
+    assert [(r["features"], r["labels"], r["status"]) for r in grid["runs"]] == [
+        ("mel", "hard", "skipped"), ("mel", "soft", "skipped"),
+        ("mel+chroma", "hard", "trained"), ("mel+chroma", "soft", "trained"),
+    ]
+    chroma_fe = json.loads((out / "resnet18-mel-chroma-soft" / "preprocessor_config.json").read_text())
+    assert chroma_fe["use_chroma"] is True
+    assert json.loads((out / "resnet18-mel-hard" / "metrics.json").read_text())["label_mode"] == "sharpen"
+    table = (out / "table.md").read_text()
+    lines = [ln for ln in table.splitlines() if ln.startswith("| resnet18")]
+    assert len(lines) == 2 and lines[0].startswith("| resnet18 | mel |") and "mel+chroma" in lines[1]
+    assert "Hard F1" in table and "Soft F1" in table
+    f1 = grid["runs"][3]["metrics"]["f1_weighted"]
+    assert f"{f1:.3f}" in lines[1]
+    again = run_grid(out, backbones=["resnet18"], config=str(config), train_args=extra)
+    assert [r["status"] for r in again] == ["skipped"] * 4
