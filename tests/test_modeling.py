@@ -1,0 +1,428 @@
+"""modeling/: config, feature extractor, model, Auto classes, Hub custom code, pipeline.
+
+Tiny configs throughout (32 mels, 2 s clips, resnet18 on 32x32 patches).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import housex  # noqa: F401  (registers the Auto classes)
+from bench.reference_model import loop_forward
+from housex.dataset_script.genres import GENRES
+from housex.modeling import (
+    HOUSEX_GENRES,
+    HouseXConfig,
+    HouseXFeatureExtractor,
+    HouseXForAudioClassification,
+    HouseXModel,
+)
+from housex.modeling.modeling_housex import find_classifier_head, sinusoidal_positions
+
+SR = 44100
+
+
+def tiny_config(**overrides) -> HouseXConfig:
+    kw = dict(
+        backbone="resnet18",
+        patch_size=32,
+        patch_hop=16,
+        d_model=32,
+        num_attention_heads=2,
+        intermediate_size=64,
+        hidden_dropout_prob=0.0,
+    )
+    kw.update(overrides)
+    return HouseXConfig(**kw)
+
+
+def tiny_model(seed: int = 0, **overrides) -> HouseXForAudioClassification:
+    torch.manual_seed(seed)
+    return HouseXForAudioClassification(tiny_config(**overrides)).eval()
+
+
+def tiny_extractor(**overrides) -> HouseXFeatureExtractor:
+    return HouseXFeatureExtractor(**{"n_mels": 32, "clip_seconds": 2.0, **overrides})
+
+
+def tone(seconds: float, sr: int = SR, freq: float = 220.0, seed: int = 0) -> np.ndarray:
+    """A few harmonics plus a little noise, float32 (samples,)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    y = sum(0.3 / h * np.sin(2 * np.pi * freq * h * t) for h in range(1, 5))
+    return (y + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+# -- config -------------------------------------------------------------------------------------
+
+
+def test_own_genre_copy_matches_dataset_genres():
+    assert tuple(HOUSEX_GENRES) == tuple(GENRES)
+    cfg = HouseXConfig()
+    assert cfg.num_labels == 8
+    assert [cfg.id2label[i] for i in range(8)] == list(GENRES)
+    assert cfg.label2id["Tech House"] == 3
+
+
+def test_config_presets_validation_and_roundtrip(tmp_path):
+    paper = HouseXConfig.from_preset("paper")
+    assert (paper.backbone, paper.patch_size, paper.patch_hop, paper.d_model) == ("resnet152", 224, 16, 768)
+    assert (paper.num_hidden_layers, paper.num_attention_heads) == (1, 6)
+    assert paper.num_patches(646) == 27
+    small = HouseXConfig.from_preset("cpu-small", pooling="mean")
+    assert small.patch_size == 64 and small.pooling == "mean"
+    with pytest.raises(ValueError, match="pooling"):
+        HouseXConfig(pooling="max")
+    with pytest.raises(ValueError, match="class_weights"):
+        HouseXConfig(class_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="preset"):
+        HouseXConfig.from_preset("huge")
+    cfg = tiny_config(class_weights=[1.0] * 8, pooling="cls")
+    cfg.save_pretrained(tmp_path)
+    loaded = HouseXConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == cfg.to_dict()
+    assert loaded.hidden_size == 32
+
+
+# -- model --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"pooling": "cls"},
+        {"pooling": "mean", "backbone_head": "replace"},
+        {"backbone_chunk_size": 3, "num_hidden_layers": 2},
+    ],
+    ids=["first", "cls", "mean-replace", "chunked-2layers"],
+)
+def test_batched_forward_equals_per_patch_loop(overrides):
+    model = tiny_model(**overrides)
+    torch.manual_seed(1)
+    x = torch.rand(3, 3, 32, 32 + 16 * 4 + 5)  # 5 patches, 5 frames left over
+    mask = torch.ones(3, x.shape[-1], dtype=torch.long)
+    mask[1, 45:] = 0  # clip 1 padded: patches 3 (from frame 48) and 4 hold only padding
+    with torch.no_grad():
+        out = model(x, attention_mask=mask)
+    ref = loop_forward(model, x, mask)
+    assert out.logits.shape == (3, 8)
+    assert torch.allclose(out.logits, ref, atol=1e-4), (out.logits - ref).abs().max()
+    assert out.patch_mask.tolist()[1] == [True, True, True, False, False]
+
+
+def test_positions_are_sinusoidal():
+    pe = sinusoidal_positions(5, 6)
+    assert torch.allclose(pe[0], torch.tensor([0.0, 1.0] * 3))
+    assert torch.allclose(pe[3, 2], torch.tensor(np.sin(3 / 10000 ** (2 / 6)), dtype=torch.float32))
+
+
+@pytest.mark.parametrize("pooling", ["first", "mean"])
+def test_fully_padded_patches_are_ignored(pooling):
+    model = tiny_model(pooling=pooling)
+    x = torch.rand(1, 3, 32, 96)  # 5 patches
+    mask = torch.zeros(1, 96, dtype=torch.long)
+    mask[0, :40] = 1  # patches starting at 48 and 64 see only padding; patch 2 (32..63) is real
+    other = x.clone()
+    other[..., 64:] = torch.rand_like(other[..., 64:])  # frames seen only by the padded patches
+    with torch.no_grad():
+        a = model(x, attention_mask=mask).logits
+        b = model(other, attention_mask=mask).logits
+        c = model(other).logits  # without the mask the padding content matters
+    assert torch.allclose(a, b, atol=1e-6)
+    assert not torch.allclose(a, c, atol=1e-4)
+
+
+def test_soft_and_hard_label_loss_and_class_weights():
+    model = tiny_model()
+    x = torch.rand(2, 3, 32, 64)
+    hard = torch.tensor([2, 5])
+    with torch.no_grad():
+        out_hard = model(x, labels=hard)
+        out_onehot = model(x, labels=torch.nn.functional.one_hot(hard, 8).float())
+        soft = torch.zeros(2, 8)
+        soft[0, 0], soft[0, 1], soft[1, 3] = 0.75, 0.25, 1.0
+        out_soft = model(x, labels=soft)
+    assert torch.allclose(out_hard.loss, out_onehot.loss)
+    expected = -(soft * out_soft.logits.log_softmax(-1)).sum(-1).mean()
+    assert torch.allclose(out_soft.loss, expected, atol=1e-6)
+    weights = [1.0, 2.0, 1.0, 1.0, 1.0, 3.0, 1.0, 1.0]
+    weighted = tiny_model(class_weights=weights)
+    with torch.no_grad():
+        out_w = weighted(x, labels=hard)
+    logp = out_w.logits.log_softmax(-1)
+    assert torch.allclose(out_w.loss, -(1.0 * logp[0, 2] + 3.0 * logp[1, 5]) / 2, atol=1e-6)  # w[2]=1, w[5]=3
+    with pytest.raises(ValueError, match="labels"):
+        model(x, labels=torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="class ids"):
+        model(x, labels=torch.tensor([0, 8]))
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    def loss_and_grads(checkpointing: bool):
+        model = tiny_model(backbone_chunk_size=3).train()
+        if checkpointing:
+            with pytest.warns(FutureWarning):  # transformers 5 still accepts the old name the Trainer uses
+                model.gradient_checkpointing_enable()
+            assert model.housex.embeddings.gradient_checkpointing
+        torch.manual_seed(3)
+        x = torch.rand(2, 3, 32, 80)
+        out = model(x, labels=torch.tensor([1, 4]))
+        out.loss.backward()
+        return out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    loss_plain, grads_plain = loss_and_grads(False)
+    loss_ckpt, grads_ckpt = loss_and_grads(True)
+    assert torch.allclose(loss_plain, loss_ckpt, atol=1e-6)
+    assert grads_plain.keys() == grads_ckpt.keys() and len(grads_plain) > 10
+    for name in grads_plain:
+        assert torch.allclose(grads_plain[name], grads_ckpt[name], atol=1e-5), name
+
+
+def test_bf16_autocast_forward_backward():
+    model = tiny_model().train()
+    x = torch.rand(2, 3, 32, 64)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x, labels=torch.tensor([0, 7]))
+    assert out.loss.dtype == torch.float32 and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_hidden_states_and_base_model():
+    torch.manual_seed(0)
+    base = HouseXModel(tiny_config(num_hidden_layers=2)).eval()
+    with torch.no_grad():
+        out = base(torch.rand(2, 3, 32, 64), output_hidden_states=True)
+    assert out.last_hidden_state.shape == (2, 3, 32)
+    assert out.pooler_output.shape == (2, 32)
+    assert len(out.hidden_states) == 3
+
+
+def test_wrong_input_shape_errors():
+    model = tiny_model()
+    with pytest.raises(ValueError, match="patch_size"):
+        model(torch.rand(1, 3, 48, 64))
+    with pytest.raises(ValueError, match="fewer than one patch"):
+        model(torch.rand(1, 3, 32, 20))
+
+
+BACKBONES = ["resnet18", "densenet121", "vgg11_bn", "vit_b_16", "efficientnet_b0", "mobilenet_v3_small"]
+
+
+def test_each_backbone_family_builds_and_runs():
+    x = torch.rand(1, 3, 32, 48)  # 2 patches of 32x32
+    for name in BACKBONES:
+        for head in ("imagenet", "replace"):
+            torch.manual_seed(0)
+            model = HouseXForAudioClassification(tiny_config(backbone=name, backbone_head=head)).eval()
+            _, final = find_classifier_head(model.housex.embeddings.backbone)
+            assert final.out_features == (1000 if head == "imagenet" else 32), name
+            with torch.no_grad():
+                logits = model(x).logits
+            assert logits.shape == (1, 8) and torch.isfinite(logits).all(), (name, head)
+    with pytest.raises(ValueError, match="not a torchvision model"):
+        HouseXForAudioClassification(tiny_config(backbone="resnet7"))
+
+
+def test_backbone_weights_from_local_files(tmp_path):
+    import torchvision
+    from safetensors.torch import save_file
+
+    torch.manual_seed(42)
+    source = torchvision.models.resnet18()
+    state = {k: v.contiguous() for k, v in source.state_dict().items()}
+    save_file(state, tmp_path / "resnet18.safetensors")
+    torch.save(state, tmp_path / "resnet18.pth")
+    for path in (tmp_path / "resnet18.safetensors", tmp_path / "resnet18.pth"):
+        model = HouseXForAudioClassification(tiny_config(backbone_pretrained=True, backbone_weights_path=str(path)))
+        got = model.housex.embeddings.backbone.state_dict()
+        assert all(torch.equal(got[k], state[k]) for k in state), path
+    torch.save({"fc.weight": torch.zeros(3, 3)}, tmp_path / "bad.pth")
+    with pytest.raises(ValueError, match="bad.pth"):
+        HouseXForAudioClassification(tiny_config(backbone_weights_path=str(tmp_path / "bad.pth")))
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        HouseXForAudioClassification(tiny_config(backbone_weights_path=str(tmp_path / "missing.pth")))
+
+
+def test_pretrained_offline_names_weights_path(monkeypatch, tmp_path):
+    # Keep torch.hub away from any cached ImageNet file so the fetch really has to go online.
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    with pytest.raises(OSError, match="backbone_weights_path"):
+        HouseXForAudioClassification(tiny_config(backbone_pretrained=True))
+
+
+# -- feature extractor ----------------------------------------------------------------------------
+
+
+def test_torch_backend_matches_librosa_mel():
+    fe = tiny_extractor()
+    clips = [tone(2.0, seed=0), tone(1.2, freq=330.0, seed=1)]  # the second is padded
+    ref = fe(clips, sampling_rate=SR, backend="librosa", return_tensors="pt")
+    out = fe(clips, sampling_rate=SR, backend="torch", return_tensors="pt")
+    frames = 1 + int(2.0 * SR) // 512
+    assert out["input_features"].shape == (2, 3, 32, frames) == ref["input_features"].shape
+    a, b = out["input_features"], ref["input_features"]
+    assert float((a - b).abs().max() / b.abs().max()) < 1e-4
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+    assert torch.equal(a[:, 0], a[:, 1]) and torch.equal(a[:, 0], a[:, 2])  # mel repeated without chroma
+    mask = out["attention_mask"]
+    assert mask.shape == (2, frames) and mask[0].all()
+    assert int(mask[1].sum()) == 1 + (int(1.2 * SR) - 1) // 512
+    assert torch.equal(mask, ref["attention_mask"])
+
+
+def test_torch_chroma_correlates_with_librosa():
+    fe = tiny_extractor(use_chroma=True, clip_seconds=2.0)
+    clips = [tone(2.0, freq=440.0 * 2 ** (0.3 / 12), seed=2)]  # detuned: exercises tuning estimation
+    ref = fe(clips, sampling_rate=SR, backend="librosa", return_tensors="pt")["input_features"]
+    out = fe(clips, sampling_rate=SR, backend="torch", return_tensors="pt")["input_features"]
+    assert out.shape == ref.shape == (1, 3, 32, 173)
+    assert float((out[:, 0] - ref[:, 0]).abs().max()) < 1e-4
+    for plane in (1, 2):
+        corr = np.corrcoef(out[0, plane].flatten().numpy(), ref[0, plane].flatten().numpy())[0, 1]
+        assert corr >= 0.99, (plane, corr)
+
+
+def test_feature_extractor_inputs_rates_and_errors(caplog):
+    fe = tiny_extractor()
+    mono = tone(2.0)
+    stereo = np.stack([mono, mono])
+    one = fe(mono, sampling_rate=SR, return_tensors="pt")["input_features"]
+    assert one.shape[0] == 1
+    for clip in (stereo, stereo.T, torch.from_numpy(stereo)):
+        got = fe([clip], sampling_rate=SR, return_tensors="pt")["input_features"]
+        assert torch.allclose(got, one, atol=1e-6)
+    batch3 = fe(np.stack([stereo, stereo]), sampling_rate=SR, return_tensors="np")["input_features"]
+    assert isinstance(batch3, np.ndarray) and batch3.shape == (2, 3, 32, 173)
+    longer = fe(np.concatenate([mono, mono]), sampling_rate=SR, return_tensors="pt")
+    assert torch.allclose(longer["input_features"], one, atol=1e-6)  # cropped to clip_seconds from the start
+    resampled = fe(tone(2.0, sr=22050), sampling_rate=22050, return_tensors="pt")["input_features"]
+    assert resampled.shape == one.shape
+    with pytest.raises(ValueError, match="sampling_rate is required"):
+        fe(mono)
+    with pytest.raises(ValueError, match="sampling_rate"):
+        fe(mono, sampling_rate=-5)
+    with pytest.raises(ValueError, match="empty"):
+        fe([np.zeros(0, np.float32)], sampling_rate=SR)
+    with pytest.raises(ValueError, match="NaN"):
+        fe(np.full(100, np.nan, np.float32), sampling_rate=SR)
+    with pytest.raises(ValueError, match="backend"):
+        HouseXFeatureExtractor(backend="jax")
+
+
+def test_feature_extractor_save_load_roundtrip(tmp_path):
+    fe = tiny_extractor(use_chroma=True, backend="librosa")
+    fe.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "preprocessor_config.json").read_text())
+    assert saved["n_mels"] == 32 and saved["use_chroma"] is True and saved["backend"] == "librosa"
+    loaded = HouseXFeatureExtractor.from_pretrained(tmp_path)
+    assert loaded.to_dict() == fe.to_dict()
+    assert loaded.num_frames == 173
+
+
+# -- Auto classes, Hub custom code, pipeline --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory) -> tuple[Path, torch.Tensor, torch.Tensor]:
+    """A tiny trained-shape model folder, an input and its logits."""
+    folder = tmp_path_factory.mktemp("housex-model")
+    model = tiny_model(seed=7, pooling="mean")
+    fe = tiny_extractor()
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    inputs = fe([tone(2.0, seed=5)], sampling_rate=SR, return_tensors="pt")
+    with torch.no_grad():
+        logits = model(**inputs).logits
+    return folder, inputs["input_features"], logits
+
+
+def test_save_pretrained_writes_auto_map_and_code(saved_model):
+    folder, x, logits = saved_model
+    files = {p.name for p in folder.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json"} <= files
+    assert {"modeling_housex.py", "configuration_housex.py", "feature_extraction_housex.py"} <= files
+    assert not any(name.endswith((".bin", ".pt", ".pkl")) for name in files)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["model_type"] == "housex"
+    assert config["auto_map"]["AutoModelForAudioClassification"] == "modeling_housex.HouseXForAudioClassification"
+    assert config["auto_map"]["AutoConfig"] == "configuration_housex.HouseXConfig"
+    pre = json.loads((folder / "preprocessor_config.json").read_text())
+    assert pre["auto_map"]["AutoFeatureExtractor"] == "feature_extraction_housex.HouseXFeatureExtractor"
+
+    from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
+
+    loaded = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    assert type(loaded) is HouseXForAudioClassification
+    with torch.no_grad():
+        assert torch.allclose(loaded(x).logits, logits, atol=1e-6)
+    assert type(AutoModel.from_pretrained(folder)) is HouseXModel
+    assert type(AutoFeatureExtractor.from_pretrained(folder)) is HouseXFeatureExtractor
+
+
+def test_remote_code_loads_without_housex(saved_model, tmp_path):
+    folder, x, logits = saved_model
+    np.save(tmp_path / "x.npy", x.numpy())
+    script = textwrap.dedent(
+        f"""
+        import importlib.abc, importlib.util, sys
+        # The editable install puts a finder for `housex` on sys.meta_path: drop it, and refuse the name.
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "housex" or name.startswith("housex."):
+                    raise ModuleNotFoundError(f"blocked: {{name}}")
+        sys.meta_path.insert(0, Block())
+        try:
+            import housex
+            raise SystemExit("housex is importable")
+        except ModuleNotFoundError:
+            pass
+        import numpy as np, torch
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+        model = AutoModelForAudioClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        fe = AutoFeatureExtractor.from_pretrained({str(folder)!r}, trust_remote_code=True)
+        assert type(model).__module__.startswith("transformers_modules"), type(model).__module__
+        assert "housex" not in sys.modules and not any(m.startswith("housex.") for m in sys.modules)
+        with torch.no_grad():
+            logits = model(torch.from_numpy(np.load({str(tmp_path / "x.npy")!r}))).logits
+        print("LOGITS", logits.tolist(), type(fe).__name__)
+        """
+    )
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run(
+        [sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(l for l in proc.stdout.splitlines() if l.startswith("LOGITS"))
+    got = torch.tensor(json.loads(line.split(" ", 1)[1].rsplit(" ", 1)[0]))
+    assert torch.allclose(got, logits, atol=1e-5)
+    assert line.endswith("HouseXFeatureExtractor")
+
+
+def test_pipeline_on_numpy_and_file(saved_model, tmp_path):
+    import soundfile as sf
+    from transformers import pipeline
+
+    folder, _, _ = saved_model
+    classifier = pipeline("audio-classification", model=str(folder))
+    y = tone(2.5, seed=9)
+    path = tmp_path / "clip.wav"
+    sf.write(path, y, SR)
+    for source in (y, str(path)):
+        result = classifier(source, top_k=None)
+        assert sorted(r["label"] for r in result) == sorted(GENRES)
+        assert abs(sum(r["score"] for r in result) - 1.0) < 1e-5
+    top3 = classifier(y, top_k=3)
+    assert len(top3) == 3
