@@ -87,6 +87,7 @@ def tiny(tmp_path_factory):
         "logging_steps": 1,
         "report_to": "none",
         "use_cpu": True,
+        "ddp_find_unused_parameters": False,
         "dataloader_num_workers": 0,
         "seed": SEED,
         "output_dir": str(root / "unused"),
@@ -241,14 +242,18 @@ def test_resume_after_stop_gives_the_same_weights_as_an_uninterrupted_run(tiny, 
 
 @pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes(tiny, tmp_path):
+    # accelerate 1.15: `launch --cpu --num_processes 2` starts ONE process (multi-CPU there means
+    # mpirun); `--multi_gpu` goes through torchrun and, with use_cpu (in the config), runs real
+    # DDP on gloo with two CPU processes.  The step count below proves the world size is 2.
     _, config, built = tiny
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
            "--mixed_precision", "no", "--dynamo_backend", "no", str(ROOT / "trainer" / "run.py"), str(config),
            "--output_dir", str(out), "--max_steps", "-1", "--num_train_epochs", "1"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "process 1 of 2" in proc.stderr and "parallel mode distributed" in proc.stderr
     state = json.loads((out / "trainer_state.json").read_text())
     # One epoch of N clips, batch 4 per process, 2 processes: ceil(ceil(N / 4) / 2) optimizer steps.
     n_train = len(built["train"])

@@ -1,6 +1,7 @@
 """Train and evaluate a HouseX classifier.
 
     accelerate launch trainer/run.py trainer/configs/cpu.yaml --dataset_name housex-v2 --output_dir runs/cpu
+    accelerate launch --multi_gpu --num_processes 2 trainer/run.py trainer/configs/cpu.yaml ...   # 2-process DDP
     python trainer/run.py trainer/configs/paper.yaml --release_dirs release/ --output_dir runs/paper
     python trainer/run.py --help
 
@@ -9,6 +10,10 @@ override the file.  Arguments: ``ModelArguments``/``DataTrainingArguments`` in
 ``housex.trainer.train`` plus every ``transformers.TrainingArguments`` field, and
 ``--step_lr_step_size``/``--step_lr_gamma`` for the paper's StepLR schedule.
 ``--debug_traceback`` shows the full traceback of an error.
+
+Several CPU processes: with accelerate 1.15 ``accelerate launch --cpu --num_processes 2`` starts
+a single process (its multi-CPU mode expects mpirun); ``--multi_gpu --num_processes 2`` starts
+them through torchrun, and with ``use_cpu: true`` (cpu.yaml) they train with DDP on gloo.
 """
 
 from __future__ import annotations

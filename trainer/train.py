@@ -541,6 +541,11 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     if not training_args.should_log:
         transformers.utils.logging.set_verbosity_warning()
         datasets.utils.logging.set_verbosity_warning()
+    logger.warning(
+        "process %d of %d, device %s, parallel mode %s, bf16 %s",
+        training_args.process_index, training_args.world_size, training_args.device,
+        training_args.parallel_mode.value, training_args.bf16,
+    )
     set_seed(training_args.seed)
     if not training_args.do_train and not model_args.model_name_or_path:
         raise ValueError("do_train is false and no model_name_or_path is given: nothing to evaluate")
