@@ -39,7 +39,7 @@ from .dataset_script.clips import cut_clip, sample_clips
 from .dataset_script.drops import detect_drops
 
 DEFAULT_BATCH_SIZE = 16
-SILENCE_DBFS = -80.0  # peak level below which a file is treated as silent
+SILENCE_DBFS = -60.0  # peak level below which a file is treated as silent (the drop detector's level)
 DEFAULT_CLIP_SECONDS = 7.5  # the paper's clip length, used when a feature extractor does not say
 
 
@@ -118,18 +118,89 @@ def classify_clips(
     return np.concatenate(out) if out else np.zeros((0, n_labels), np.float32)
 
 
-def _iter_probabilities(clips: Iterator[np.ndarray], model, feature_extractor, batch_size: int, *, device=None):
-    """Yield (b, num_labels) probability blocks, pulling ``batch_size`` clips at a time."""
+def _iter_outputs(clips: Iterator[np.ndarray], model, feature_extractor, batch_size: int, *, device=None):
+    """Yield the model output of each batch of ``batch_size`` clips pulled from ``clips``."""
     device = torch.device(device) if device is not None else next(model.parameters()).device
     while True:
         batch = [np.asarray(c, dtype=np.float32) for _, c in zip(range(batch_size), clips)]
         if not batch:
             return
         inputs = feature_extractor(batch, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt")
-        inputs = {k: v.to(device) for k, v in inputs.items() if isinstance(v, torch.Tensor)}
+        inputs = {k: inputs[k].to(device) for k in ("input_features", "attention_mask") if k in inputs}
         with torch.inference_mode():
-            logits = model(**inputs).logits
-        yield logits.float().softmax(-1).cpu().numpy()
+            yield model(**inputs)
+
+
+def _iter_probabilities(clips: Iterator[np.ndarray], model, feature_extractor, batch_size: int, *, device=None):
+    """Yield (b, num_labels) float32 probability blocks, ``batch_size`` clips at a time."""
+    for out in _iter_outputs(clips, model, feature_extractor, batch_size, device=device):
+        yield out.logits.float().softmax(-1).cpu().numpy()
+
+
+def embed_clips(
+    clips: Sequence[np.ndarray] | np.ndarray,
+    model,
+    feature_extractor,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    device: str | torch.device | None = None,
+) -> np.ndarray:
+    """Pooled embeddings (the classifier's input, ``pooler_output``) of mono clips: float32 (N, d_model)."""
+    blocks = [
+        out.pooler_output.float().cpu().numpy()
+        for out in _iter_outputs(iter(clips), model, feature_extractor, batch_size, device=device)
+    ]
+    return np.concatenate(blocks) if blocks else np.zeros((0, model.config.hidden_size), np.float32)
+
+
+def dataset_embeddings(
+    model,
+    dataset_dir: str | os.PathLike,
+    *,
+    feature_extractor=None,
+    split: str = "validation",
+    max_clips: int | None = 400,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Pooled embeddings of the ``clips`` config of an exported dataset folder.
+
+    Returns ``(embeddings (N, d_model), primary genre ids (N,), label names)``; at most
+    ``max_clips`` clips, a ``seed``-ed random subset, decoded at the feature extractor's rate.
+    """
+    import datasets
+
+    model, feature_extractor = load_classifier(model, feature_extractor, device=device)
+    folder = Path(dataset_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: dataset folder not found (write one with `housex build --out DIR`)")
+    ds = datasets.load_dataset(str(folder), "clips", split=split)
+    if max_clips is not None and len(ds) > max_clips:
+        ds = ds.shuffle(seed=seed).select(range(max_clips))
+    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))
+    ids = np.asarray(ds["label"], dtype=np.int64)
+
+    def clips():
+        for example in ds:
+            yield _decoded_mono(example["audio"])
+
+    emb = np.concatenate(
+        [
+            out.pooler_output.float().cpu().numpy()
+            for out in _iter_outputs(clips(), model, feature_extractor, batch_size, device=device)
+        ]
+    ) if len(ds) else np.zeros((0, model.config.hidden_size), np.float32)
+    return emb, ids, label_names(model)
+
+
+def _decoded_mono(audio) -> np.ndarray:
+    """A decoded ``datasets.Audio`` value (torchcodec decoder or dict with ``array``) → (samples,) float32."""
+    if hasattr(audio, "get_all_samples"):
+        data = audio.get_all_samples().data.numpy()
+    else:
+        data = np.asarray(audio["array"])
+    return to_mono(np.asarray(data, dtype=np.float32))
 
 
 # --------------------------------------------------------------------------------------------
@@ -149,8 +220,11 @@ def _read_mono(source, sampling_rate: int | None, target_rate: int, *, min_secon
         if sampling_rate is None:
             raise ValueError("sampling_rate is required when classifying an array")
         y, sr = np.asarray(source, dtype=np.float32), int(sampling_rate)
-        if y.ndim not in (1, 2):
-            raise ValueError(f"{name}: expected (samples,) or (channels, samples) audio, got shape {y.shape}")
+        if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[0] > 16):
+            raise ValueError(
+                f"{name}: expected (samples,) or (channels, samples) audio, got shape {y.shape}"
+                + (" (transpose a (samples, channels) array)" if y.ndim == 2 else "")
+            )
     mono = to_mono(y) if y.ndim == 2 else y
     if mono.size == 0:
         raise AudioInputError(f"{name}: no audio samples")
@@ -309,10 +383,13 @@ def classify_track(
     sections = [(float(a), float(b)) for a, b in detection.sections]
     fallback = bool(detection.fallback)
     notes = []
-    if not sections:  # the detector found nothing and had no fallback to offer: use the whole track
-        sections, fallback = [(0.0, duration)], True
+    if not sections:
+        if detection.reason.startswith("silent"):
+            raise AudioInputError(f"{name}: audio is silent ({detection.reason}); nothing to classify")
+        sections, fallback = [(0.0, duration)], True  # nothing found and no fallback offered: whole track
     if fallback:
-        notes.append("no drop detected: classified the detector's fallback section instead")
+        why = f" ({detection.reason})" if detection.reason else ""
+        notes.append(f"no drop detected{why}: classified the fallback section {sections[0][0]:.1f}-{sections[0][1]:.1f} s")
 
     specs = sample_clips(sections, duration, clips_per_section=clips_per_section, clip_seconds=clip_seconds, seed=seed)
     if not specs:
