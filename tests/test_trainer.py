@@ -51,8 +51,9 @@ def make_tiny_release(folder: Path, n_tracks: int = 24, sr: int = 16000, seconds
 
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
-    """(release folder, tiny YAML config, built DatasetDict) shared by every test here."""
+    """(release folder, tiny YAML config, built DatasetDict, exported dataset folder), session-wide."""
     from housex.dataset_script.builder import HouseXBuilder
+    from housex.dataset_script.export import export_dataset
 
     root = tmp_path_factory.mktemp("trainer")
     release = make_tiny_release(root / "release")
@@ -98,7 +99,10 @@ def tiny(tmp_path_factory):
     builder = HouseXBuilder(config_name="clips", data_dir=[str(release)], cache_dir=str(cache), seed=SEED,
                             clip_seconds=2.0, clips_per_section=2)
     builder.download_and_prepare()
-    return release, path, builder.as_dataset()
+    exported = root / "exported"
+    export_dataset([release], exported, configs=("clips",), seed=SEED, clip_seconds=2.0, clips_per_section=2,
+                   progress=False)
+    return release, path, builder.as_dataset(), exported
 
 
 def _run(config: Path, *argv, callbacks=None, **overrides):
@@ -112,7 +116,7 @@ def _run(config: Path, *argv, callbacks=None, **overrides):
 def test_config_file_then_command_line_precedence(tiny, tmp_path):
     from housex.trainer.train import parse_args
 
-    _, config, _ = tiny
+    _, config, _, _ = tiny
     m, d, t = parse_args([str(config), "--n_mels", "48", "--bf16", "auto"], label_mode="sharpen", n_mels=40)
     assert m.n_mels == 48  # command line beats overrides beats the file
     assert d.label_mode == "sharpen"
@@ -170,12 +174,13 @@ def test_loss_on_soft_and_hard_labels_and_class_weights():
 def test_end_to_end_run_saves_a_folder_that_pipeline_loads(tiny, tmp_path):
     from transformers import pipeline
 
-    release, config, _ = tiny
+    release, config, _, exported = tiny
     out = tmp_path / "housex-tiny"
-    # push_to_hub offline (HF_HUB_OFFLINE=1 in conftest): a clear error AFTER everything is saved.
+    # The exported folder through load_dataset(folder, "clips"); push_to_hub offline (HF_HUB_OFFLINE=1
+    # in conftest) must fail with a clear error AFTER everything is saved locally.
     with pytest.raises(RuntimeError, match=r"push_to_hub.*saved\s+locally"):
         _run(config, "--output_dir", str(out), "--push_to_hub", "true", "--hub_model_id", "someone/housex-tiny",
-             "--class_weights", "true", "--augment", "true")
+             "--class_weights", "true", "--augment", "true", "--dataset_name", str(exported), release_dirs=None)
     names = {p.name for p in out.iterdir()}
     for required in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_housex.py",
                      "configuration_housex.py", "feature_extraction_housex.py", "README.md", "metrics.json",
@@ -213,7 +218,7 @@ def test_resume_after_stop_gives_the_same_weights_as_an_uninterrupted_run(tiny, 
     from safetensors.torch import load_file
     from transformers import TrainerCallback
 
-    _, config, _ = tiny
+    _, config, _, _ = tiny
 
     class StopAt(TrainerCallback):
         def __init__(self, step):
@@ -245,7 +250,7 @@ def test_accelerate_launch_two_cpu_processes(tiny, tmp_path):
     # accelerate 1.15: `launch --cpu --num_processes 2` starts ONE process (multi-CPU there means
     # mpirun); `--multi_gpu` goes through torchrun and, with use_cpu (in the config), runs real
     # DDP on gloo with two CPU processes.  The step count below proves the world size is 2.
-    _, config, built = tiny
+    _, config, built, _ = tiny
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
@@ -266,7 +271,7 @@ def test_grid_tiny_resumes_and_skips_finished_cells(tiny, tmp_path):
     from housex.cli import main as housex_main
     from housex.trainer.grid import run_grid
 
-    release, config, _ = tiny
+    release, config, _, _ = tiny
     out = tmp_path / "grid"
     extra = ["--max_steps", "2"]
     first = run_grid(out, backbones=["resnet18"], features=["mel"], labels=["hard", "soft"],
