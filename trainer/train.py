@@ -664,10 +664,10 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     }
 
     out_dir = Path(training_args.output_dir)
+    if not training_args.do_train:
+        trainer.save_model()  # an evaluated model folder is complete too (card, metrics, weights)
     if trainer.is_world_process_zero():
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not training_args.do_train:
-            trainer.save_model()
         (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
         save_confusion_png(metrics["confusion_matrix"], GENRES, out_dir / "confusion_matrix.png",
                            title=f"HouseX validation ({data_args.label_mode} labels)")
