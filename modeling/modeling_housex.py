@@ -22,6 +22,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 from transformers import PreTrainedModel
+from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.utils import logging
 
@@ -190,6 +191,9 @@ class HouseXPreTrainedModel(PreTrainedModel):
     main_input_name = "input_features"
     input_modalities = "audio"
     supports_gradient_checkpointing = True
+    # Our loss is a per-batch mean that ignores `num_items_in_batch`: let the Trainer scale it for
+    # gradient accumulation itself.
+    accepts_loss_kwargs = False
     _no_split_modules = ["HouseXPatchEmbeddings", "TransformerEncoderLayer"]
 
     @torch.no_grad()
@@ -198,14 +202,14 @@ class HouseXPreTrainedModel(PreTrainedModel):
         std = self.config.initializer_range
         if isinstance(module, HouseXPatchEmbeddings):
             if module.projection is not None:
-                module.projection.weight.normal_(0.0, std)
-                module.projection.bias.zero_()
+                init.normal_(module.projection.weight, mean=0.0, std=std)
+                init.zeros_(module.projection.bias)
         elif isinstance(module, HouseXModel):
             if module.cls_token is not None:
-                module.cls_token.normal_(0.0, std)
+                init.normal_(module.cls_token, mean=0.0, std=std)
         elif isinstance(module, HouseXForAudioClassification):
-            module.classifier.weight.normal_(0.0, std)
-            module.classifier.bias.zero_()
+            init.normal_(module.classifier.weight, mean=0.0, std=std)
+            init.zeros_(module.classifier.bias)
 
 
 class HouseXModel(HouseXPreTrainedModel):

@@ -1,0 +1,141 @@
+"""HouseX model: batched patches vs the authors' per-patch loop, and gradient-checkpointing memory.
+
+Rows, all measured in this run:
+- ``forward``: resnet18 backbone, 224 mels, 7.5 s clips (646 frames -> 27 patches), batch 4, CPU,
+  eval/no_grad: ``HouseXForAudioClassification`` (one backbone call on 108 patches) vs
+  ``bench.reference_model.loop_forward`` (one call per patch).  Target >= 1.5x, logits equal.
+- ``train step peak memory``: forward + backward + Adam step with and without
+  ``gradient_checkpointing_enable()`` (one clip's patches per checkpointed chunk), each in a fresh
+  subprocess; on CPU the peak is the process's max RSS growth during the step (ru_maxrss),
+  on CUDA ``torch.cuda.max_memory_allocated``.  Target: with <= 60% of without.
+- with CUDA: the same on the GPU plus the paper's config (ResNet152, d_model 768, 6 heads) step
+  time and peak memory at batch 4; without CUDA this is reported as not run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from bench.reference_model import loop_forward
+from housex.modeling import HouseXConfig, HouseXForAudioClassification
+
+FRAMES = 646  # 7.5 s at 44.1 kHz, hop 512
+ROOT = Path(__file__).resolve().parent.parent
+
+STEP_SCRIPT = r"""
+import json, resource, sys, time, torch
+from housex.modeling import HouseXConfig, HouseXForAudioClassification
+preset, backbone, batch, ckpt, device = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1", sys.argv[5]
+torch.manual_seed(0)
+model = HouseXForAudioClassification(HouseXConfig.from_preset(preset, backbone=backbone)).to(device).train()
+if ckpt:
+    model.gradient_checkpointing_enable()
+opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+x = torch.rand(batch, 3, model.config.patch_size, 646, device=device)
+y = torch.softmax(torch.rand(batch, 8, device=device), -1)
+def step():
+    out = model(x, labels=y)
+    out.loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+if device == "cuda":
+    step(); torch.cuda.synchronize()  # warm-up (cuDNN autotune), then measure
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    t0 = time.perf_counter(); step(); torch.cuda.synchronize(); seconds = time.perf_counter() - t0
+    peak, growth = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_allocated() - before
+else:
+    def rss_kib():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    before = rss_kib()
+    t0 = time.perf_counter(); step(); seconds = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    growth = peak - before * 1024
+print("RESULT", json.dumps({"seconds": seconds, "peak": peak, "growth": growth}))
+"""
+
+
+def run_step(preset: str, backbone: str, batch: int, checkpointing: bool, device: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-c", STEP_SCRIPT, preset, backbone, str(batch), "1" if checkpointing else "0", device],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800,
+    )
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"training-step subprocess failed:\n{proc.stderr[-2000:]}")
+    return json.loads(lines[-1][7:])
+
+
+def forward_rows(device: str, repeats: int) -> list[tuple]:
+    torch.manual_seed(0)
+    model = HouseXForAudioClassification(HouseXConfig.from_preset("paper", backbone="resnet18")).to(device).eval()
+    x = torch.rand(4, 3, 224, FRAMES, device=device)
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    with torch.no_grad():
+        model(x[:1])  # warm-up
+        sync()
+        best_batched = best_loop = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            ours = model(x).logits
+            sync()
+            best_batched = min(best_batched, time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            ref = loop_forward(model, x)
+            sync()
+            best_loop = min(best_loop, time.perf_counter() - t0)
+    diff = float((ours - ref).abs().max())
+    return [(f"forward, batch 4 x 27 patches ({device})", best_loop, best_batched, best_loop / best_batched, diff)]
+
+
+def main() -> None:
+    print(f"resnet18, 224 mels, 7.5 s ({FRAMES} frames, 27 patches of 224x224, hop 16), torch threads {torch.get_num_threads()}")
+    print(f"{'forward':<42} {'loop s':>8} {'batched s':>10} {'speed-up':>9} {'max |dlogit|':>13}")
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        for name, t_loop, t_batched, ratio, diff in forward_rows(device, 2 if device == "cpu" else 5):
+            print(f"{name:<42} {t_loop:>8.2f} {t_batched:>10.2f} {ratio:>8.2f}x {diff:>13.2e}")
+    print("target: batched >= 1.5x faster than the per-patch loop, logits equal (< 1e-4)")
+
+    print()
+    # CPU: batch 2 keeps the two subprocess steps to well under a minute each on a 2-core machine.
+    memory_runs = [("cpu", "resnet18", 2)] + ([("cuda", "resnet18", 4)] if torch.cuda.is_available() else [])
+    print(f"{'train step (fwd+bwd+Adam)':<42} {'plain s':>8} {'ckpt s':>8} {'plain MiB':>10} {'ckpt MiB':>9} {'ckpt/plain':>10}")
+    for device, backbone, batch in memory_runs:
+        plain = run_step("paper", backbone, batch, False, device)
+        ckpt = run_step("paper", backbone, batch, True, device)
+        what = "RSS growth" if device == "cpu" else "peak alloc"
+        key = "growth" if device == "cpu" else "peak"
+        print(
+            f"{f'{backbone}, batch {batch}, {what} ({device})':<42} {plain['seconds']:>8.2f} {ckpt['seconds']:>8.2f} "
+            f"{plain[key] / 2**20:>10.0f} {ckpt[key] / 2**20:>9.0f} {ckpt[key] / plain[key]:>9.0%}"
+        )
+    print("target: peak memory with gradient checkpointing <= 60% of without")
+
+    print()
+    if torch.cuda.is_available():
+        paper = run_step("paper", "resnet152", 4, False, "cuda")
+        paper_ckpt = run_step("paper", "resnet152", 4, True, "cuda")
+        print(f"paper config (ResNet152, d_model 768, 1 layer, 6 heads), batch 4, {torch.cuda.get_device_name()}:")
+        print(f"  step {paper['seconds']:.2f} s, peak {paper['peak'] / 2**30:.2f} GiB; "
+              f"with gradient checkpointing {paper_ckpt['seconds']:.2f} s, {paper_ckpt['peak'] / 2**30:.2f} GiB")
+    else:
+        print("no GPU available: GPU rows and the paper's ResNet152 step (time, peak memory at batch 4) not run")
+
+
+if __name__ == "__main__":
+    main()
