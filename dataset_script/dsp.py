@@ -235,18 +235,23 @@ def formant_filter(x: np.ndarray, sr: int, formants: tuple[float, ...], q: float
 
 def karplus_strong(freq: float, n: int, sr: int, rng: np.random.Generator, decay: float = 0.996,
                    brightness: float = 0.5) -> np.ndarray:
-    """Plucked string (n,): noise burst through a lossy comb y[t] = x[t] + decay*(y[t-L]+y[t-L-1])/2,
-    run by scipy.signal.lfilter (no Python sample loop)."""
+    """Plucked string (n,): a low-passed noise burst through the lossy comb
+    y[t] = x[t] + decay * (y[t-L] + y[t-L-1]) / 2  (L = sr / freq samples).
+
+    Every y[t] of a block of L samples depends only on earlier blocks, so the recursion runs one
+    whole block per numpy step (n / L steps); it equals
+    ``scipy.signal.lfilter([1], [1, 0, …, -decay/2, -decay/2], x)`` up to float rounding."""
     period = max(2, int(round(sr / freq)))
-    burst = rng.uniform(-1.0, 1.0, period)
-    burst = lowpass(burst, 500 + brightness * 9000, sr, order=1)
-    x = np.zeros(n)
-    x[: min(period, n)] = burst[: min(period, n)]
-    a = np.zeros(period + 2)
-    a[0] = 1.0
-    a[period] = a[period + 1] = -0.5 * decay
-    y = signal.lfilter([1.0], a, x)
-    return y / (np.max(np.abs(y)) + 1e-9)
+    burst = lowpass(rng.uniform(-1.0, 1.0, period), 500 + brightness * 9000, sr, order=1)
+    y = np.zeros(n + period + 1)  # y[period + 1 + t] holds sample t; the front is the zero history
+    off = period + 1
+    y[off: off + min(period, n)] = burst[: min(period, n)]
+    for start in range(period, n, period):
+        stop = min(start + period, n)
+        t = np.arange(start, stop) + off
+        y[t] += 0.5 * decay * (y[t - period] + y[t - period - 1])
+    out = y[off:]
+    return out / (np.max(np.abs(out)) + 1e-9)
 
 
 def additive_piano(freq: float, n: int, sr: int, partials: int = 12, inharmonicity: float = 4e-4,

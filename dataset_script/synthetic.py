@@ -740,7 +740,10 @@ def _section_loop(kind: str, stems: dict[str, np.ndarray], filtered: dict[str, n
     """The mix of one section kind as a loop (n, 2): its stems, filtered/side-chained as listed."""
     side = stems["sidechain"]
     mix = np.zeros_like(stems["kick"])
-    for spec in _SECTION_STEMS[kind]:
+    recipe = _SECTION_STEMS[kind]
+    if kind == "breakdown" and not any(s in stems for s in ("chords", "organic", "lead")):
+        recipe = ("hats", "perc", "|~bass")  # minimal tracks (no melodic part) keep a groove
+    for spec in recipe:
         plain, low = spec.startswith("|"), "~" in spec
         stem = spec.strip("|~")
         if stem not in stems:

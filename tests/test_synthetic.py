@@ -175,3 +175,29 @@ def test_synth_cli_writes_release_and_previews(tmp_path):
     assert main(["synth", "--out", str(out), "--tracks", "0", "--seed", "4"]) == 2
     pngs = synth.write_previews(tmp_path / "preview", seed=0, duration=20.0)
     assert len(pngs) == 8 and all(p.stat().st_size > 10_000 for p in pngs)
+
+
+def test_dsp_blocks_match_their_references():
+    from scipy import signal
+
+    from housex.dataset_script import dsp
+
+    sr = 44100
+    y = dsp.karplus_strong(196.0, 20000, sr, np.random.default_rng(1), decay=0.99, brightness=0.3)
+    period = int(round(sr / 196.0))
+    x = np.zeros(20000)
+    x[:period] = dsp.lowpass(np.random.default_rng(1).uniform(-1, 1, period), 500 + 0.3 * 9000, sr, order=1)
+    a = np.zeros(period + 2)
+    a[0], a[period], a[period + 1] = 1.0, -0.495, -0.495
+    ref = signal.lfilter([1.0], a, x)
+    np.testing.assert_allclose(y, ref / np.abs(ref).max(), atol=1e-7)
+    loop = np.random.default_rng(2).standard_normal((1000, 2))
+    ir = np.random.default_rng(3).standard_normal((2500, 2))
+    full = np.stack([np.convolve(loop[:, c], ir[:, c]) for c in range(2)], axis=1)
+    folded = np.zeros((1000, 2))
+    for k in range(0, full.shape[0], 1000):
+        chunk = full[k:k + 1000]
+        folded[: len(chunk)] += chunk
+    np.testing.assert_allclose(dsp.circular_convolve(loop, ir), folded, atol=1e-9)
+    saw = dsp.saw(440.0, sr, sr)
+    assert abs(saw.mean()) < 0.01 and np.max(np.abs(saw)) < 1.1
