@@ -37,7 +37,8 @@ def demo_model():
         return model, fe, f"trained demo model ({folder.relative_to(PROJECT_ROOT)})"
     from housex.trainer.train import build_feature_extractor, build_model, parse_args
 
-    model_args, _, _ = parse_args([str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml")])
+    # the dataset is not read here; parse_args only insists that one is named
+    model_args, _, _ = parse_args([str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml"), "--dataset_name", "housex-v2"])
     torch.manual_seed(0)
     fe = build_feature_extractor(model_args, clip_seconds=7.5)
     model, fe = load_classifier(build_model(model_args, fe, None), fe)

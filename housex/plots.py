@@ -53,11 +53,10 @@ def plot_timeline(tl, path: str | os.PathLike, *, title: str | None = None) -> P
     fig, (ax_band, ax) = plt.subplots(
         2, 1, figsize=(12, 4.8), sharex=True, gridspec_kw={"height_ratios": [1, 5], "hspace": 0.05}
     )
-    if len(t) == 1:  # a single window: draw it as a flat stretch over the whole file
-        t = np.array([0.0, tl.duration / scale])
-        ys = np.repeat(np.asarray(tl.smoothed).T, 2, axis=1)
-    else:
-        ys = np.asarray(tl.smoothed).T
+    # Window values are drawn at window centres; hold the first/last ones out to the file's edges.
+    ys = np.asarray(tl.smoothed).T
+    t = np.concatenate([[0.0], t, [tl.duration / scale]])
+    ys = np.concatenate([ys[:, :1], ys, ys[:, -1:]], axis=1)
     ax.stackplot(t, ys, colors=[colors[g] for g in tl.labels], labels=list(tl.labels), linewidth=0)
     ax.set_ylim(0, 1)
     ax.set_xlim(0, tl.duration / scale)
@@ -186,10 +185,10 @@ def plot_spectrogram_grid(
     n = len(panels)
     cols = min(4, n)
     rows = (n + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.3 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.6 * rows), squeeze=False, layout="constrained")
     colors = genre_colors()
     im = None
-    for ax, (genre, caption, mel_db) in zip(axes.flat, panels):
+    for k, (ax, (genre, caption, mel_db)) in enumerate(zip(axes.flat, panels)):
         if mel_db is None:
             ax.text(0.5, 0.5, "no track of this genre", ha="center", va="center", transform=ax.transAxes)
             ax.set_xticks([])
@@ -197,13 +196,13 @@ def plot_spectrogram_grid(
         else:
             im = librosa.display.specshow(mel_db, sr=sampling_rate, hop_length=hop_length, x_axis="time",
                                           y_axis="mel", ax=ax, vmin=-80, vmax=0, cmap="magma")
-            ax.set_xlabel("s")
-            ax.set_ylabel("Hz")
+            ax.set_xlabel("time (s)" if k // cols == rows - 1 else "")
+            ax.set_ylabel("Hz" if k % cols == 0 else "")
         ax.set_title(f"{genre}\n{caption}", fontsize=9, color=colors.get(genre, "black"))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     if im is not None:
-        fig.colorbar(im, ax=axes, format="%+.0f dB", fraction=0.02, pad=0.01)
+        fig.colorbar(im, ax=axes, format="%+.0f dB", fraction=0.02, pad=0.01, label="power (dB re. clip max)")
     fig.suptitle(title)
     return _save(fig, path)
 

@@ -290,3 +290,63 @@ def test_timeline_recovers_the_genres_of_a_concatenated_mix(tmp_path):
     for seg, truth in zip(tl.segments, boundaries):
         assert seg.end == pytest.approx(truth, abs=3.0), tl.format()
     assert tl.segments[-1].end == pytest.approx(sum(MIX_PARTS), abs=0.01)
+
+
+# --------------------------------------------------------------------------------------------
+# plots
+
+
+def _png_shape(path):
+    import matplotlib.image
+
+    return matplotlib.image.imread(path).shape
+
+
+def test_plot_confusion_from_metrics_json(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    matrix = (rng.integers(0, 5, (NUM_GENRES, NUM_GENRES)) + 20 * np.eye(NUM_GENRES, dtype=int)).tolist()
+    metrics = tmp_path / "metrics.json"
+    metrics.write_text(json.dumps({"eval_accuracy": 0.8, "eval_confusion_matrix": matrix}))
+    code, out, err = _run_cli(capsys, "plot", "confusion", "--metrics", metrics)
+    assert code == 0, err
+    h, w, _ = _png_shape(tmp_path / "confusion.png")
+    assert h > 500 and w > 500
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"eval_accuracy": 0.8}))
+    code, _, err = _run_cli(capsys, "plot", "confusion", "--metrics", bad, "--out", tmp_path / "x.png")
+    assert code == 2 and f"{bad}: no confusion_matrix entry" in err
+
+
+def test_plot_spectrograms_of_a_release_folder(tmp_path, capsys):
+    from housex.dataset_script.labelstudio import make_task, write_export
+
+    release = tmp_path / "release"
+    release.mkdir()
+    tasks = []
+    for gid in range(NUM_GENRES - 1):  # the last genre has no track: its panel says so
+        name = f"track-{gid}.wav"
+        sf.write(release / name, loud_section_track(12.0, 16000, loud=(3.0, 11.0), seed=gid), 16000)
+        label = np.zeros(NUM_GENRES)
+        label[gid] = 1.0
+        tasks.append(make_task(gid + 1, name, label))
+    write_export(release / "test-partition.json", tasks)
+    out = tmp_path / "spectrograms.png"
+    code, _, err = _run_cli(capsys, "plot", "spectrograms", "--data-dir", release, "--out", out)
+    assert code == 0, err
+    h, w, _ = _png_shape(out)
+    assert h > 500 and w > 1000
+
+
+def test_plot_embeddings_of_model_outputs(model_dir, tmp_path):
+    from housex.inference import embed_clips
+    from housex.plots import plot_embeddings
+
+    model, fe = load_classifier(model_dir)
+    clips = [loud_section_track(CLIP, 16000, loud=(0.0, CLIP), seed=s)[:, 0] * (0.2 + 0.1 * (s % 3)) for s in range(12)]
+    emb = embed_clips(clips, model, fe, batch_size=5)
+    assert emb.shape == (12, model.config.d_model) and np.isfinite(emb).all()
+    out = plot_embeddings(emb, [s % 3 for s in range(12)], tmp_path / "emb.png", methods=["pca", "tsne"])
+    h, w, _ = _png_shape(out)
+    assert h > 300 and w > 800
+    with pytest.raises(ValueError, match="genre ids"):
+        plot_embeddings(emb, [0, 1], tmp_path / "bad.png")
