@@ -130,12 +130,12 @@ def bench_probe(release: Path, work: Path, n_tracks: int) -> None:
     from housex.dataset_script.export import export_dataset
     from housex.dataset_script.probe import linear_probe
 
-    out = work / f"dataset-{n_tracks}"
+    datasets.disable_progress_bars()
+    out = work / f"{release.name}-clips"
     if not (out / "README.md").exists():
         t0 = time.perf_counter()
         summary = export_dataset(release, out, configs=("clips",), progress=False, overwrite=True)
         print(f"\nbuilt clips config in {time.perf_counter() - t0:.0f} s:\n{summary.format()}")
-    datasets.disable_progress_bars()
     ds = datasets.load_dataset(str(out), "clips")
     t0 = time.perf_counter()
     result = linear_probe(ds)
