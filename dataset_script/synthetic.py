@@ -609,7 +609,7 @@ def _render_parts(plan: TrackPlan, sr: int) -> tuple[_Loop, dict[str, np.ndarray
     stems: dict[str, np.ndarray] = {}
 
     # --- drums
-    bass_root_hz = float(dsp.midi_to_hz(24 + (plan.root + 4) % 12 + 12))  # 41–78 Hz
+    bass_root_hz = float(dsp.midi_to_hz(28 + (plan.root - 4) % 12))  # the tonic between E1 and D#2: 41–78 Hz
     kick_kind = p["kick"]
     if kick_kind == "bigroom":
         k = dsp.kick(sr, 0.5, f_start=rng.uniform(250, 400), f_end=bass_root_hz, pitch_tau=0.04,
