@@ -850,15 +850,33 @@ def audio_file_name(seed: int, index: int, fmt: str) -> str:
     return f"{h}-Synth_{seed}_{index:05d}.{fmt}"
 
 
-def write_audio(path: Path, y: np.ndarray, sr: int, fmt: str) -> None:
+def write_audio(path: Path, y: np.ndarray, sr: int, fmt: str, block: int = 65536) -> None:
+    """Write (samples, channels) float audio as 16-bit FLAC (soundfile) or Vorbis OGG (the ``ffmpeg``
+    binary, quality 5, bit-exact muxing).
+
+    OGG does not go through soundfile: libsndfile picks a random Ogg stream serial number (so the
+    bytes differ run to run) and its Vorbis encoder crashes when minutes arrive in one write."""
+    import shutil
+    import subprocess
+
     import soundfile as sf
 
     if fmt == "flac":
-        sf.write(path, y, sr, format="FLAC", subtype="PCM_16")
-    elif fmt == "ogg":
-        sf.write(path, y, sr, format="OGG", subtype="VORBIS")
-    else:
+        with sf.SoundFile(path, "w", samplerate=sr, channels=y.shape[1], format="FLAC", subtype="PCM_16") as f:
+            for i in range(0, y.shape[0], block):
+                f.write(y[i:i + block])
+        return
+    if fmt != "ogg":
         raise ValueError(f"format {fmt!r}: expected one of {', '.join(FORMATS)}")
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError(f"{path}: writing OGG needs the ffmpeg binary (e.g. 'apt-get install ffmpeg'); use --format flac")
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(sr), "-ac", str(y.shape[1]),
+           "-i", "pipe:0", "-c:a", "libvorbis", "-q:a", "5", "-fflags", "+bitexact", "-flags:a", "+bitexact",
+           "-map_metadata", "-1", str(path)]
+    proc = subprocess.run(cmd, input=np.ascontiguousarray(y, dtype="<f4").tobytes(), capture_output=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{path}: ffmpeg failed to encode OGG: {proc.stderr.decode(errors='replace').strip()[-500:]}")
 
 
 def _render_to_file(job: tuple) -> dict:
