@@ -142,7 +142,10 @@ def run(args) -> int:
     if (run_dir / "metrics.json").exists() and (run_dir / "config.json").exists():
         _skip("4/6 train + evaluate", str(run_dir))
     else:
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--cpu",
+        # accelerate's --cpu launcher starts a single process; several CPU processes (DDP on gloo)
+        # need --multi_gpu with the config's use_cpu: true.
+        mode = ["--multi_gpu"] if args.num_processes > 1 else ["--cpu"]
+        launch = [sys.executable, "-m", "accelerate.commands.launch", *mode,
                   "--num_processes", str(args.num_processes), "--num_machines", "1", "--mixed_precision", "no",
                   "--dynamo_backend", "no"]
         _step(
