@@ -72,6 +72,15 @@ class DataTrainingArguments:
                   "and a peaking EQ. No time-stretch: tempo (BPM) is a genre cue."},
     )
     augment_probability: float = field(default=0.5, metadata={"help": "Probability of each augmentation."})
+    precompute_features: bool = field(
+        default=False,
+        metadata={"help": "Decode and featurise every clip once with Dataset.map (cached as Arrow by datasets, "
+                  "reused by later runs) instead of on the fly each epoch. Much faster for several epochs on a "
+                  "CPU; not combinable with --augment (augmentation must differ per epoch)."},
+    )
+    preprocessing_num_workers: int | None = field(
+        default=None, metadata={"help": "Processes for --precompute_features (Dataset.map num_proc)."}
+    )
     class_weights: bool = field(
         default=False,
         metadata={"help": "Loss weights per class proportional to 1 / (summed training targets), as the paper; "
@@ -89,6 +98,8 @@ class DataTrainingArguments:
             raise ValueError("give a dataset (--dataset_name FOLDER_OR_HUB_ID) or release folders (--release_dirs DIR ...)")
         if self.dataset_name is not None and self.release_dirs:
             raise ValueError("give either --dataset_name or --release_dirs, not both")
+        if self.precompute_features and self.augment:
+            raise ValueError("precompute_features and augment exclude each other: augmented clips differ per epoch")
         if not 0.0 <= self.augment_probability <= 1.0:
             raise ValueError(f"augment_probability={self.augment_probability} must lie in [0, 1]")
 
@@ -405,6 +416,18 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
     return transform
 
 
+def precompute(ds, transform, num_proc: int | None, split: str):
+    """Apply ``transform`` once with ``Dataset.map`` (cached by datasets as Arrow files) -> torch format.
+
+    The map is fingerprinted by datasets from the dataset and the transform (feature extractor
+    settings included), so a rerun with the same settings reuses the cache.
+    """
+    columns = [c for c in ("input_features", "attention_mask", "labels")]
+    mapped = ds.map(transform, batched=True, batch_size=32, num_proc=num_proc, remove_columns=ds.column_names,
+                    desc=f"features ({split})")
+    return mapped.with_format("torch", columns=[c for c in columns if c in mapped.column_names])
+
+
 # --------------------------------------------------------------------------------------------
 # Model
 # --------------------------------------------------------------------------------------------
@@ -594,11 +617,18 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     callbacks = list(callbacks or [])
     if augmenter is not None:
         callbacks.append(augment_epoch_callback(augmenter))
-    train_ds.set_transform(make_transform(feature_extractor, audio_column=data_args.audio_column_name,
-                                          label_column=data_args.label_column_name,
-                                          label_mode=data_args.label_mode, augmenter=augmenter))
-    eval_ds.set_transform(make_transform(feature_extractor, audio_column=data_args.audio_column_name,
-                                         label_column=data_args.label_column_name, label_mode=None))
+    train_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
+                                     label_column=data_args.label_column_name,
+                                     label_mode=data_args.label_mode, augmenter=augmenter)
+    eval_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
+                                    label_column=data_args.label_column_name, label_mode=None)
+    if data_args.precompute_features:
+        with training_args.main_process_first(desc="computing features"):
+            train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train")
+            eval_ds = precompute(eval_ds, eval_transform, data_args.preprocessing_num_workers, "validation")
+    else:
+        train_ds.set_transform(train_transform)
+        eval_ds.set_transform(eval_transform)
 
     from housex.modeling import register_auto_classes
 
