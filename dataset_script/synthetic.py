@@ -155,46 +155,48 @@ def _track_rng(seed: int, index: int, stream: str) -> np.random.Generator:
 #: Each part group of a track is drawn from one genre's entry.  Ranges are (low, high) for a
 #: uniform draw; tuples of names are choices (repeats weight a choice).
 GENRE_PROFILES: dict[str, dict] = {
+    # Each genre has a signature bass and lead (drawn most of the time) so that a genre is
+    # audible in its parts; drums, tempo and effects overlap between genres as in real music.
     "Progressive House": dict(
         bpm=(124, 129), kick=("punchy", "punchy", "deep"), hats=("offbeat", "offbeat", "shuffle"),
-        bass=("offbeat_saw", "offbeat_saw", "rolling"), lead=("supersaw", "supersaw", "piano"),
+        bass=("offbeat_saw", "offbeat_saw", "offbeat_saw", "rolling"), lead=("supersaw", "supersaw", "supersaw", "piano"),
         chords=("supersaw_pad", "supersaw_pad", "piano", "strings"), groove=(4, 5), rhythm=(1, 3),
         distortion=(1, 2), organicity=(3, 5), space=(0.3, 0.55),
     ),
     "Future House": dict(
         bpm=(123, 128), kick=("punchy", "tight"), hats=("offbeat", "busy"),
-        bass=("bouncy", "bouncy", "growl"), lead=("chopped_square", "chopped_square", "stab"),
+        bass=("bouncy", "bouncy", "bouncy", "growl"), lead=("chopped_square", "chopped_square", "chopped_square", "stab"),
         chords=("stab", None, None), groove=(3, 4), rhythm=(4, 5), distortion=(3, 4), organicity=(1, 3),
         space=(0.1, 0.3),
     ),
     "Bass House": dict(
         bpm=(123, 128), kick=("tight", "punchy"), hats=("busy", "offbeat"),
-        bass=("growl", "growl", "bouncy"), lead=("stab", "stab", None), chords=(None,),
+        bass=("growl", "growl", "growl", "bouncy"), lead=("stab", "stab", "stab", None), chords=(None,),
         groove=(2, 4), rhythm=(3, 4), distortion=(4, 5), organicity=(1, 2), space=(0.05, 0.25),
     ),
     "Tech House": dict(
         bpm=(119, 126), kick=("tight", "tight", "punchy"), hats=("busy", "busy", "shuffle"),
-        bass=("rolling", "rolling", "growl"), lead=(None, None, None, "stab"), chords=(None, None, "stab"),
+        bass=("rolling", "rolling", "rolling", "growl"), lead=(None, None, None, "stab"), chords=(None, None, None, "stab"),
         groove=(3, 5), rhythm=(3, 4), distortion=(2, 4), organicity=(1, 3), space=(0.1, 0.3),
     ),
     "Deep House": dict(
         bpm=(117, 123), kick=("deep", "deep", "punchy"), hats=("shuffle", "shuffle", "offbeat"),
-        bass=("reese", "reese", "rolling"), lead=("epiano", "epiano", "vocal"), chords=("pad7", "pad7", "piano"),
+        bass=("reese", "reese", "reese", "rolling"), lead=("epiano", "epiano", "vocal"), chords=("pad7", "pad7", "piano"),
         groove=(2, 3), rhythm=(1, 2), distortion=(1, 2), organicity=(2, 4), space=(0.45, 0.75),
     ),
     "Bigroom": dict(
         bpm=(126, 131), kick=("bigroom", "bigroom", "bigroom", "punchy"), hats=("sparse", "offbeat"),
-        bass=(None, None, None, "offbeat_saw"), lead=("horn", "horn", "supersaw"), chords=(None, None, "supersaw_pad"),
+        bass=(None, None, None, "offbeat_saw"), lead=("horn", "horn", "horn", "supersaw"), chords=(None, None, "supersaw_pad"),
         groove=(1, 2), rhythm=(1, 3), distortion=(4, 5), organicity=(1, 2), space=(0.2, 0.45),
     ),
     "Future Rave": dict(
         bpm=(125, 129), kick=("punchy", "bigroom", "tight"), hats=("rolling", "rolling", "offbeat"),
-        bass=("wave", "wave", "offbeat_saw"), lead=("buzz", "buzz", "supersaw"), chords=(None, None, "supersaw_pad"),
+        bass=("wave", "wave", "wave", "offbeat_saw"), lead=("buzz", "buzz", "buzz", "supersaw"), chords=(None, None, "supersaw_pad"),
         groove=(4, 5), rhythm=(3, 5), distortion=(2, 4), organicity=(1, 2), space=(0.2, 0.4),
     ),
     "Slap House": dict(
         bpm=(119, 125), kick=("punchy", "tight", "deep"), hats=("offbeat", "shuffle"),
-        bass=("slap", "slap", "slap", "bouncy"), lead=("vocal", "vocal", "chopped_square"), chords=(None, None, "piano"),
+        bass=("slap", "slap", "slap", "bouncy"), lead=("vocal", "vocal", "vocal", "chopped_square"), chords=(None, None, "piano"),
         groove=(3, 4), rhythm=(3, 5), distortion=(1, 3), organicity=(1, 2), space=(0.15, 0.4),
     ),
 }
@@ -329,8 +331,8 @@ def plan_track(seed: int, index: int, *, duration: tuple[float, float] = (90.0, 
         bass_cutoff=round(float(rng.uniform(300, 1500)), 1),
         lead_octave=int(rng.integers(-1, 2)),
         vowel=_choice(rng, tuple(_VOWELS)),
-        levels_db={k: round(float(rng.uniform(-5, 3)), 2) for k in ("kick", "clap", "hats", "perc", "bass", "lead", "chords", "organic")},
-        tilt_low_db=round(float(rng.uniform(-4, 4)), 2), tilt_high_db=round(float(rng.uniform(-6, 5)), 2),
+        levels_db={k: round(float(rng.uniform(-4, 2)), 2) for k in ("kick", "clap", "hats", "perc", "bass", "lead", "chords", "organic")},
+        tilt_low_db=round(float(rng.uniform(-2.5, 2.5)), 2), tilt_high_db=round(float(rng.uniform(-3, 3)), 2),
         noise_floor_db=round(float(rng.uniform(-70, -38)), 1),
         contrast_db=round(float(rng.uniform(4.5, 10.0)), 2),
         master_drive=round(float(rng.uniform(1.0, 2.5) + (distortion - 1) * 0.25), 3),
