@@ -254,14 +254,10 @@ def _top(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, fl
     return [(labels[i], float(probs[i])) for i in order]
 
 
-@dataclass
-class DropPrediction:
-    """One drop section (or the fallback section) and the mean of its clips' probabilities (8,)."""
+class _GenreDistribution:
+    """``genre`` and ``top(k)`` of a result holding ``probabilities`` (8,) and ``labels``."""
 
-    start: float
-    end: float
     probabilities: np.ndarray
-    clip_starts: list[float]
     labels: Sequence[str]
 
     @property
@@ -270,6 +266,17 @@ class DropPrediction:
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return _top(self.probabilities, self.labels, k)
+
+
+@dataclass
+class DropPrediction(_GenreDistribution):
+    """One drop section (or the fallback section) and the mean of its clips' probabilities (8,)."""
+
+    start: float
+    end: float
+    probabilities: np.ndarray
+    clip_starts: list[float]
+    labels: Sequence[str]
 
     def to_dict(self) -> dict:
         return {
@@ -282,7 +289,7 @@ class DropPrediction:
 
 
 @dataclass
-class TrackPrediction:
+class TrackPrediction(_GenreDistribution):
     """A track's genre distribution (mean over drops of the mean over each drop's clips).
 
     ``fallback``: no drop was detected and the detector's fallback section was used.
@@ -297,13 +304,6 @@ class TrackPrediction:
     fallback: bool = False
     padded: bool = False
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def genre(self) -> str:
-        return self.labels[int(np.argmax(self.probabilities))]
-
-    def top(self, k: int = 3) -> list[tuple[str, float]]:
-        return _top(self.probabilities, self.labels, k)
 
     def to_dict(self) -> dict:
         return {
