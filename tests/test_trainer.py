@@ -297,3 +297,20 @@ def test_grid_tiny_resumes_and_skips_finished_cells(tiny, tmp_path):
     assert f"{f1:.3f}" in lines[1]
     again = run_grid(out, backbones=["shufflenet_v2_x0_5"], config=str(config), train_args=extra)
     assert [r["status"] for r in again] == ["skipped"] * 4
+
+
+def test_precomputed_features_train_the_same_model_as_on_the_fly(tiny, tmp_path):
+    """--precompute_features (Dataset.map once) must feed the model exactly what the transform does."""
+    from safetensors.torch import load_file
+
+    _, config, _, _ = tiny
+    common = ("--max_steps", "3", "--save_strategy", "no", "--load_best_model_at_end", "false")
+    on_the_fly = _run(config, *common, "--output_dir", str(tmp_path / "fly"))
+    pre = _run(config, *common, "--output_dir", str(tmp_path / "pre"), "--precompute_features", "true")
+    a = load_file(tmp_path / "fly" / "model.safetensors")
+    b = load_file(tmp_path / "pre" / "model.safetensors")
+    for k in a:
+        assert torch.allclose(a[k], b[k], atol=1e-5), k
+    assert pre["accuracy"] == pytest.approx(on_the_fly["accuracy"])
+    with pytest.raises(ValueError, match="precompute_features and augment"):
+        _run(config, "--precompute_features", "true", "--augment", "true", "--output_dir", str(tmp_path / "x"))
