@@ -1,7 +1,8 @@
 """HouseX-v2: house sub-genre classification, the Hugging Face way.
 
-``housex.classify_track(path, model=folder)`` and ``housex.timeline(path, model=folder)`` are
-loaded lazily (see ``housex.inference``), so ``import housex`` stays light.
+Importing ``housex`` registers the HouseX classes with transformers' Auto factories (so it
+imports torch and transformers).  ``housex.classify_track(path, model=folder)`` and
+``housex.timeline(path, model=folder)`` are loaded lazily from ``housex.inference``.
 """
 
 from __future__ import annotations
