@@ -9,12 +9,12 @@ Two rows, both measured in this run:
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import soxr
 
 from bench.reference_drops import find_drop
+from bench.timing import best_time
 from housex.dataset_script.drops import detect_drops
 
 SR = 44100
@@ -32,15 +32,6 @@ def make_track(seed: int = 0) -> np.ndarray:
     left = gain * (kick + 0.2 * rng.standard_normal(t.size).astype(np.float32))
     right = gain * (kick + 0.2 * rng.standard_normal(t.size).astype(np.float32))
     return np.stack([left, right]).astype(np.float32)
-
-
-def best_time(fn, repeats: int) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
 
 
 def agree(ours, ref, frame_s: float) -> bool:

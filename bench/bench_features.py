@@ -10,12 +10,12 @@ With CUDA available, the torch backend is also timed on the GPU.
 
 from __future__ import annotations
 
-import time
 
 import librosa
 import numpy as np
 import torch
 
+from bench.timing import best_time
 from housex.modeling import HouseXFeatureExtractor
 
 SR = 44100
@@ -46,15 +46,6 @@ def make_clips(n: int = BATCH, seed: int = 0) -> list[np.ndarray]:
     return clips
 
 
-def timed(fn, repeats: int = 1):
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main() -> None:
     clips = make_clips()
     threads = torch.get_num_threads()
@@ -65,12 +56,12 @@ def main() -> None:
         fe(clips[:2], sampling_rate=SR, backend="librosa")  # warm-up: numba, librosa filter caches
         # warm-up on the whole batch: the torch CQT builds (then caches) one filter plan per tuning value
         fe(clips, sampling_rate=SR, backend="torch")
-        t_ref, ref = timed(lambda: fe(clips, sampling_rate=SR, backend="librosa", return_tensors="pt"))
+        t_ref, ref = best_time(lambda: fe(clips, sampling_rate=SR, backend="librosa", return_tensors="pt"))
         a, b = None, ref["input_features"]
         for n in sorted({1, threads}):
             torch.set_num_threads(n)
             try:
-                t_ours, ours = timed(lambda: fe(clips, sampling_rate=SR, backend="torch", return_tensors="pt"), 3)
+                t_ours, ours = best_time(lambda: fe(clips, sampling_rate=SR, backend="torch", return_tensors="pt"), 3)
             finally:
                 torch.set_num_threads(threads)
             a = ours["input_features"]
@@ -94,7 +85,7 @@ def main() -> None:
                 torch.cuda.synchronize()
                 return out
 
-            t_gpu, _ = timed(on_gpu, 3)
+            t_gpu, _ = best_time(on_gpu, 3)
             rows.append((f"{name}, torch on {torch.cuda.get_device_name()}", t_ref / BATCH, t_gpu / BATCH, t_ref / t_gpu, (float("nan"), "")))
     print(f"batch of {BATCH} clips x {SECONDS} s at {SR} Hz, input_features {tuple(b.shape)}; librosa: one clip at a time")
     print(f"{'features':<34} {'librosa ms/clip':>16} {'torch ms/clip':>14} {'speed-up':>9} {'mel rel err':>12}  chroma corr (worst clip)")

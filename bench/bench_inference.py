@@ -15,11 +15,12 @@ Target: ≥ 30× faster than real time on 2 CPU cores.  Also reports ``housex.ti
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bench.timing import best_time
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 TRACK_SECONDS = 180.0
@@ -88,15 +89,6 @@ def reference_classify(path: Path, model, fe, clips_per_section: int = 4, seed: 
     return np.mean([np.mean(v, axis=0) for v in drops.values()], axis=0)
 
 
-def _best_of(fn, repeats: int = 2) -> tuple[float, object]:
-    best, out = float("inf"), None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main() -> None:
     from housex.inference import classify_track, timeline
 
@@ -106,8 +98,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         track = synthetic_track(Path(tmp), TRACK_SECONDS)
         classify_track(track, model, fe)  # warm-up (first-call allocations, filterbank)
-        t_ours, pred = _best_of(lambda: classify_track(track, model, fe))
-        t_ref, ref = _best_of(lambda: reference_classify(track, model, fe), repeats=1)
+        t_ours, pred = best_time(lambda: classify_track(track, model, fe), 2)
+        t_ref, ref = best_time(lambda: reference_classify(track, model, fe), repeats=1)
         n_clips = sum(len(d.clip_starts) for d in pred.drops)
         gap = float(np.abs(pred.probabilities - ref).max())
 
@@ -116,7 +108,7 @@ def main() -> None:
 
         parts = [render_track(plan_track(1, i, duration=(MIX_SECONDS / 4,) * 2, fallback_share=0.0)) for i in range(4)]
         write_audio(mix, np.concatenate(parts), 44100, "flac")
-        t_tl, tl = _best_of(lambda: timeline(mix, model, fe, hop_seconds=2.5), repeats=1)
+        t_tl, tl = best_time(lambda: timeline(mix, model, fe, hop_seconds=2.5), repeats=1)
         mix_seconds = tl.duration
 
     rows = [

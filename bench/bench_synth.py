@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.timing import best_time
+
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
@@ -52,15 +54,6 @@ def _ks_lfilter(freq: float, n: int, sr: int, seed: int = 0) -> np.ndarray:
     return signal.lfilter([1.0], a, x)
 
 
-def _best_of(fn, repeat: int = 3) -> float:
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def bench_render(n_tracks: int = 3) -> None:
     from housex.dataset_script import dsp, synthetic
     from housex.dataset_script.genres import GENRES
@@ -78,9 +71,9 @@ def bench_render(n_tracks: int = 3) -> None:
         print(f"| {g:<18} | {wall:7.2f} | {cpu:7.2f} | {cpu / 2.0:16.2f} |")
     print(f"mean cpu {np.mean(cpus):.2f} s per 120 s track (target <= 2 s)")
     sr, n = 44100, 44100
-    ref = _best_of(lambda: _ks_reference(220.0, n, sr), 1)
-    lf = _best_of(lambda: _ks_lfilter(220.0, n, sr))
-    ours = _best_of(lambda: dsp.karplus_strong(220.0, n, sr, np.random.default_rng(0)))
+    ref, _ = best_time(lambda: _ks_reference(220.0, n, sr), 1)
+    lf, _ = best_time(lambda: _ks_lfilter(220.0, n, sr), 3)
+    ours, _ = best_time(lambda: dsp.karplus_strong(220.0, n, sr, np.random.default_rng(0)), 3)
     print(f"Karplus-Strong, 1 s note at 220 Hz: per-sample Python loop {ref * 1e3:.1f} ms (reference), "
           f"lfilter comb {lf * 1e3:.2f} ms (x{ref / lf:.0f}), block recursion {ours * 1e3:.2f} ms (x{ref / ours:.0f})")
 
