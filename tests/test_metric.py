@@ -137,3 +137,15 @@ def test_bad_inputs_raise_clear_errors(metric):
         metric.compute(predictions=[_row(g0=1.0)], references=[_row(g0=-1.0, g1=2.0)])
     with pytest.raises(ValueError, match="class ids"):
         metric.compute(predictions=[_row(g0=1.0)], references=[9])
+
+
+def test_metric_module_keeps_the_canonical_genre_order():
+    # The metric file is self-contained (evaluate.load copies it alone), so it carries its own copy.
+    import importlib.util
+
+    from housex.dataset_script.genres import GENRES
+
+    spec = importlib.util.spec_from_file_location("housex_metric_copy", METRIC_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert tuple(module.GENRES) == tuple(GENRES)
