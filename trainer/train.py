@@ -422,10 +422,9 @@ def precompute(ds, transform, num_proc: int | None, split: str):
     The map is fingerprinted by datasets from the dataset and the transform (feature extractor
     settings included), so a rerun with the same settings reuses the cache.
     """
-    columns = [c for c in ("input_features", "attention_mask", "labels")]
     mapped = ds.map(transform, batched=True, batch_size=32, num_proc=num_proc, remove_columns=ds.column_names,
                     desc=f"features ({split})")
-    return mapped.with_format("torch", columns=[c for c in columns if c in mapped.column_names])
+    return mapped.with_format("torch")
 
 
 # --------------------------------------------------------------------------------------------
