@@ -79,6 +79,34 @@ def mel_filterbank(sampling_rate: int, n_fft: int, n_mels: int, fmin: float, fma
     return librosa.filters.mel(sr=sampling_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax)
 
 
+@functools.lru_cache(maxsize=16)
+def mel_bands(sampling_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float | None, group: int = 16) -> tuple:
+    """The mel filterbank cut into groups of ``group`` adjacent bands, each with the FFT-bin span it
+    touches: a tuple of ``(first band, last band + 1, first bin, last bin + 1, (bands, bins) float32
+    weights)``.  Triangular filters are nonzero on a narrow bin range, so projecting group by group
+    does <1/10 of a dense ``(n_mels, bins) @ power`` product's work (224 bands at 2048 points) with
+    the same sums: only exact zeros are skipped."""
+    fb = mel_filterbank(sampling_rate, n_fft, n_mels, fmin, fmax)
+    out = []
+    for a in range(0, n_mels, group):
+        b = min(n_mels, a + group)
+        cols = np.flatnonzero(fb[a:b].any(axis=0))
+        lo, hi = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 0)
+        out.append((a, b, lo, hi, np.ascontiguousarray(fb[a:b, lo:hi])))
+    return tuple(out)
+
+
+def mel_project(power: torch.Tensor, bands: tuple) -> torch.Tensor:
+    """(..., bins, T) power spectrogram -> (..., n_mels, T) mel power, with ``mel_bands(...)``."""
+    parts = []
+    for a, b, lo, hi, weights in bands:
+        if hi > lo:
+            parts.append(torch.matmul(torch.from_numpy(weights).to(power.device, power.dtype), power[..., lo:hi, :]))
+        else:  # bands with empty filters (more bands than the resolution allows), as librosa gives them
+            parts.append(power.new_zeros(*power.shape[:-2], b - a, power.shape[-1]))
+    return torch.cat(parts, dim=-2)
+
+
 def _relative_bandwidth(freqs: np.ndarray) -> np.ndarray:
     # librosa.filters._relative_bandwidth (private there): local octave resolution -> alpha.
     logf = np.log2(freqs)
@@ -443,12 +471,12 @@ class HouseXFeatureExtractor(SequenceFeatureExtractor):
     def _torch_features(self, audio: np.ndarray, device) -> torch.Tensor:
         y = torch.from_numpy(audio).to(device)
         window = torch.hann_window(self.n_fft, periodic=True, device=y.device)
-        fb = torch.from_numpy(mel_filterbank(self.sampling_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)).to(y.device)
+        bands = mel_bands(self.sampling_rate, self.n_fft, self.n_mels, self.fmin, self.fmax)
         mel, powers = [], []
         for part in y.split(4):  # a few clips at a time: the spectra stay in cache (faster on CPU), bounded memory
             spec = torch.stft(part, self.n_fft, self.hop_length, window=window, center=True, pad_mode="constant", return_complex=True)
             power = spec.real.square() + spec.imag.square()
-            mel.append(torch.matmul(fb, power))
+            mel.append(mel_project(power, bands))
             if self.use_chroma:
                 powers.append(power)
         db = db_planes(torch.cat(mel), self.top_db)

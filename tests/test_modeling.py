@@ -436,3 +436,16 @@ def test_pipeline_on_numpy_and_file(saved_model, tmp_path):
         assert abs(sum(r["score"] for r in result) - 1.0) < 1e-5
     top3 = classifier(y, top_k=3)
     assert len(top3) == 3
+
+
+@pytest.mark.parametrize("sr,n_fft,n_mels", [(44100, 2048, 224), (22050, 2048, 32), (8000, 256, 96)])
+def test_banded_mel_projection_equals_dense_filterbank(sr, n_fft, n_mels):
+    """The torch backend's group-by-group mel product skips only exact zeros of the filterbank
+    (the last case has empty filters: more bands than 256-point bins can resolve)."""
+    from housex.modeling.feature_extraction_housex import mel_bands, mel_filterbank, mel_project
+
+    power = torch.rand(2, 1 + n_fft // 2, 7, generator=torch.Generator().manual_seed(0))
+    dense = torch.matmul(torch.from_numpy(mel_filterbank(sr, n_fft, n_mels, 0.0, None)), power)
+    banded = mel_project(power, mel_bands(sr, n_fft, n_mels, 0.0, None))
+    assert banded.shape == dense.shape == (2, n_mels, 7)
+    torch.testing.assert_close(banded, dense, rtol=1e-5, atol=1e-7)
