@@ -26,10 +26,11 @@ from datasets.info import DatasetInfosDict
 from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
+from ..cards import CARDS_DIR
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
 from .genres import GENRE_DESCRIPTIONS, GENRES
 
-CARD_TEMPLATE = Path(__file__).resolve().parent.parent / "cards" / "dataset_card.md"
+CARD_TEMPLATE = CARDS_DIR / "dataset_card.md"
 SYNTHETIC_MARKER = "generator-truth.json"  # written by the synthetic generator next to its audio
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "cards" / "model_card.md"
+from ..cards import CARDS_DIR
+
+TEMPLATE_PATH = CARDS_DIR / "model_card.md"
 
 # (metrics.json key, title on the card, model-index metric type)
 CARD_METRICS = (
