@@ -31,7 +31,7 @@ def add_arguments(p) -> None:
     p.add_argument("--dataset", default="housex-v2", help="dataset folder to write (default: housex-v2 in the cwd)")
     # Many short tracks rather than fewer long ones: what the model must generalise across is
     # tracks (clips of one track are near-duplicates), and synthesis time grows with audio length.
-    p.add_argument("--tracks", type=int, default=480, help="synthetic tracks (default: 480)")
+    p.add_argument("--tracks", type=int, default=720, help="synthetic tracks (default: 720)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     p.add_argument("--duration", type=float, nargs=2, default=(70.0, 100.0), metavar=("MIN", "MAX"),
