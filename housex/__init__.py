@@ -1,7 +1,7 @@
 """HouseX-v2: house sub-genre classification, the Hugging Face way.
 
-Importing ``housex`` registers the HouseX classes with transformers' Auto factories (so it
-imports torch and transformers).  ``housex.classify_track(path, model=folder)`` and
+Importing ``housex`` registers the HouseX classes with transformers' Auto factories and the
+``housex-track-classification`` pipeline task (whole tracks; so it imports torch and transformers).  ``housex.classify_track(path, model=folder)`` and
 ``housex.timeline(path, model=folder)`` are loaded lazily from ``housex.inference``.
 """
 
@@ -9,8 +9,13 @@ from __future__ import annotations
 
 from housex.modeling import register_auto_classes as _register_auto_classes
 
-# Contract: `import housex` makes AutoConfig/AutoModel…/pipeline know model_type "housex".
+# Contract: `import housex` makes AutoConfig/AutoModel…/pipeline know model_type "housex",
+# and pipeline() know the whole-track task.
 _register_auto_classes()
+
+from housex.track_pipeline import register_track_pipeline as _register_track_pipeline  # noqa: E402
+
+_register_track_pipeline()
 
 _LAZY = {
     "classify_track": "housex.inference",

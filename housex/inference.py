@@ -336,6 +336,91 @@ def _mmss(seconds: float) -> str:
     return f"{int(m)}:{s:04.1f}"
 
 
+@dataclass
+class TrackClips:
+    """A track cut into the clips ``classify_track`` classifies (before any model runs).
+
+    ``clips`` are mono float32 arrays at the feature extractor's rate; ``drop_index[i]`` is the
+    section in ``sections`` that clip ``i`` (starting at ``clip_starts[i]`` s) was sampled from.
+    """
+
+    source: str
+    duration: float
+    sections: list[tuple[float, float]]
+    clips: list[np.ndarray]
+    clip_starts: list[float]
+    drop_index: list[int]
+    fallback: bool = False
+    padded: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def track_clips(
+    source,
+    target_rate: int,
+    clip_seconds: float,
+    *,
+    sampling_rate: int | None = None,
+    clips_per_section: int = 4,
+    seed: int = 0,
+    min_seconds: float = 1.0,
+    drop_options: dict | None = None,
+) -> TrackClips:
+    """Decode ``source`` (a path, or an array with its ``sampling_rate``) to mono at ``target_rate``,
+    find its drops and sample ``clip_seconds`` clips per drop (as the dataset builder does); a track
+    shorter than one clip gives one short clip for the feature extractor to pad.
+
+    Raises:
+        AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
+    """
+    mono, name = _read_mono(source, sampling_rate, target_rate, min_seconds=min_seconds)
+    sr = target_rate
+    duration = mono.size / sr
+    if duration < clip_seconds:
+        # Documented short-input behaviour: one clip, padded (and masked) by the feature extractor.
+        note = f"track is {duration:.2f} s, shorter than one {clip_seconds:g} s clip: one zero-padded clip classified"
+        return TrackClips(name, duration, [(0.0, duration)], [mono], [0.0], [0], fallback=True, padded=True, notes=[note])
+
+    detection = detect_drops(mono, sr, fallback=True, **(drop_options or {}))
+    sections = [(float(a), float(b)) for a, b in detection.sections]
+    fallback = bool(detection.fallback)
+    notes = []
+    if not sections:
+        if detection.reason.startswith("silent"):
+            raise AudioInputError(f"{name}: audio is silent ({detection.reason}); nothing to classify")
+        sections, fallback = [(0.0, duration)], True  # nothing found and no fallback offered: whole track
+    if fallback:
+        why = f" ({detection.reason})" if detection.reason else ""
+        notes.append(f"no drop detected{why}: classified the fallback section {sections[0][0]:.1f}-{sections[0][1]:.1f} s")
+
+    specs = sample_clips(sections, duration, clips_per_section=clips_per_section, clip_seconds=clip_seconds, seed=seed)
+    if not specs:
+        raise RuntimeError(f"{name}: no clips could be sampled from sections {sections}")
+    return TrackClips(
+        name, duration, sections,
+        clips=[cut_clip(mono, sr, spec.start, clip_seconds) for spec in specs],
+        clip_starts=[float(spec.start) for spec in specs],
+        drop_index=[int(spec.drop_index) for spec in specs],
+        fallback=fallback, notes=notes,
+    )
+
+
+def aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str]) -> TrackPrediction:
+    """Clip probabilities (N, num_labels), in ``track.clips`` order → ``TrackPrediction``: the mean
+    over each drop's clips, then the mean over drops."""
+    probs = np.asarray(probs, dtype=np.float32)
+    if probs.shape != (len(track.clips), len(labels)):
+        raise ValueError(f"{track.source}: expected probabilities of shape {(len(track.clips), len(labels))}, got {probs.shape}")
+    drops = []
+    for index, (start, end) in enumerate(track.sections):
+        rows = [i for i, d in enumerate(track.drop_index) if d == index]
+        if rows:
+            drops.append(DropPrediction(start, end, probs[rows].mean(0), [track.clip_starts[i] for i in rows], labels))
+    track_probs = np.mean([d.probabilities for d in drops], axis=0).astype(np.float32)
+    return TrackPrediction(track.source, track.duration, track_probs, drops, labels,
+                           fallback=track.fallback, padded=track.padded, notes=list(track.notes))
+
+
 def classify_track(
     source,
     model,
@@ -366,45 +451,13 @@ def classify_track(
         AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
     """
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
-    sr = int(feature_extractor.sampling_rate)
-    clip_seconds = clip_seconds_of(feature_extractor)
-    mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
-    duration = mono.size / sr
-    labels = label_names(model)
-
-    if duration < clip_seconds:
-        # Documented short-input behaviour: one clip, padded (and masked) by the feature extractor.
-        probs = classify_clips([mono], model, feature_extractor, batch_size, device=device)[0]
-        note = f"track is {duration:.2f} s, shorter than one {clip_seconds:g} s clip: one zero-padded clip classified"
-        drop = DropPrediction(0.0, duration, probs, [0.0], labels)
-        return TrackPrediction(name, duration, probs, [drop], labels, fallback=True, padded=True, notes=[note])
-
-    detection = detect_drops(mono, sr, fallback=True, **(drop_options or {}))
-    sections = [(float(a), float(b)) for a, b in detection.sections]
-    fallback = bool(detection.fallback)
-    notes = []
-    if not sections:
-        if detection.reason.startswith("silent"):
-            raise AudioInputError(f"{name}: audio is silent ({detection.reason}); nothing to classify")
-        sections, fallback = [(0.0, duration)], True  # nothing found and no fallback offered: whole track
-    if fallback:
-        why = f" ({detection.reason})" if detection.reason else ""
-        notes.append(f"no drop detected{why}: classified the fallback section {sections[0][0]:.1f}-{sections[0][1]:.1f} s")
-
-    specs = sample_clips(sections, duration, clips_per_section=clips_per_section, clip_seconds=clip_seconds, seed=seed)
-    if not specs:
-        raise RuntimeError(f"{name}: no clips could be sampled from sections {sections}")
-    clips = (cut_clip(mono, sr, spec.start, clip_seconds) for spec in specs)
-    probs = np.concatenate(list(_iter_probabilities(clips, model, feature_extractor, batch_size, device=device)))
-
-    drops = []
-    for index, (start, end) in enumerate(sections):
-        rows = [i for i, spec in enumerate(specs) if spec.drop_index == index]
-        if not rows:
-            continue
-        drops.append(DropPrediction(start, end, probs[rows].mean(0), [float(specs[i].start) for i in rows], labels))
-    track_probs = np.mean([d.probabilities for d in drops], axis=0).astype(np.float32)
-    return TrackPrediction(name, duration, track_probs, drops, labels, fallback=fallback, notes=notes)
+    track = track_clips(
+        source, int(feature_extractor.sampling_rate), clip_seconds_of(feature_extractor),
+        sampling_rate=sampling_rate, clips_per_section=clips_per_section, seed=seed,
+        min_seconds=min_seconds, drop_options=drop_options,
+    )
+    probs = classify_clips(track.clips, model, feature_extractor, batch_size, device=device)
+    return aggregate_track(track, probs, label_names(model))
 
 
 # --------------------------------------------------------------------------------------------

@@ -159,6 +159,38 @@ def test_array_input_equals_file_input_and_same_seed_same_result(model_dir, tmp_
         classify_track(y, model, fe, sampling_rate=22050)
 
 
+def test_track_pipeline_equals_classify_track_on_files_and_arrays(model_dir, tmp_path):
+    """pipeline("housex-track-classification") (registered by `import housex`) gives the same
+    track and drop distributions as classify_track, for a file and for an array."""
+    from transformers import pipeline
+
+    y = loud_section_track(TRACK_SECONDS, 44100)
+    path = tmp_path / "t.flac"
+    sf.write(path, y, 44100)
+    classify = pipeline("housex-track-classification", model=str(model_dir))
+    expected = classify_track(path, model_dir, seed=5, clips_per_section=3).to_dict()
+
+    got = classify(str(path), seed=5, clips_per_section=3, top_k=2, clip_batch_size=2)  # 2 forward passes
+    assert got["source"] == str(path) and got["genre"] == expected["genre"]
+    np.testing.assert_allclose(list(got["probabilities"].values()), list(expected["probabilities"].values()), atol=1e-6)
+    assert [d["clip_starts"] for d in got["drops"]] == [d["clip_starts"] for d in expected["drops"]]
+    assert [t["label"] for t in got["top"]] == sorted(got["probabilities"], key=got["probabilities"].get, reverse=True)[:2]
+    assert sum(got["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+    from_array = classify(y.T, sampling_rate=44100, seed=5, clips_per_section=3)
+    np.testing.assert_allclose(list(from_array["probabilities"].values()), list(got["probabilities"].values()), atol=1e-5)
+    assert len(from_array["top"]) == NUM_GENRES
+    both = classify([str(path), str(path)], seed=5, clips_per_section=3)
+    assert [r["genre"] for r in both] == [got["genre"]] * 2
+
+    with pytest.raises(ValueError, match="batch_size=2 is not supported"):
+        classify([str(path)], batch_size=2)
+    with pytest.raises(TypeError, match="unknown option"):
+        classify(str(path), hop_seconds=2.0)
+    with pytest.raises(AudioInputError, match="silent"):
+        classify(np.zeros(16000 * 5, np.float32), sampling_rate=16000)
+
+
 # --------------------------------------------------------------------------------------------
 # short / silent input: the documented contract
 
