@@ -29,9 +29,9 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from ..cards import CARDS_DIR
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
 from .genres import GENRE_DESCRIPTIONS, GENRES
+from .synthetic import TRUTH_NAME  # the generator writes it next to its audio: marks a synthetic release
 
 CARD_TEMPLATE = CARDS_DIR / "dataset_card.md"
-SYNTHETIC_MARKER = "generator-truth.json"  # written by the synthetic generator next to its audio
 
 
 def _shard_count(ds: datasets.Dataset, max_shard_bytes: int) -> int:
@@ -121,7 +121,7 @@ def export_dataset(
             del builder
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
 
-        synthetic = any((f / SYNTHETIC_MARKER).is_file() for f in folders)
+        synthetic = any((f / TRUTH_NAME).is_file() for f in folders)
         card = render_card(
             summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], synthetic=synthetic,
             pretty_name=pretty_name, repo_hint=repo_hint or out_dir.name, options=options,

@@ -326,12 +326,13 @@ class TrackPrediction(_GenreDistribution):
         lines = [f"{self.source}  ({self.duration:.1f} s)", f"  track: {fmt(self.top(k))}"]
         for i, d in enumerate(self.drops, 1):
             kind = "fallback section" if self.fallback else f"drop {i}"
-            lines.append(f"  {kind} {_mmss(d.start)}-{_mmss(d.end)}: {fmt(d.top(k))}")
+            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}: {fmt(d.top(k))}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def _mmss(seconds: float) -> str:
+def mmss(seconds: float) -> str:
+    """Seconds as ``m:ss.s`` (negative clamps to 0)."""
     m, s = divmod(max(0.0, seconds), 60)
     return f"{int(m)}:{s:04.1f}"
 
@@ -645,9 +646,9 @@ class Timeline:
         }
 
     def format(self) -> str:
-        lines = [f"{self.source}  ({_mmss(self.duration)}, {len(self.window_starts)} windows, {len(self.segments)} segments)"]
+        lines = [f"{self.source}  ({mmss(self.duration)}, {len(self.window_starts)} windows, {len(self.segments)} segments)"]
         for s in self.segments:
-            lines.append(f"  {_mmss(s.start):>8} - {_mmss(s.end):>8}  {s.genre:<18} {s.score:.2f}")
+            lines.append(f"  {mmss(s.start):>8} - {mmss(s.end):>8}  {s.genre:<18} {s.score:.2f}")
         return "\n".join(lines)
 
 

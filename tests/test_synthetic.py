@@ -205,3 +205,21 @@ def test_dsp_blocks_match_their_references():
     np.testing.assert_allclose(dsp.circular_convolve(loop, ir), folded, atol=1e-9)
     saw = dsp.saw(440.0, sr, sr)
     assert abs(saw.mean()) < 0.01 and np.max(np.abs(saw)) < 1.1
+
+
+def test_demo_truth_lines_lay_the_tracks_end_to_end_with_their_labels(small_release):
+    """The demo prints, beside its predictions, what the generator put in the held-out track and mix."""
+    import soundfile as sf
+
+    from housex.commands.demo import truth_lines
+
+    out, records = small_release
+    tracks = [out / r["audio"] for r in records[:2]]
+    lines = truth_lines(out, tracks)
+    assert len(lines) == 2
+    first = sf.info(tracks[0]).duration
+    assert lines[0].startswith("  0:00.0 - ") and lines[1].startswith(f"  {int(first // 60)}:{first % 60:04.1f} - ")
+    for line, record in zip(lines, records):
+        top = max(record["label"], key=record["label"].get)
+        assert line.split("  ", 2)[2].startswith(f"{top} {record['label'][top]:.2f}"), (line, record["label"])
+    assert truth_lines(out.parent, tracks) == []  # not a synthetic release: nothing to print

@@ -90,6 +90,31 @@ def _make_mix(tracks: list[Path], out: Path) -> None:
     sf.write(out, np.concatenate(parts), sr)
 
 
+def _format_label(label: dict[str, float]) -> str:
+    return ", ".join(f"{g} {w:.2f}" for g, w in sorted(label.items(), key=lambda kv: -kv[1]))
+
+
+def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
+    """What the generator put in ``tracks`` (their exact labels, from ``generator-truth.json``), laid
+    end to end as in the demo mix: one line per track, ``start - end  genre weights``."""
+    import soundfile as sf
+
+    from housex.dataset_script.synthetic import TRUTH_NAME
+    from housex.inference import mmss
+
+    truth_file = release / TRUTH_NAME
+    if not truth_file.is_file():
+        return []
+    labels = {t["audio"]: t["label"] for t in json.loads(truth_file.read_text())["tracks"]}
+    lines, start = [], 0.0
+    for path in tracks:
+        end = start + sf.info(path).duration
+        label = labels.get(path.name)
+        lines.append(f"  {mmss(start)} - {mmss(end)}  {_format_label(label) if label else '(not in ' + TRUTH_NAME + ')'}")
+        start = end
+    return lines
+
+
 def _print_results(run_dir: Path, probe_file: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
     metrics = {k.removeprefix("eval_"): v for k, v in metrics.items()}
@@ -165,10 +190,12 @@ def run(args) -> int:
 
     held_out = _validation_tracks(release, dataset, args.mix_tracks)
     _step("6/6 classify a held-out track", _housex("predict", str(held_out[0]), "--model", str(run_dir)))
+    print("truth (the generator's label):", *truth_lines(release, held_out[:1]), sep="\n")
     mix = out / "mix.flac"
     if not mix.exists():
         _make_mix(held_out, mix)
     _step("6/6 classify a mix", _housex("timeline", str(mix), "--model", str(run_dir), "--out", str(out / "mix-timeline")))
+    print("truth (the generator's labels of the mixed tracks):", *truth_lines(release, held_out), sep="\n")
 
     _print_results(run_dir, probe_file)
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}/ and {dataset}/")
