@@ -20,11 +20,10 @@ are batched by ``clip_batch_size``).
 
 from __future__ import annotations
 
-import torch
 from transformers import AutoModelForAudioClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .inference import DEFAULT_BATCH_SIZE, aggregate_track, clip_seconds_of, label_names, track_clips
+from .inference import DEFAULT_BATCH_SIZE, aggregate_track, classify_clips, clip_seconds_of, label_names, track_clips
 
 TASK = "housex-track-classification"
 _PREPROCESS_OPTIONS = ("sampling_rate", "clips_per_section", "seed", "min_seconds", "drop_options")
@@ -62,26 +61,18 @@ class HouseXTrackClassificationPipeline(Pipeline):
 
     def preprocess(self, inputs, **options):
         fe = self.feature_extractor
-        track = track_clips(inputs, int(fe.sampling_rate), clip_seconds_of(fe), **options)
-        features = fe(track.clips, sampling_rate=fe.sampling_rate, return_tensors="pt")
-        tensors = {k: features[k] for k in ("input_features", "attention_mask") if k in features}
-        return {"track": track, **tensors}
+        return {"track": track_clips(inputs, int(fe.sampling_rate), clip_seconds_of(fe), **options)}
 
     def _forward(self, model_inputs, clip_batch_size: int = DEFAULT_BATCH_SIZE):
+        # classify_clips featurises and runs the model one batch of clips at a time, as classify_track does
         if clip_batch_size < 1:
             raise ValueError(f"{TASK}: clip_batch_size must be >= 1, got {clip_batch_size}")
-        track = model_inputs.pop("track")
-        n = len(track.clips)
-        logits = [
-            self.model(**{k: v[i : i + clip_batch_size] for k, v in model_inputs.items()}).logits
-            for i in range(0, n, clip_batch_size)
-        ]
-        return {"track": track, "logits": torch.cat(logits)}
+        track = model_inputs["track"]
+        return {"track": track, "probs": classify_clips(track.clips, self.model, self.feature_extractor, clip_batch_size)}
 
     def postprocess(self, model_outputs, top_k: int | None = None):
         labels = label_names(self.model)
-        probs = model_outputs["logits"].float().softmax(-1).cpu().numpy()
-        prediction = aggregate_track(model_outputs["track"], probs, labels)
+        prediction = aggregate_track(model_outputs["track"], model_outputs["probs"], labels)
         out = prediction.to_dict()
         out["top"] = [{"label": g, "score": p} for g, p in prediction.top(top_k or len(labels))]
         return out
