@@ -1,8 +1,9 @@
 """HouseX-v2: house sub-genre classification, the Hugging Face way.
 
 Importing ``housex`` registers the HouseX classes with transformers' Auto factories and the
-``housex-track-classification`` pipeline task (whole tracks; so it imports torch and transformers).  ``housex.classify_track(path, model=folder)`` and
-``housex.timeline(path, model=folder)`` are loaded lazily from ``housex.inference``.
+``housex-track-classification`` pipeline task for whole tracks (so it imports torch and
+transformers).  ``housex.classify_track(path, model=folder)`` and ``housex.timeline(path,
+model=folder)`` are loaded lazily from ``housex.inference``.
 """
 
 from __future__ import annotations

@@ -320,15 +320,17 @@ class TrackPrediction(_GenreDistribution):
     def format(self, k: int = 3) -> str:
         """Human-readable summary: track top-k, then each drop's top genres."""
 
-        def fmt(pairs):
-            return ", ".join(f"{g} {p:.2f}" for g, p in pairs)
-
-        lines = [f"{self.source}  ({self.duration:.1f} s)", f"  track: {fmt(self.top(k))}"]
+        lines = [f"{self.source}  ({self.duration:.1f} s)", f"  track: {format_genres(self.top(k))}"]
         for i, d in enumerate(self.drops, 1):
             kind = "fallback section" if self.fallback else f"drop {i}"
-            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}: {fmt(d.top(k))}")
+            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}: {format_genres(d.top(k))}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
+
+
+def format_genres(pairs) -> str:
+    """``[(genre, weight), ...]`` → ``"Tech House 0.75, Deep House 0.25"``."""
+    return ", ".join(f"{g} {p:.2f}" for g, p in pairs)
 
 
 def mmss(seconds: float) -> str:

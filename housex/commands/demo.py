@@ -90,17 +90,13 @@ def _make_mix(tracks: list[Path], out: Path) -> None:
     sf.write(out, np.concatenate(parts), sr)
 
 
-def _format_label(label: dict[str, float]) -> str:
-    return ", ".join(f"{g} {w:.2f}" for g, w in sorted(label.items(), key=lambda kv: -kv[1]))
-
-
 def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     """What the generator put in ``tracks`` (their exact labels, from ``generator-truth.json``), laid
     end to end as in the demo mix: one line per track, ``start - end  genre weights``."""
     import soundfile as sf
 
     from housex.dataset_script.synthetic import TRUTH_NAME
-    from housex.inference import mmss
+    from housex.inference import format_genres, mmss
 
     truth_file = release / TRUTH_NAME
     if not truth_file.is_file():
@@ -110,7 +106,7 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     for path in tracks:
         end = start + sf.info(path).duration
         label = labels.get(path.name)
-        lines.append(f"  {mmss(start)} - {mmss(end)}  {_format_label(label) if label else '(not in ' + TRUTH_NAME + ')'}")
+        lines.append(f"  {mmss(start)} - {mmss(end)}  {format_genres(sorted(label.items(), key=lambda kv: -kv[1])) if label else '(not in ' + TRUTH_NAME + ')'}")
         start = end
     return lines
 
