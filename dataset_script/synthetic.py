@@ -14,8 +14,9 @@ track's bytes do not depend on which worker renders it):
 
 1. a soft label with the real export's statistics (:func:`sample_label`);
 2. a plan (:func:`plan_track`): each part group (tempo, drums, bass, lead, chords, groove, rhythm,
-   distortion, organicity, space) is drawn from ONE genre picked by the label's weights, so a
-   0.75/0.25 track takes about three quarters of its parts from its primary genre; timbre, mix
+   distortion, organicity, space) is drawn from ONE genre of the label, in proportion to the
+   weights (:func:`part_sources`: a 0.75/0.25 track takes 7 or 8 of its 10 groups, and always its
+   signature bass and lead, from its primary genre), so the audio is what the label says; timbre, mix
    levels, EQ tilt, swing, noise floor and loudness contrast are random per track and shared by
    all genres, so no single statistic gives the genre away;
 3. an arrangement intro → build-up → drop 1 → breakdown → build-up → drop 2 → outro in bars, drops
@@ -203,6 +204,40 @@ GENRE_PROFILES: dict[str, dict] = {
 
 #: The part groups; each is drawn from one genre of the label.
 PART_GROUPS = ("tempo", "drums", "bass", "lead", "chords", "groove", "rhythm", "distortion", "organicity", "space")
+#: The groups that carry a genre's signature sound; they follow the label's top genre(s).
+SIGNATURE_GROUPS = ("bass", "lead")
+
+
+def part_sources(label: np.ndarray, rng: np.random.Generator) -> dict[str, str]:
+    """Which genre each part group is drawn from, so that the audio is what the label says.
+
+    Genre ``g`` supplies ``weight_g * len(PART_GROUPS)`` groups, rounded by largest remainder with
+    random tie-breaks (a 0.75/0.25 label gives 8/2 or 7/3 groups: three quarters on average).  The
+    signature groups (bass, lead) come from the top genre; when two genres tie for the top, one
+    signature group each, so a 0.5/0.5 track really sounds half one and half the other.
+    """
+    genres = [int(g) for g in np.flatnonzero(label > 0)]
+    # order by weight, ties in random order
+    genres.sort(key=lambda g: (-label[g], float(rng.random())))
+    exact = np.array([label[g] * len(PART_GROUPS) for g in genres])
+    counts = np.floor(exact + 1e-9).astype(int)
+    remainder = exact - counts
+    order = sorted(range(len(genres)), key=lambda i: (-round(remainder[i], 9), float(rng.random())))
+    for i in order[: len(PART_GROUPS) - int(counts.sum())]:
+        counts[i] += 1
+    top = [g for g in genres if np.isclose(label[g], label[genres[0]])]
+    signature_owners = top[: len(SIGNATURE_GROUPS)] if len(top) > 1 else [genres[0]] * len(SIGNATURE_GROUPS)
+    sources: dict[str, int] = dict(zip(SIGNATURE_GROUPS, signature_owners))
+    left = {g: int(c) for g, c in zip(genres, counts)}
+    for g in signature_owners:
+        left[g] -= 1
+    rest = [g for g in PART_GROUPS if g not in sources]
+    pool = [g for g, c in left.items() for _ in range(max(c, 0))]
+    pool += [genres[0]] * (len(rest) - len(pool))  # only if a genre got fewer groups than signature parts
+    pool = pool[: len(rest)]
+    for group, i in zip(rest, rng.permutation(len(rest))):
+        sources[group] = pool[int(i)]
+    return {group: GENRES[sources[group]] for group in PART_GROUPS}
 
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -292,7 +327,7 @@ def plan_track(seed: int, index: int, *, duration: tuple[float, float] = (90.0, 
     lab = np.asarray(label, dtype=np.float64) if label is not None else sample_label(_track_rng(seed, index, "label"), freqs)
     lab = lab / lab.sum()
     rng = _track_rng(seed, index, "plan")
-    sources = {g: GENRES[int(rng.choice(NUM_GENRES, p=lab))] for g in PART_GROUPS}
+    sources = part_sources(lab, rng)
     prof = {g: GENRE_PROFILES[src] for g, src in sources.items()}
 
     lo, hi = prof["tempo"]["bpm"]
@@ -988,7 +1023,8 @@ def preview_plan(seed: int, genre: str, duration: float = 60.0) -> TrackPlan:
 
 __all__ = [
     "DEFAULT_GENRE_FREQUENCIES", "EXPORT_NAME", "GENRE_PROFILES", "LABEL_PATTERNS", "PAIR_AFFINITY", "PART_GROUPS",
-    "SAMPLE_RATE", "TRUTH_NAME", "TrackPlan", "audio_file_name", "generate_release", "genre_frequency_vector",
-    "plan_arrangement", "plan_track", "preview_plan", "read_truth", "render_track", "sample_label", "sample_labels",
+    "SAMPLE_RATE", "SIGNATURE_GROUPS", "TRUTH_NAME", "TrackPlan", "audio_file_name", "generate_release",
+    "genre_frequency_vector", "part_sources", "plan_arrangement", "plan_track", "preview_plan", "read_truth",
+    "render_track", "sample_label", "sample_labels",
     "track_record", "write_audio",
 ]

@@ -63,7 +63,9 @@ class HouseXConfig(PretrainedConfig):
     Args:
         backbone (`str`, defaults to `"resnet18"`):
             Name of a torchvision classification model (`torchvision.models.get_model`), e.g.
-            resnet18…152, densenet121/201, vgg11_bn, vit_b_16, efficientnet_b0, mobilenet_v3_small.
+            resnet18…152, densenet121/201, vgg11_bn, vit_b_16, efficientnet_b0, mobilenet_v3_small,
+            or one of ours for small patches (`HOUSEX_BACKBONES` in the modeling file):
+            `"patch_cnn"` (4 VGG-style blocks, widths 32-64-128-128) and `"patch_cnn_small"`.
         backbone_pretrained (`bool`, defaults to `False`):
             Start from torchvision's ImageNet weights.  They are fetched from the internet unless
             `backbone_weights_path` is given; offline this raises an `OSError` saying how to pass

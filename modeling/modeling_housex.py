@@ -34,6 +34,42 @@ logger = logging.get_logger(__name__)
 _BACKBONE_KWARGS = {"vit_": lambda config: {"image_size": config.patch_size}}
 
 
+class PatchCNN(nn.Module):
+    """A compact VGG-style CNN for small spectrogram patches (the CPU configs' backbone).
+
+    ImageNet backbones shrink their input 4x in the stem and 32x in all, which leaves a 32x32
+    patch 1x1 after stage 4; this net keeps full resolution in its first block and halves it
+    once per block.  ``len(widths)`` blocks of (3x3 conv -> BatchNorm -> ReLU) x 2 -> 2x2 max-pool,
+    then global average pooling and ``fc`` (the head that ``backbone_head`` keeps or replaces).
+    (N, in_channels, P, P) -> (N, num_classes).
+    """
+
+    def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 128), in_channels: int = 3, num_classes: int = 1000):
+        super().__init__()
+        layers, width_in = [], in_channels
+        for width in widths:
+            for conv_in in (width_in, width):
+                layers += [nn.Conv2d(conv_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))
+            width_in = width
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(width_in, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
+
+
+#: Backbones defined here, by name, besides every torchvision classification model.
+HOUSEX_BACKBONES = {
+    "patch_cnn": lambda config, **kw: PatchCNN(in_channels=config.num_channels, **kw),
+    "patch_cnn_small": lambda config, **kw: PatchCNN(widths=(16, 32, 64, 64), in_channels=config.num_channels, **kw),
+}
+
+
 def sinusoidal_positions(num_positions: int, dim: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
     """Vaswani et al. positions, (num_positions, dim): sin on even, cos on odd channels."""
     position = torch.arange(num_positions, device=device, dtype=torch.float32)[:, None]
@@ -105,11 +141,18 @@ def _imagenet_state_dict(config: HouseXConfig) -> dict[str, torch.Tensor]:
 
 
 def build_backbone(config: HouseXConfig) -> tuple[nn.Module, int]:
-    """The torchvision backbone named by ``config.backbone`` and its output width.
+    """The backbone named by ``config.backbone`` (ours in ``HOUSEX_BACKBONES``, else torchvision's)
+    and its output width.
 
     ImageNet weights are loaded when ``backbone_pretrained``/``backbone_weights_path`` ask for them,
     except while transformers builds the model on the meta device (from_pretrained brings weights).
     """
+    if config.backbone in HOUSEX_BACKBONES:
+        if config.backbone_pretrained or config.backbone_weights_path:
+            raise ValueError(f"HouseXConfig.backbone={config.backbone!r} has no ImageNet weights: "
+                             f"set backbone_pretrained=False and no backbone_weights_path")
+        backbone = HOUSEX_BACKBONES[config.backbone](config, **config.backbone_kwargs)
+        return _attach_head(backbone, config)
     kwargs = {}
     for prefix, make in _BACKBONE_KWARGS.items():
         if config.backbone.startswith(prefix):
@@ -127,6 +170,10 @@ def build_backbone(config: HouseXConfig) -> tuple[nn.Module, int]:
         except RuntimeError as e:
             source = config.backbone_weights_path or "torchvision ImageNet weights"
             raise ValueError(f"backbone weights {source!r} do not fit {config.backbone!r}: {e}") from e
+    return _attach_head(backbone, config)
+
+
+def _attach_head(backbone: nn.Module, config: HouseXConfig) -> tuple[nn.Module, int]:
     head_name, head = find_classifier_head(backbone)
     if config.backbone_head == "replace":
         backbone.set_submodule(head_name, nn.Linear(head.in_features, config.d_model))
@@ -361,6 +408,8 @@ __all__ = [
     "HouseXAudioClassifierOutput",
     "HouseXPatchEmbeddings",
     "build_backbone",
+    "HOUSEX_BACKBONES",
+    "PatchCNN",
     "find_classifier_head",
     "sinusoidal_positions",
     "unfold_patches",

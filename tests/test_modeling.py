@@ -26,7 +26,7 @@ from housex.modeling import (
     HouseXForAudioClassification,
     HouseXModel,
 )
-from housex.modeling.modeling_housex import find_classifier_head, sinusoidal_positions
+from housex.modeling.modeling_housex import PatchCNN, find_classifier_head, sinusoidal_positions
 
 SR = 44100
 
@@ -242,6 +242,29 @@ def test_each_backbone_family_builds_and_runs():
             assert logits.shape == (1, 8) and torch.isfinite(logits).all(), (name, head)
     with pytest.raises(ValueError, match="not a torchvision model"):
         HouseXForAudioClassification(tiny_config(backbone="resnet7"))
+
+
+def test_own_patch_backbones_build_run_and_reload(tmp_path):
+    x = torch.rand(2, 3, 32, 48)  # 2 patches of 32x32
+    for name, width in (("patch_cnn", 128), ("patch_cnn_small", 64)):
+        for head in ("imagenet", "replace"):
+            torch.manual_seed(0)
+            model = HouseXForAudioClassification(tiny_config(backbone=name, backbone_head=head, pooling="mean")).eval()
+            backbone = model.housex.embeddings.backbone
+            assert isinstance(backbone, PatchCNN) and backbone.fc.in_features == width
+            assert backbone.fc.out_features == (1000 if head == "imagenet" else 32)
+            with torch.no_grad():
+                logits = model(x).logits
+            assert logits.shape == (2, 8) and torch.isfinite(logits).all(), (name, head)
+    # widths through backbone_kwargs; weights round-trip through save/from_pretrained
+    model = HouseXForAudioClassification(tiny_config(backbone="patch_cnn", backbone_kwargs={"widths": [8, 16]})).eval()
+    assert model.housex.embeddings.backbone.fc.in_features == 16
+    model.save_pretrained(tmp_path)
+    loaded = HouseXForAudioClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        assert torch.allclose(loaded(x).logits, model(x).logits, atol=1e-6)
+    with pytest.raises(ValueError, match="no ImageNet weights"):
+        HouseXForAudioClassification(tiny_config(backbone="patch_cnn", backbone_pretrained=True))
 
 
 def test_backbone_weights_from_local_files(tmp_path):

@@ -58,18 +58,42 @@ def test_genre_frequencies_are_configurable():
 
 def test_parts_are_drawn_from_the_genres_by_weight():
     label = np.zeros(8)
-    label[GENRES.index("Deep House")], label[GENRES.index("Bigroom")] = 0.75, 0.25
+    deep, bigroom = GENRES.index("Deep House"), GENRES.index("Bigroom")
+    label[deep], label[bigroom] = 0.75, 0.25
     plans = [synthetic.plan_track(9, i, label=label) for i in range(300)]
     sources = [s for p in plans for s in p.sources.values()]
     assert set(sources) == {"Deep House", "Bigroom"}
     share = sources.count("Deep House") / len(sources)
-    assert abs(share - 0.75) < 0.03, share
+    assert abs(share - 0.75) < 0.02, share
+    groups = len(synthetic.PART_GROUPS)
+    for p in plans:
+        # 7.5 of 10 groups, rounded either way; the signature parts always from the top genre
+        assert list(p.sources.values()).count("Deep House") in (7, 8)
+        assert p.sources["bass"] == p.sources["lead"] == "Deep House"
     # the drawn parameters follow the source genre's profile (Bigroom: pitched kick, no bass part)
     for p in plans[:60]:
-        if p.sources["bass"] == "Bigroom":
-            assert p.params["bass"] in synthetic.GENRE_PROFILES["Bigroom"]["bass"]
+        if p.sources["drums"] == "Bigroom":
+            assert p.params["kick"] in synthetic.GENRE_PROFILES["Bigroom"]["kick"]
         if p.sources["tempo"] == "Deep House":
             assert 117 - 1.5 <= p.bpm <= 123 + 1.5
+        assert p.params["bass"] in synthetic.GENRE_PROFILES["Deep House"]["bass"]
+
+    # a tie shares the signature parts and the groups evenly; three genres get 5 / 3 / 2
+    tie = np.zeros(8)
+    tie[deep], tie[bigroom] = 0.5, 0.5
+    for i in range(40):
+        p = synthetic.plan_track(9, i, label=tie)
+        assert {p.sources["bass"], p.sources["lead"]} == {"Deep House", "Bigroom"}
+        assert list(p.sources.values()).count("Deep House") == groups // 2
+    three = np.zeros(8)
+    three[deep], three[bigroom], three[GENRES.index("Slap House")] = 0.5, 0.25, 0.25
+    for i in range(40):
+        p = synthetic.plan_track(9, i, label=three)
+        counts = sorted((list(p.sources.values()).count(g) for g in ("Deep House", "Bigroom", "Slap House")), reverse=True)
+        assert counts == [5, 3, 2] and p.sources["bass"] == p.sources["lead"] == "Deep House"
+    one = np.zeros(8)
+    one[bigroom] = 1.0
+    assert set(synthetic.plan_track(9, 0, label=one).sources.values()) == {"Bigroom"}
 
 
 def test_arrangement_has_two_long_loud_drops():

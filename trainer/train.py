@@ -418,14 +418,28 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
     return transform
 
 
-def precompute(ds, transform, num_proc: int | None, split: str):
+def precompute(ds, transform, num_proc: int | None, split: str, feature_extractor, label_mode: str | None):
     """Apply ``transform`` once with ``Dataset.map`` (cached by datasets as Arrow files) -> torch format.
 
     The map is fingerprinted by datasets from the dataset and the transform (feature extractor
-    settings included), so a rerun with the same settings reuses the cache.
+    settings included), so a rerun with the same settings reuses the cache.  Features are stored
+    as fixed-shape ``Array3D`` (read back as one block per batch; nested lists cost ~2 ms a row).
+    The shapes come from the extractor's settings: running it here, before ``map`` forks its
+    workers, would leave torch's thread pool in a state that hangs them.
     """
+    import datasets
+
+    fe = feature_extractor
+    columns = {
+        "input_features": datasets.Array3D(shape=(3, int(fe.n_mels), int(fe.num_frames)), dtype="float32"),
+        # soft rows (8,) float32 (validation keeps soft labels: label_mode None), or hard class ids
+        "labels": (datasets.List(datasets.Value("float32")) if (label_mode or "soft") == "soft"
+                   else datasets.Value("int64")),
+    }
+    if fe.return_attention_mask:
+        columns["attention_mask"] = datasets.List(datasets.Value("int32"))
     mapped = ds.map(transform, batched=True, batch_size=32, num_proc=num_proc, remove_columns=ds.column_names,
-                    desc=f"features ({split})")
+                    features=datasets.Features(columns), desc=f"features ({split})")
     return mapped.with_format("torch")
 
 
@@ -625,8 +639,10 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
                                     label_column=data_args.label_column_name, label_mode=None)
     if data_args.precompute_features:
         with training_args.main_process_first(desc="computing features"):
-            train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train")
-            eval_ds = precompute(eval_ds, eval_transform, data_args.preprocessing_num_workers, "validation")
+            train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train",
+                                  feature_extractor, data_args.label_mode)
+            eval_ds = precompute(eval_ds, eval_transform, data_args.preprocessing_num_workers, "validation",
+                                 feature_extractor, None)
     else:
         train_ds.set_transform(train_transform)
         eval_ds.set_transform(eval_transform)
