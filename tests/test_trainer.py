@@ -313,5 +313,9 @@ def test_precomputed_features_train_the_same_model_as_on_the_fly(tiny, tmp_path)
     for k in a:
         assert torch.allclose(a[k], b[k], atol=1e-5), k
     assert pre["accuracy"] == pytest.approx(on_the_fly["accuracy"])
+    # hard targets are stored as class ids next to the fixed-shape feature arrays
+    hard = _run(config, *common, "--output_dir", str(tmp_path / "hard"), "--precompute_features", "true",
+                "--label_mode", "sharpen")
+    assert hard["label_mode"] == "sharpen" and 0.0 <= hard["accuracy"] <= 1.0
     with pytest.raises(ValueError, match="precompute_features and augment"):
         _run(config, "--precompute_features", "true", "--augment", "true", "--output_dir", str(tmp_path / "x"))
