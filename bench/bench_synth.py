@@ -6,6 +6,9 @@
    (target ≥ 90 %), and the agreement of detected sections with the generator's own markers.
 3. Difficulty: a linear probe (logistic regression, clip-mean log-mel) through the real path
    synth → build (clips) → load_dataset → probe; target accuracy < 0.80 on ≥ 400 tracks.
+4. Ceiling: how well the argmax label (ties to the last genre, as the metrics) can be predicted
+   from the generator's own choices (tempo, kick, hats, bass, lead, chords, groove, ...) — no
+   audio, plans only; an audio model cannot beat it (HOUSEX_BENCH_CEILING_PLANS, default 8000).
 
 The quality part is heavy (hundreds of rendered tracks); scale it with environment variables:
 HOUSEX_BENCH_TRACKS (drop figures, default 200), HOUSEX_BENCH_PROBE_TRACKS (default 400; 0 skips),
@@ -138,10 +141,36 @@ def bench_probe(release: Path, work: Path, n_tracks: int) -> None:
           f"{np.bincount(ds['validation']['label']).max() / ds['validation'].num_rows:.3f}")
 
 
+def bench_label_ceiling(n_plans: int, seed: int = 7) -> None:
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from housex.dataset_script.genres import sharpen_ids
+    from housex.dataset_script.synthetic import plan_track
+
+    t0 = time.perf_counter()
+    categorical, numeric = ["kick", "hats", "bass", "lead", "chords"], ["groove", "rhythm", "distortion", "organicity", "space"]
+    plans = [plan_track(seed, i) for i in range(n_plans)]
+    table = pd.DataFrame([[p.bpm, len(p.params["organic"])] + [p.params[k] for k in numeric] + [str(p.params[k]) for k in categorical]
+                          for p in plans], columns=["bpm", "organic"] + numeric + categorical).astype({k: "category" for k in categorical})
+    labels = np.array([p.label for p in plans])
+    y = np.atleast_1d(sharpen_ids(labels))
+    split = n_plans * 4 // 5
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", max_iter=300, random_state=0)
+    pred = model.fit(table[:split], y[:split]).predict(table[split:])
+    right, single = pred == y[split:], labels[split:].max(axis=1) == 1.0
+    print(f"\nlabel ceiling from the generator's part choices ({n_plans} plans, 80/20, gradient boosting, "
+          f"{time.perf_counter() - t0:.0f} s): accuracy {right.mean():.3f} "
+          f"(one-genre tracks {right[single].mean():.3f}, mixed {right[~single].mean():.3f})")
+
+
 def main() -> None:
     from housex.dataset_script import synthetic
 
     bench_render(_env_int("HOUSEX_BENCH_RENDER_TRACKS", 3))
+    n_ceiling = _env_int("HOUSEX_BENCH_CEILING_PLANS", 8000)
+    if n_ceiling > 0:
+        bench_label_ceiling(n_ceiling)
     n_drops = _env_int("HOUSEX_BENCH_TRACKS", 200)
     n_probe = _env_int("HOUSEX_BENCH_PROBE_TRACKS", 400)
     n = max(n_drops, n_probe)
