@@ -149,10 +149,12 @@ def bench_label_ceiling(n_plans: int, seed: int = 7) -> None:
     from housex.dataset_script.synthetic import plan_track
 
     t0 = time.perf_counter()
-    categorical, numeric = ["kick", "hats", "bass", "lead", "chords"], ["groove", "rhythm", "distortion", "organicity", "space"]
+    categorical = ["kick", "hats", "bass", "lead", "chords"]
+    numeric = ["groove", "rhythm", "distortion", "organicity", "space"]
     plans = [plan_track(seed, i) for i in range(n_plans)]
-    table = pd.DataFrame([[p.bpm, len(p.params["organic"])] + [p.params[k] for k in numeric] + [str(p.params[k]) for k in categorical]
-                          for p in plans], columns=["bpm", "organic"] + numeric + categorical).astype({k: "category" for k in categorical})
+    rows = [[p.bpm, len(p.params["organic"]), *(p.params[k] for k in numeric), *(str(p.params[k]) for k in categorical)]
+            for p in plans]
+    table = pd.DataFrame(rows, columns=["bpm", "organic", *numeric, *categorical]).astype(dict.fromkeys(categorical, "category"))
     labels = np.array([p.label for p in plans])
     y = np.atleast_1d(sharpen_ids(labels))
     split = n_plans * 4 // 5

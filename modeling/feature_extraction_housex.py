@@ -396,6 +396,11 @@ class HouseXFeatureExtractor(SequenceFeatureExtractor):
         """Frames T per clip (646 for 7.5 s at 44.1 kHz, hop 512)."""
         return frame_count(self.clip_samples, self.hop_length)
 
+    @property
+    def feature_shape(self) -> tuple[int, int, int]:
+        """Shape of one clip's ``input_features``: (3 planes, n_mels, num_frames)."""
+        return (3, int(self.n_mels), self.num_frames)
+
     # -- input handling -------------------------------------------------------------------------
     def _as_clips(self, raw_audio) -> list[np.ndarray]:
         """Any accepted input -> list of mono float32 1-D arrays."""

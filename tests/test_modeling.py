@@ -304,6 +304,7 @@ def test_torch_backend_matches_librosa_mel():
     out = fe(clips, sampling_rate=SR, backend="torch", return_tensors="pt")
     frames = 1 + int(2.0 * SR) // 512
     assert out["input_features"].shape == (2, 3, 32, frames) == ref["input_features"].shape
+    assert fe.feature_shape == (3, 32, frames)
     a, b = out["input_features"], ref["input_features"]
     assert float((a - b).abs().max() / b.abs().max()) < 1e-4
     assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0

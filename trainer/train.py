@@ -429,14 +429,13 @@ def precompute(ds, transform, num_proc: int | None, split: str, feature_extracto
     """
     import datasets
 
-    fe = feature_extractor
+    # the label column's type follows what training_targets returns for this mode (validation: soft)
+    targets = training_targets(np.ones((1, 8)), label_mode or "soft")
     columns = {
-        "input_features": datasets.Array3D(shape=(3, int(fe.n_mels), int(fe.num_frames)), dtype="float32"),
-        # soft rows (8,) float32 (validation keeps soft labels: label_mode None), or hard class ids
-        "labels": (datasets.List(datasets.Value("float32")) if (label_mode or "soft") == "soft"
-                   else datasets.Value("int64")),
+        "input_features": datasets.Array3D(shape=feature_extractor.feature_shape, dtype="float32"),
+        "labels": datasets.List(datasets.Value("float32")) if targets.ndim == 2 else datasets.Value("int64"),
     }
-    if fe.return_attention_mask:
+    if feature_extractor.return_attention_mask:
         columns["attention_mask"] = datasets.List(datasets.Value("int32"))
     mapped = ds.map(transform, batched=True, batch_size=32, num_proc=num_proc, remove_columns=ds.column_names,
                     features=datasets.Features(columns), desc=f"features ({split})")

@@ -106,7 +106,8 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     for path in tracks:
         end = start + sf.info(path).duration
         label = labels.get(path.name)
-        lines.append(f"  {mmss(start)} - {mmss(end)}  {format_genres(sorted(label.items(), key=lambda kv: -kv[1])) if label else '(not in ' + TRUTH_NAME + ')'}")
+        text = format_genres(sorted(label.items(), key=lambda kv: -kv[1])) if label else f"(not in {TRUTH_NAME})"
+        lines.append(f"  {mmss(start)} - {mmss(end)}  {text}")
         start = end
     return lines
 
