@@ -305,17 +305,83 @@ def test_precomputed_features_train_the_same_model_as_on_the_fly(tiny, tmp_path)
     from safetensors.torch import load_file
 
     _, config, _, _ = tiny
+
+    def train_both(tag, *argv):
+        """Train on the fly and precomputed, assert the same weights and metrics; return the weights."""
+        runs = []
+        for name, extra in (("fly", ()), ("pre", ("--precompute_features", "true"))):
+            out = tmp_path / f"{tag}-{name}"
+            metrics = _run(config, *argv, *extra, "--output_dir", str(out))
+            runs.append((metrics, load_file(out / "model.safetensors")))
+        (m_fly, w_fly), (m_pre, w_pre) = runs
+        for k in w_fly:
+            assert torch.allclose(w_fly[k], w_pre[k], atol=1e-5), k
+        assert m_pre["accuracy"] == pytest.approx(m_fly["accuracy"])
+        return w_pre
+
     common = ("--max_steps", "3", "--save_strategy", "no", "--load_best_model_at_end", "false")
-    on_the_fly = _run(config, *common, "--output_dir", str(tmp_path / "fly"))
-    pre = _run(config, *common, "--output_dir", str(tmp_path / "pre"), "--precompute_features", "true")
-    a = load_file(tmp_path / "fly" / "model.safetensors")
-    b = load_file(tmp_path / "pre" / "model.safetensors")
-    for k in a:
-        assert torch.allclose(a[k], b[k], atol=1e-5), k
-    assert pre["accuracy"] == pytest.approx(on_the_fly["accuracy"])
+    train_both("plain", *common)
     # hard targets are stored as class ids next to the fixed-shape feature arrays
     hard = _run(config, *common, "--output_dir", str(tmp_path / "hard"), "--precompute_features", "true",
                 "--label_mode", "sharpen")
     assert hard["label_mode"] == "sharpen" and 0.0 <= hard["accuracy"] <= 1.0
     with pytest.raises(ValueError, match="precompute_features and augment"):
         _run(config, "--precompute_features", "true", "--augment", "true", "--output_dir", str(tmp_path / "x"))
+
+    # Feature augmentation works on stored features too, drawing the same per clip and epoch
+    # whether the features are computed on the fly or read back; and it changes what is learnt.
+    two_epochs = (*common, "--num_train_epochs", "2", "--max_steps", "-1")
+    augmented = train_both("augmented", *two_epochs, "--feature_augment", "true")
+    _run(config, *two_epochs, "--output_dir", str(tmp_path / "unaugmented"))
+    plain = load_file(tmp_path / "unaugmented" / "model.safetensors")
+    assert not all(torch.allclose(augmented[k], plain[k], atol=1e-5) for k in plain)
+
+
+def test_feature_augmentation_is_a_seeded_shift_tilt_and_masks():
+    from transformers import DataCollatorWithPadding
+
+    from housex.modeling import HouseXFeatureExtractor
+    from housex.trainer.train import FeatureAugmentCollator, augment_features
+
+    x = torch.rand(3, 16, 40) * 0.8 + 0.1
+    x[1:] = x[0]  # mel plane repeated, as without chroma
+
+    def gen(seed):
+        return torch.Generator().manual_seed(seed)
+
+    a, b = augment_features(x, gen(1), tilt_planes=3), augment_features(x, gen(1), tilt_planes=3)
+    assert torch.equal(a, b) and a.shape == x.shape and not torch.equal(a, x)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0 and torch.equal(a[0], a[2])
+    assert not torch.equal(a, augment_features(x, gen(2), tilt_planes=3))
+    # without tilt and masks, what is left is a circular shift along time
+    shifted = augment_features(x, gen(3), tilt_planes=3, max_tilt_db=0.0, mask_fraction=0.0)
+    assert any(torch.equal(shifted, torch.roll(x, k, dims=-1)) for k in range(1, 40))
+    # the tilt moves the two edge bands in opposite directions by at most max_tilt_db (1 = 80 dB)
+    tilted = augment_features(x, gen(4), tilt_planes=1, mask_fraction=0.0, roll=False)
+    low, high = (tilted[0, 0] - x[0, 0]).mean(), (tilted[0, -1] - x[0, -1]).mean()
+    assert float(low) * float(high) < 0 and max(abs(float(low)), abs(float(high))) <= 4.0 / 80 + 1e-6
+    assert torch.equal(tilted[1:], x[1:])  # planes past tilt_planes (chroma) keep their values
+    # one frequency mask and one time mask, at most 1/8 of the bands / frames each
+    masked = augment_features(x, gen(5), tilt_planes=3, max_tilt_db=0.0, roll=False, mask_fraction=0.25)
+    changed_bands = (masked != x).all(dim=-1).any(dim=0).sum()
+    assert int(changed_bands) <= 4
+
+    fe = HouseXFeatureExtractor(n_mels=16, clip_seconds=1.0, sampling_rate=8000, hop_length=200)
+    collate = FeatureAugmentCollator(DataCollatorWithPadding(fe), seed=7, tilt_planes=3)
+    full = torch.ones(40, dtype=torch.int32)
+    padded = torch.cat([torch.ones(30, dtype=torch.int32), torch.zeros(10, dtype=torch.int32)])
+    rows = [{"input_features": x, "attention_mask": full, "labels": 1, "augment_key": 11},
+            {"input_features": x, "attention_mask": padded, "labels": 2, "augment_key": 12},
+            {"input_features": x, "attention_mask": full, "labels": 3}]  # no key: an evaluation row
+    batch = collate(rows)
+    assert "augment_key" not in batch and batch["input_features"].shape == (3, 3, 16, 40)
+    assert torch.equal(batch["input_features"][2], x) and not torch.equal(batch["input_features"][0], x)
+    assert torch.equal(collate(rows)["input_features"], batch["input_features"])  # same epoch, same draws
+    collate.epoch = 1
+    assert not torch.equal(collate(rows)["input_features"][0], batch["input_features"][0])
+    # a padded clip is not rotated: its padding stays at the end, where the mask says it is
+    collate.epoch = 0
+    again = collate([rows[1]])["input_features"][0]
+    expected = augment_features(x, torch.Generator().manual_seed(__import__("zlib").crc32(b"7/0/12")),
+                                tilt_planes=3, roll=False)
+    assert torch.equal(again, expected)

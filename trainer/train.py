@@ -72,6 +72,12 @@ class DataTrainingArguments:
                   "and a peaking EQ. No time-stretch: tempo (BPM) is a genre cue."},
     )
     augment_probability: float = field(default=0.5, metadata={"help": "Probability of each augmentation."})
+    feature_augment: bool = field(
+        default=False,
+        metadata={"help": "Augment training features (also with --precompute_features): circular time shift, "
+                  "a spectral tilt of up to +-4 dB at the band edges, one frequency and one time mask of up to 1/8 of the bands "
+                  "/ frames (SpecAugment). Deterministic per (seed, epoch, clip)."},
+    )
     precompute_features: bool = field(
         default=False,
         metadata={"help": "Decode and featurise every clip once with Dataset.map (cached as Arrow by datasets, "
@@ -370,8 +376,9 @@ class SeededAugmenter:
             np.random.set_state(np_state)
 
 
-def augment_epoch_callback(augmenter: SeededAugmenter):
-    """A ``TrainerCallback`` that tells the augmenter which epoch is starting (resume-safe)."""
+def augment_epoch_callback(augmenter):
+    """A ``TrainerCallback`` that tells an augmenter (anything with an ``epoch``) which epoch is starting
+    (resume-safe)."""
     from transformers import TrainerCallback
 
     class AugmentEpochCallback(TrainerCallback):
@@ -379,6 +386,76 @@ def augment_epoch_callback(augmenter: SeededAugmenter):
             augmenter.epoch = int(state.epoch or 0)
 
     return AugmentEpochCallback()
+
+
+def augment_features(features, generator, *, tilt_planes: int, max_tilt_db: float = 4.0,
+                     mask_fraction: float = 0.125, roll: bool = True):
+    """One clip's features (C, n_mels, T), scaled as the extractor's (0 = loudest bin, 1 = 80 dB
+    below) -> a new tensor of the same shape, drawn from ``generator``:
+
+    - a circular time shift (skipped with ``roll=False``, e.g. for padded clips): the drops are
+      loop-based, so a rotated clip is still a plausible clip;
+    - a spectral tilt that moves the lowest and the highest band by up to +-``max_tilt_db`` in
+      opposite directions, on the first ``tilt_planes`` planes (the dB planes; chroma planes are not
+      levels), clamped to [0, 1];
+    - one frequency mask and one time mask of up to ``mask_fraction`` of the bands / frames, filled
+      with the clip's mean (SpecAugment).
+    """
+    import torch
+
+    x = torch.as_tensor(features, dtype=torch.float32).clone()
+    _, n_bands, n_frames = x.shape
+
+    def draw(high: int) -> int:  # uniform integer in [0, high)
+        return int(torch.randint(0, max(1, high), (), generator=generator))
+
+    if roll:
+        x = torch.roll(x, shifts=draw(n_frames), dims=-1)
+    tilt = (2 * float(torch.rand((), generator=generator)) - 1) * max_tilt_db / 80.0
+    ramp = torch.linspace(-1.0, 1.0, n_bands)[:, None] * tilt
+    x[:tilt_planes] = (x[:tilt_planes] + ramp).clamp(0.0, 1.0)
+    fill = x.mean()
+    width = draw(int(mask_fraction * n_bands) + 1)
+    start = draw(n_bands - width + 1)
+    x[:, start:start + width, :] = fill
+    width = draw(int(mask_fraction * n_frames) + 1)
+    start = draw(n_frames - width + 1)
+    x[:, :, start:start + width] = fill
+    return x
+
+
+class FeatureAugmentCollator:
+    """Wraps the Trainer's collator: rows that carry an ``augment_key`` (training rows, when
+    ``feature_augment`` is on) get :func:`augment_features` with a generator seeded by (seed,
+    epoch, key); the key is dropped before collating.  Evaluation rows have no key and pass as
+    they are.  Like :class:`SeededAugmenter`, the draws never depend on call order, so resumed,
+    prefetching and DDP runs augment a clip identically; the epoch comes from
+    :func:`augment_epoch_callback`.
+    """
+
+    def __init__(self, collate, seed: int, tilt_planes: int):
+        self.collate = collate
+        self.seed = int(seed)
+        self.tilt_planes = int(tilt_planes)
+        self.epoch = 0
+
+    def __call__(self, rows: list[dict]):
+        import zlib
+
+        import torch
+
+        out = []
+        for row in rows:
+            row = dict(row)
+            key = row.pop("augment_key", None)
+            if key is not None:
+                generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.epoch}/{int(key)}".encode()))
+                mask = row.get("attention_mask")
+                padded = mask is not None and not bool(torch.as_tensor(mask).all())
+                row["input_features"] = augment_features(row["input_features"], generator,
+                                                         tilt_planes=self.tilt_planes, roll=not padded)
+            out.append(row)
+        return self.collate(out)
 
 
 def clip_keys(batch, audio_column: str) -> list[str]:
@@ -389,17 +466,20 @@ def clip_keys(batch, audio_column: str) -> list[str]:
 
 
 def make_transform(feature_extractor, *, audio_column: str, label_column: str, label_mode: str | None,
-                   augmenter=None):
+                   augmenter=None, augment_keys: bool = False):
     """``with_transform`` function: decoded audio -> ``input_features``; soft label -> ``labels``.
 
     ``label_mode=None`` keeps the soft label (validation).  Audio is decoded by ``datasets``
     (already resampled to the feature extractor's rate by ``cast_column``) and averaged to mono.
+    ``augment_keys`` adds ``augment_key`` (CRC-32 of the clip key) for :class:`FeatureAugmentCollator`.
     """
+    import zlib
+
     sr = int(feature_extractor.sampling_rate)
 
     def transform(batch):
         waves = []
-        keys = clip_keys(batch, audio_column) if augmenter is not None else None
+        keys = clip_keys(batch, audio_column) if augmenter is not None or augment_keys else None
         for i, audio in enumerate(batch[audio_column]):
             y = np.asarray(audio["array"], dtype=np.float32)
             if y.ndim == 2:  # (channels, samples) -> channel mean
@@ -413,12 +493,15 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
             out["attention_mask"] = list(features["attention_mask"])
         soft = np.asarray(batch[label_column], dtype=np.float64)
         out["labels"] = list(training_targets(soft, label_mode or "soft"))
+        if augment_keys:
+            out["augment_key"] = [zlib.crc32(k.encode()) for k in keys]
         return out
 
     return transform
 
 
-def precompute(ds, transform, num_proc: int | None, split: str, feature_extractor, label_mode: str | None):
+def precompute(ds, transform, num_proc: int | None, split: str, feature_extractor, label_mode: str | None,
+               augment_keys: bool = False):
     """Apply ``transform`` once with ``Dataset.map`` (cached by datasets as Arrow files) -> torch format.
 
     The map is fingerprinted by datasets from the dataset and the transform (feature extractor
@@ -437,6 +520,8 @@ def precompute(ds, transform, num_proc: int | None, split: str, feature_extracto
     }
     if feature_extractor.return_attention_mask:
         columns["attention_mask"] = datasets.List(datasets.Value("int32"))
+    if augment_keys:
+        columns["augment_key"] = datasets.Value("int64")
     mapped = ds.map(transform, batched=True, batch_size=32, num_proc=num_proc, remove_columns=ds.column_names,
                     features=datasets.Features(columns), desc=f"features ({split})")
     return mapped.with_format("torch")
@@ -631,15 +716,23 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     callbacks = list(callbacks or [])
     if augmenter is not None:
         callbacks.append(augment_epoch_callback(augmenter))
+    collator = None
+    if data_args.feature_augment:
+        from transformers import DataCollatorWithPadding
+
+        # chroma planes are not levels: only the dB plane gets the tilt
+        tilt_planes = 1 if feature_extractor.use_chroma else feature_extractor.feature_shape[0]
+        collator = FeatureAugmentCollator(DataCollatorWithPadding(feature_extractor), training_args.seed, tilt_planes)
+        callbacks.append(augment_epoch_callback(collator))
     train_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
-                                     label_column=data_args.label_column_name,
-                                     label_mode=data_args.label_mode, augmenter=augmenter)
+                                     label_column=data_args.label_column_name, label_mode=data_args.label_mode,
+                                     augmenter=augmenter, augment_keys=data_args.feature_augment)
     eval_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                     label_column=data_args.label_column_name, label_mode=None)
     if data_args.precompute_features:
         with training_args.main_process_first(desc="computing features"):
             train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train",
-                                  feature_extractor, data_args.label_mode)
+                                  feature_extractor, data_args.label_mode, augment_keys=data_args.feature_augment)
             eval_ds = precompute(eval_ds, eval_transform, data_args.preprocessing_num_workers, "validation",
                                  feature_extractor, None)
     else:
@@ -677,6 +770,7 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         train_dataset=train_ds if training_args.do_train else None,
         eval_dataset=eval_ds,
         processing_class=feature_extractor,
+        data_collator=collator,  # None: the Trainer's default (padding with the feature extractor)
         compute_metrics=compute_metrics,
         preprocess_logits_for_metrics=logits_only,
         callbacks=callbacks,
@@ -746,6 +840,8 @@ __all__ = [
     "cli",
     "training_targets",
     "class_weights_from_targets",
+    "augment_features",
+    "FeatureAugmentCollator",
     "save_confusion_png",
     "push_folder_to_hub",
 ]
