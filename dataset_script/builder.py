@@ -261,6 +261,13 @@ class TrackAnalysis:
 # (path, size, mtime, detection parameters) -> TrackAnalysis | error reason; small objects only.
 _ANALYSIS_CACHE: dict[tuple, TrackAnalysis | str] = {}
 _ANALYSIS_CACHE_MAX = 4096
+# the builder whose tracks forked workers decode (see HouseXBuilder._decoded)
+_POOL_BUILDER = None
+
+
+def _decode_in_worker(job: tuple):
+    entry, is_clips = job
+    return _POOL_BUILDER._decode(entry, is_clips)
 
 
 def _file_key(path: Path) -> tuple:
@@ -295,9 +302,12 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
     ]
     DEFAULT_CONFIG_NAME = "clips"
 
-    def __init__(self, *args, data_dir=None, progress: bool = False, writer_batch_size: int | None = None, **kwargs):
+    def __init__(self, *args, data_dir=None, progress: bool = False, writer_batch_size: int | None = None,
+                 num_workers: int = 1, **kwargs):
         self.data_dirs = split_data_dirs(data_dir) if data_dir is not None else []
         self.progress = progress
+        # processes that decode, analyse and cut tracks (the output does not depend on it)
+        self.num_workers = int(num_workers)
         self.summary = BuildSummary()
         if data_dir is not None and kwargs.get("hash") is None:
             # Cache key covers the release files too, so edited exports/audio are not served stale.
@@ -379,71 +389,110 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
             _ANALYSIS_CACHE[key] = analysis
         return analysis, mono, sr
 
-    def _usable(self, entry: TrackEntry, need_audio: bool):
-        """The analysed track, or None after recording why it is skipped."""
-        try:
-            analysis, mono, sr = self._track(entry, need_audio)
-        except (AudioError, OSError) as e:
-            reason = str(e)
-            category = (
-                "non-finite audio" if "NaN" in reason
-                else "shorter than a clip" if "shorter than one clip" in reason
-                else "empty audio file" if "empty" in reason
-                else "unreadable audio"
-            )
-            self.summary.skip(entry.source, entry.audio_path.name, f"{category}: {reason}")
-            return None
+    def _skip_reason(self, entry: TrackEntry, analysis: TrackAnalysis) -> str | None:
+        """Why an analysed track cannot give clips (None: it can)."""
         detection = analysis.detection
         if not detection.sections:
             why = "silent" if detection.reason.startswith("silent") else "no drop section"
-            self.summary.skip(entry.source, entry.audio_path.name, f"{why}: {entry.audio_path}: {detection.reason}")
-            return None
+            return f"{why}: {entry.audio_path}: {detection.reason}"
         if detection.fallback and self.config.strict:
-            self.summary.skip(entry.source, entry.audio_path.name,
-                              f"fallback drop (strict): {entry.audio_path}: {detection.reason}")
-            return None
+            return f"fallback drop (strict): {entry.audio_path}: {detection.reason}"
+        return None
+
+    def _decode(self, entry: TrackEntry, is_clips: bool):
+        """One track's work that needs no bookkeeping (run in a worker process when ``num_workers``
+        > 1): the error message, or (analysis, clip examples) -- the clips cut and FLAC-encoded."""
+        try:
+            analysis, mono, sr = self._track(entry, need_audio=is_clips)
+        except (AudioError, OSError) as e:
+            return str(e)
+        if not is_clips or self._skip_reason(entry, analysis) is not None:
+            return analysis, []
+        soft = entry.soft_label.astype(np.float32)
+        examples = []
+        for k, clip in enumerate(self._clips(entry, analysis)):
+            samples = cut_clip(mono, sr, clip.start, self.config.clip_seconds)
+            examples.append((f"{entry.source}/{entry.track_id}/{k}", {
+                "audio": {"path": f"{entry.track_id}_drop{clip.drop_index}_clip{k}.flac",
+                          "bytes": encode_flac(samples, sr)},
+                "label": entry.label,
+                "soft_label": soft,
+                "track_id": entry.track_id,
+                "clip_start": clip.start,
+                "clip_end": clip.end,
+                "drop_index": clip.drop_index,
+                "fallback": analysis.detection.fallback,
+                "padded": clip.padded,
+            }))
+        return analysis, examples
+
+    def _decoded(self, entries: list[TrackEntry], is_clips: bool):
+        """:meth:`_decode` of each entry, in order; in ``num_workers`` forked processes when > 1."""
+        if self.num_workers <= 1 or len(entries) < 2:
+            for entry in entries:
+                yield self._decode(entry, is_clips)
+            return
+        import multiprocessing as mp
+
+        global _POOL_BUILDER
+        _POOL_BUILDER = self  # inherited by the forked workers: nothing to pickle but the entries
+        try:
+            with mp.get_context("fork").Pool(min(self.num_workers, len(entries))) as pool:
+                jobs = [(entry, is_clips) for entry in entries]
+                for entry, outcome in zip(entries, pool.imap(_decode_in_worker, jobs, chunksize=2)):
+                    # the worker's analysis cache is lost with it: keep the analysis here
+                    if not isinstance(outcome, str) and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
+                        fs = tuple(entry.file_sections) if entry.file_sections is not None else None
+                        _ANALYSIS_CACHE[(_file_key(entry.audio_path), fs, self._detection_params())] = outcome[0]
+                    yield outcome
+        finally:
+            _POOL_BUILDER = None
+
+    def _accept(self, entry: TrackEntry, outcome) -> bool:
+        """Record a decoded track in the summary: False (with the reason) when it is skipped."""
+        if isinstance(outcome, str):
+            category = (
+                "non-finite audio" if "NaN" in outcome
+                else "shorter than a clip" if "shorter than one clip" in outcome
+                else "empty audio file" if "empty" in outcome
+                else "unreadable audio"
+            )
+            self.summary.skip(entry.source, entry.audio_path.name, f"{category}: {outcome}")
+            return False
+        analysis = outcome[0]
+        reason = self._skip_reason(entry, analysis)
+        if reason is not None:
+            self.summary.skip(entry.source, entry.audio_path.name, reason)
+            return False
         if analysis.from_file:
             self.summary.drops_from_file += 1
         else:
             self.summary.drops_detected += 1
-            self.summary.fallback_tracks += int(detection.fallback)
-        return analysis, mono, sr
+            self.summary.fallback_tracks += int(analysis.detection.fallback)
+        return True
 
     def _generate_examples(self, entries: list[TrackEntry], split: str):
         from tqdm.auto import tqdm
 
         is_clips = self.config.name == "clips"
         n_tracks = n_clips = 0
-        bar = tqdm(entries, desc=f"{self.config.name}/{split}", unit="track", disable=not self.progress)
-        for entry in bar:
-            usable = self._usable(entry, need_audio=is_clips)
-            if usable is None:
+        bar = tqdm(total=len(entries), desc=f"{self.config.name}/{split}", unit="track", disable=not self.progress)
+        for entry, outcome in zip(entries, self._decoded(entries, is_clips)):
+            bar.update()
+            if not self._accept(entry, outcome):
                 continue
-            analysis, mono, sr = usable
+            analysis, examples = outcome
             n_tracks += 1
-            soft = entry.soft_label.astype(np.float32)
             if is_clips:
-                for k, clip in enumerate(self._clips(entry, analysis)):
+                for key, example in examples:
                     n_clips += 1
-                    self.summary.padded_clips += int(clip.padded)
-                    samples = cut_clip(mono, sr, clip.start, self.config.clip_seconds)
-                    yield f"{entry.source}/{entry.track_id}/{k}", {
-                        "audio": {"path": f"{entry.track_id}_drop{clip.drop_index}_clip{k}.flac",
-                                  "bytes": encode_flac(samples, sr)},
-                        "label": entry.label,
-                        "soft_label": soft,
-                        "track_id": entry.track_id,
-                        "clip_start": clip.start,
-                        "clip_end": clip.end,
-                        "drop_index": clip.drop_index,
-                        "fallback": analysis.detection.fallback,
-                        "padded": clip.padded,
-                    }
+                    self.summary.padded_clips += int(example["padded"])
+                    yield key, example
             else:
                 yield f"{entry.source}/{entry.track_id}", {
                     "audio": {"path": entry.audio_path.name, "bytes": entry.audio_path.read_bytes()},
                     "label": entry.label,
-                    "soft_label": soft,
+                    "soft_label": entry.soft_label.astype(np.float32),
                     "genres": [g for g, w in zip(GENRES, entry.soft_label) if w > 0],
                     "drop_sections": [[float(a), float(b)] for a, b in analysis.detection.sections],
                     "drop_fallback": analysis.detection.fallback,
@@ -452,6 +501,7 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
                     "task_id": entry.task_id,
                     "duration": analysis.duration,
                 }
+        bar.close()
         self.summary.tracks[split] = n_tracks
         if is_clips:
             self.summary.clips[split] = n_clips

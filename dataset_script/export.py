@@ -59,6 +59,7 @@ def export_dataset(
     pretty_name: str = "HouseX-v2",
     repo_hint: str | None = None,
     progress: bool = True,
+    workers: int = 1,
 ) -> BuildSummary:
     """Build ``configs`` from the release folders and write them to ``out_dir``.
 
@@ -90,7 +91,7 @@ def export_dataset(
         for name in order:
             builder = HouseXBuilder(
                 config_name=name, data_dir=[str(f) for f in folders], cache_dir=str(tmp / ".cache"),
-                progress=progress, **options,
+                progress=progress, num_workers=workers, **options,
             )
             builder.download_and_prepare()
             _merge(summary, builder.summary, first=(name == order[0]))

@@ -113,6 +113,29 @@ def test_report_names_every_skip(release):
     assert "1 tracks from drop files, 8 detected (1 by fallback)" in report
 
 
+def test_parallel_build_writes_the_same_files_and_report(release, tmp_path):
+    from housex.dataset_script import builder as builder_module
+
+    builder_module._ANALYSIS_CACHE.clear()  # so that the workers decode every track again
+    out = tmp_path / "parallel"
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        rc = cli_main(["build", "--data-dir", str(release["a"]), str(release["b"]), "--out", str(out), "--quiet",
+                       "--workers", "2", *CLI_PARAMS])
+    assert rc == 0
+
+    def without_folder(report):
+        return [ln for ln in report.splitlines() if not ln.startswith("written to")]
+
+    assert without_folder(stdout.getvalue()) == without_folder(release["report"])
+    files = sorted(p.relative_to(release["out"]) for p in release["out"].rglob("*.parquet"))
+    assert files and files == sorted(p.relative_to(out) for p in out.rglob("*.parquet"))
+    for name in files:
+        assert (out / name).read_bytes() == (release["out"] / name).read_bytes(), name
+    # the workers' analyses came back to this process (the tracks config reused them)
+    assert len(builder_module._ANALYSIS_CACHE) >= 9
+
+
 def test_round_trip_clips(release, tmp_path):
     ds = _load(release["out"], "clips", tmp_path)
     assert set(ds) == {"train", "validation"}

@@ -23,6 +23,8 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-seconds", type=float, default=15.0, help="intro ignored by drop detection (default: 15 s)")
     p.add_argument("--no-drop-file", action="store_true", help="ignore drop files and detect every track's drops")
     p.add_argument("--strict", action="store_true", help="skip tracks whose drop came from the loudest-window fallback")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes that decode and cut tracks (default: 1; the output is the same for any number)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--push-to-hub", metavar="REPO", help="upload the folder to this Hub dataset repo afterwards")
     p.add_argument("--private", action="store_true", help="create the Hub repo as private")
@@ -35,6 +37,8 @@ def run(args) -> int:
 
     from housex.dataset_script.export import export_dataset, push_to_hub
 
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.quiet:
         datasets.disable_progress_bars()
     configs = ("tracks", "clips") if args.config == "all" else (args.config,)
@@ -55,6 +59,7 @@ def run(args) -> int:
         use_drop_file=not args.no_drop_file,
         overwrite=args.overwrite,
         progress=not args.quiet,
+        workers=args.workers,
     )
     print(summary.format())
     if args.push_to_hub:

@@ -29,14 +29,16 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 def add_arguments(p) -> None:
     p.add_argument("--out", default="demo-out", help="work folder for the release, model and plots (default: demo-out)")
     p.add_argument("--dataset", default="housex-v2", help="dataset folder to write (default: housex-v2 in the cwd)")
-    # Many short tracks rather than fewer long ones: what the model must generalise across is
-    # tracks (clips of one track are near-duplicates), and synthesis time grows with audio length.
-    p.add_argument("--tracks", type=int, default=720, help="synthetic tracks (default: 720)")
+    # Many short tracks, one clip per drop: what the model must generalise across is tracks.  A
+    # track's drops repeat one 4-bar loop, so its clips are near-duplicates: 1 clip per drop trained
+    # as well as 2 for the same number of steps, and twice the tracks at 1 clip per drop gave
+    # weighted F1 0.86 against 0.77-0.81 (720 tracks, 2 per drop) at the same training cost.
+    p.add_argument("--tracks", type=int, default=1440, help="synthetic tracks (default: 1440)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     p.add_argument("--duration", type=float, nargs=2, default=(70.0, 100.0), metavar=("MIN", "MAX"),
                    help="track length range in seconds (default: 70 100)")
-    p.add_argument("--clips-per-section", type=int, default=2, help="clips per drop section in the build (default: 2)")
+    p.add_argument("--clips-per-section", type=int, default=1, help="clips per drop section in the build (default: 1)")
     p.add_argument("--config", default=str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml"), help="training config")
     p.add_argument("--train-args", default="", help="extra arguments for trainer/run.py, e.g. '--num_train_epochs 1'")
     p.add_argument("--num-processes", type=int, default=1, help="accelerate processes (CPU)")
@@ -159,7 +161,7 @@ def run(args) -> int:
         _skip("2/6 build", str(dataset))
     else:
         _step("2/6 build", _housex("build", "--data-dir", str(release), "--out", str(dataset), "--config", "clips",
-                                    "--clips-per-section", str(args.clips_per_section)))
+                                    "--clips-per-section", str(args.clips_per_section), "--workers", str(args.workers)))
 
     if probe_file.exists():
         _skip("3/6 linear probe", str(probe_file))
