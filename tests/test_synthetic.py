@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import io
 import json
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from housex.dataset_script import synthetic
 from housex.dataset_script.genres import GENRES, LabelError, sharpen_ids, soft_label_pattern
@@ -186,6 +188,21 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
     result = linear_probe(ds, n_mels=32)
     assert result.n_train == ds["train"].num_rows and result.n_validation == ds["validation"].num_rows
     assert 0.0 <= result.accuracy <= 1.0 and 0.0 <= result.f1_weighted <= 1.0
+
+
+def test_probe_names_the_row_it_cannot_decode():
+    import datasets
+
+    from housex.dataset_script.probe import dataset_features
+
+    good = io.BytesIO()
+    sf.write(good, np.random.default_rng(0).uniform(-0.5, 0.5, 8000), 8000, format="FLAC")
+    features = datasets.Features({"audio": datasets.Audio(decode=False), "label": datasets.ClassLabel(names=list(GENRES))})
+    cells = [{"bytes": good.getvalue(), "path": None}, {"bytes": b"fLaC-not-really", "path": None}]
+    ds = datasets.Dataset.from_dict({"audio": cells, "label": [0, 1]}, features=features)
+    assert dataset_features(ds.select([0]), n_mels=16)[0].shape == (1, 16)
+    with pytest.raises(ValueError, match=r"split validation row 1: audio cannot be decoded"):
+        dataset_features(ds, n_mels=16, split_name="validation")
 
 
 def test_synth_cli_writes_release_and_previews(tmp_path):
