@@ -7,6 +7,9 @@
     ds = builder.as_dataset()          # DatasetDict(train=..., validation=...)
     print(builder.summary.format())    # tracks read / written / skipped with reasons
 
+``num_workers=N`` decodes, analyses and cuts the tracks in N forked processes; the files written
+and the summary are the same for any N.
+
 A release folder holds audio files, one Label-Studio export (``*partition*.json``) and optionally
 a drop file (``*detect*.json``).  Tracks are split into train/validation by TRACK (seeded
 shuffle, optionally stratified by primary genre), so a track's clips never cross splits.  The
@@ -364,14 +367,17 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
                                  skip_seconds=c.skip_seconds)
         return TrackAnalysis(duration, sr, channels, detection, False)
 
+    def _cache_key(self, entry: TrackEntry) -> tuple:
+        fs = tuple(entry.file_sections) if entry.file_sections is not None else None
+        return (_file_key(entry.audio_path), fs, self._detection_params())
+
     def _track(self, entry: TrackEntry, need_audio: bool):
         """(TrackAnalysis, mono or None, sr or None); raises AudioError naming the file.
 
         Every track is decoded once per process: the analysis (not the audio) is cached, so a
         ``tracks`` build after a ``clips`` build of the same folders decodes nothing.
         """
-        fs = tuple(entry.file_sections) if entry.file_sections is not None else None
-        key = (_file_key(entry.audio_path), fs, self._detection_params())
+        key = self._cache_key(entry)
         cached = _ANALYSIS_CACHE.get(key)
         if isinstance(cached, str):
             raise AudioError(cached)
@@ -428,12 +434,13 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
 
     def _decoded(self, entries: list[TrackEntry], is_clips: bool):
         """:meth:`_decode` of each entry, in order; in ``num_workers`` forked processes when > 1."""
-        if self.num_workers <= 1 or len(entries) < 2:
+        import multiprocessing as mp
+
+        # forked workers inherit the builder; where there is no fork (Windows) decode here
+        if self.num_workers <= 1 or len(entries) < 2 or "fork" not in mp.get_all_start_methods():
             for entry in entries:
                 yield self._decode(entry, is_clips)
             return
-        import multiprocessing as mp
-
         global _POOL_BUILDER
         _POOL_BUILDER = self  # inherited by the forked workers: nothing to pickle but the entries
         try:
@@ -442,8 +449,7 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
                 for entry, outcome in zip(entries, pool.imap(_decode_in_worker, jobs, chunksize=2)):
                     # the worker's analysis cache is lost with it: keep the analysis here
                     if not isinstance(outcome, str) and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
-                        fs = tuple(entry.file_sections) if entry.file_sections is not None else None
-                        _ANALYSIS_CACHE[(_file_key(entry.audio_path), fs, self._detection_params())] = outcome[0]
+                        _ANALYSIS_CACHE[self._cache_key(entry)] = outcome[0]
                     yield outcome
         finally:
             _POOL_BUILDER = None
