@@ -208,6 +208,7 @@ def test_end_to_end_run_saves_a_folder_that_pipeline_loads(tiny, tmp_path):
     f1 = next(r["value"] for r in results if r["name"] == "F1 (weighted)")
     assert f1 == pytest.approx(metrics["f1_weighted"], abs=1e-4)
     assert "Slap House" in card and "someone/housex-tiny" in card
+    assert "waveform: gain" in card and "features: time shift" not in card  # --augment true only
 
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
     preds = clf(str(release / "track03.flac"), top_k=NUM_GENRES)
@@ -332,6 +333,7 @@ def test_precomputed_features_train_the_same_model_as_on_the_fly(tiny, tmp_path)
     # whether the features are computed on the fly or read back; and it changes what is learnt.
     two_epochs = (*common, "--num_train_epochs", "2", "--max_steps", "-1")
     augmented = train_both("augmented", *two_epochs, "--feature_augment", "true")
+    assert "features: time shift, spectral tilt" in (tmp_path / "augmented-pre" / "README.md").read_text()
     _run(config, *two_epochs, "--output_dir", str(tmp_path / "unaugmented"))
     plain = load_file(tmp_path / "unaugmented" / "model.safetensors")
     assert not all(torch.allclose(augmented[k], plain[k], atol=1e-5) for k in plain)

@@ -115,7 +115,12 @@ def write_model_card(out_dir, *, metrics, model, model_args, data_args, training
         "batch size (per device)": training_args.per_device_train_batch_size,
         "epochs": training_args.num_train_epochs if training_args.max_steps <= 0 else f"max_steps {training_args.max_steps}",
         "training clips": metrics.get("num_train_clips", "?"),
-        "augmentation": "gain, noise, ±1 semitone pitch, EQ" if data_args.augment else "none",
+        "augmentation": ", ".join(
+            [what for on, what in (
+                (data_args.augment, "waveform: gain, noise, ±1 semitone pitch, EQ"),
+                (data_args.feature_augment, "features: time shift, spectral tilt, frequency/time masks"),
+            ) if on] or ["none"]
+        ),
         "best checkpoint by": training_args.metric_for_best_model if training_args.load_best_model_at_end else "last step",
         "seed": training_args.seed,
     }

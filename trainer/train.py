@@ -74,9 +74,9 @@ class DataTrainingArguments:
     augment_probability: float = field(default=0.5, metadata={"help": "Probability of each augmentation."})
     feature_augment: bool = field(
         default=False,
-        metadata={"help": "Augment training features (also with --precompute_features): circular time shift, "
-                  "a spectral tilt of up to +-4 dB at the band edges, one frequency and one time mask of up to 1/8 of the bands "
-                  "/ frames (SpecAugment). Deterministic per (seed, epoch, clip)."},
+        metadata={"help": "Augment training features (also with --precompute_features): circular time "
+                  "shift, a spectral tilt of up to +-4 dB at the band edges, one frequency and one time mask "
+                  "of up to 1/8 of the bands / frames (SpecAugment). Deterministic per (seed, epoch, clip)."},
     )
     precompute_features: bool = field(
         default=False,
