@@ -248,6 +248,21 @@ def test_dsp_blocks_match_their_references():
     assert abs(saw.mean()) < 0.01 and np.max(np.abs(saw)) < 1.1
 
 
+def test_demo_checks_the_disk_before_it_synthesises(tmp_path):
+    from housex.cli import main
+    from housex.commands.demo import check_disk, disk_needed
+
+    # the default demo measured 14 GB of release + 1.3 GB of dataset: the estimate covers both
+    assert 15.3e9 < disk_needed(1440, (70.0, 100.0)) < 20e9
+    assert disk_needed(720, (70.0, 100.0)) == pytest.approx(disk_needed(1440, (70.0, 100.0)) / 2, rel=1e-6)
+    check_disk(tmp_path, needed=10, free=11)
+    with pytest.raises(RuntimeError, match=r"needs about 18\.4 GB of free disk .* 2\.0 GB are free"):
+        check_disk(tmp_path, needed=disk_needed(1440, (70.0, 100.0)), free=2_000_000_000)
+    # through the CLI: a demo far larger than any disk stops before writing a single track
+    rc = main(["demo", "--out", str(tmp_path / "out"), "--dataset", str(tmp_path / "ds"), "--tracks", "100000000"])
+    assert rc != 0 and not (tmp_path / "out" / "release").exists()
+
+
 def test_demo_truth_lines_lay_the_tracks_end_to_end_with_their_labels(small_release):
     """The demo prints, beside its predictions, what the generator put in the held-out track and mix."""
     import soundfile as sf
