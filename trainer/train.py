@@ -336,6 +336,13 @@ def class_weights_from_targets(targets: np.ndarray, num_labels: int) -> list[flo
     return weights.tolist()
 
 
+def clip_seed(seed: int, epoch: int, key) -> int:
+    """The seed of one clip's augmentation in one epoch: depends on nothing else (not on call order)."""
+    import zlib
+
+    return zlib.crc32(f"{seed}/{epoch}/{key}".encode())
+
+
 class SeededAugmenter:
     """audiomentations chain whose draws depend only on (seed, epoch, clip key), never on call order.
 
@@ -363,13 +370,12 @@ class SeededAugmenter:
     def __call__(self, samples: np.ndarray, sample_rate: int, key: str) -> np.ndarray:
         """(samples,) float32 -> (samples,) float32, deterministic in (seed, epoch, key)."""
         import random
-        import zlib
 
-        clip_seed = zlib.crc32(f"{self.seed}/{self.epoch}/{key}".encode())
+        seed = clip_seed(self.seed, self.epoch, key)
         py_state, np_state = random.getstate(), np.random.get_state()
         try:
-            random.seed(clip_seed)
-            np.random.seed(clip_seed)
+            random.seed(seed)
+            np.random.seed(seed)
             return self.compose(samples=samples, sample_rate=sample_rate).astype(np.float32)
         finally:
             random.setstate(py_state)
@@ -403,14 +409,14 @@ def augment_features(features, generator, *, tilt_planes: int, max_tilt_db: floa
     """
     import torch
 
-    x = torch.as_tensor(features, dtype=torch.float32).clone()
+    x = torch.as_tensor(features, dtype=torch.float32)
     _, n_bands, n_frames = x.shape
 
     def draw(high: int) -> int:  # uniform integer in [0, high)
         return int(torch.randint(0, max(1, high), (), generator=generator))
 
-    if roll:
-        x = torch.roll(x, shifts=draw(n_frames), dims=-1)
+    # one copy either way: torch.roll returns a new tensor
+    x = torch.roll(x, shifts=draw(n_frames), dims=-1) if roll else x.clone()
     tilt = (2 * float(torch.rand((), generator=generator)) - 1) * max_tilt_db / 80.0
     ramp = torch.linspace(-1.0, 1.0, n_bands)[:, None] * tilt
     x[:tilt_planes] = (x[:tilt_planes] + ramp).clamp(0.0, 1.0)
@@ -440,8 +446,6 @@ class FeatureAugmentCollator:
         self.epoch = 0
 
     def __call__(self, rows: list[dict]):
-        import zlib
-
         import torch
 
         out = []
@@ -449,7 +453,7 @@ class FeatureAugmentCollator:
             row = dict(row)
             key = row.pop("augment_key", None)
             if key is not None:
-                generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.epoch}/{int(key)}".encode()))
+                generator = torch.Generator().manual_seed(clip_seed(self.seed, self.epoch, int(key)))
                 mask = row.get("attention_mask")
                 padded = mask is not None and not bool(torch.as_tensor(mask).all())
                 row["input_features"] = augment_features(row["input_features"], generator,
