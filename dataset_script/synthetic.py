@@ -16,7 +16,8 @@ track's bytes do not depend on which worker renders it):
 2. a plan (:func:`plan_track`): each part group (tempo, drums, bass, lead, chords, groove, rhythm,
    distortion, organicity, space) is drawn from ONE genre of the label, in proportion to the
    weights (:func:`part_sources`: a 0.75/0.25 track takes 7 or 8 of its 10 groups, and always its
-   signature bass and lead, from its primary genre), so the audio is what the label says; timbre, mix
+   signature bass and lead, from its primary genre; a one-genre track's (bass, lead) pair is one
+   no other genre has, :func:`signature_pairs`), so the audio is what the label says; timbre, mix
    levels, EQ tilt, swing, noise floor and loudness contrast are random per track and shared by
    all genres, so no single statistic gives the genre away;
 3. an arrangement intro → build-up → drop 1 → breakdown → build-up → drop 2 → outro in bars, drops
@@ -156,8 +157,10 @@ def _track_rng(seed: int, index: int, stream: str) -> np.random.Generator:
 #: Each part group of a track is drawn from one genre's entry.  Ranges are (low, high) for a
 #: uniform draw; tuples of names are choices (repeats weight a choice).
 GENRE_PROFILES: dict[str, dict] = {
-    # Each genre has a signature bass and lead (drawn most of the time) so that a genre is
-    # audible in its parts; drums, tempo and effects overlap between genres as in real music.
+    # Each genre has a signature bass and lead (the FIRST entry of each; drawn most of the time) so
+    # that a genre is audible in its parts; drums, tempo and effects overlap between genres as in
+    # real music.  A one-genre track swaps at most one of the two for an alternate, so its
+    # (bass, lead) pair is one no other genre's track can have (:func:`signature_pairs`).
     "Progressive House": dict(
         bpm=(124, 129), kick=("punchy", "punchy", "deep"), hats=("offbeat", "offbeat", "shuffle"),
         bass=("offbeat_saw", "offbeat_saw", "offbeat_saw", "rolling"), lead=("supersaw", "supersaw", "supersaw", "piano"),
@@ -172,12 +175,12 @@ GENRE_PROFILES: dict[str, dict] = {
     ),
     "Bass House": dict(
         bpm=(123, 128), kick=("tight", "punchy"), hats=("busy", "offbeat"),
-        bass=("growl", "growl", "growl", "bouncy"), lead=("stab", "stab", "stab", None), chords=(None,),
+        bass=("growl", "growl", "growl", "reese"), lead=("stab", "stab", "stab", None), chords=(None,),
         groove=(2, 4), rhythm=(3, 4), distortion=(4, 5), organicity=(1, 2), space=(0.05, 0.25),
     ),
     "Tech House": dict(
         bpm=(119, 126), kick=("tight", "tight", "punchy"), hats=("busy", "busy", "shuffle"),
-        bass=("rolling", "rolling", "rolling", "growl"), lead=(None, None, None, "stab"), chords=(None, None, None, "stab"),
+        bass=("rolling", "rolling", "rolling", "offbeat_saw"), lead=(None, None, None, "stab"), chords=(None, None, None, "stab"),
         groove=(3, 5), rhythm=(3, 4), distortion=(2, 4), organicity=(1, 3), space=(0.1, 0.3),
     ),
     "Deep House": dict(
@@ -238,6 +241,28 @@ def part_sources(label: np.ndarray, rng: np.random.Generator) -> dict[str, str]:
     for group, i in zip(rest, rng.permutation(len(rest))):
         sources[group] = pool[int(i)]
     return {group: GENRES[sources[group]] for group in PART_GROUPS}
+
+
+def signature_pairs(genre: str) -> set[tuple[str | None, str | None]]:
+    """Every (bass, lead) pair a one-genre ``genre`` track can have: the genre's signature bass and
+    lead with at most one of them swapped for an alternate of its profile.
+
+    The pairs of two genres never meet (a test checks), so a one-genre track's label can be heard in
+    its signature parts.  Two alternates at once could (Tech House with Bass House's growl and no
+    lead, Future House with a growl and stabs): those tracks sounded like another genre."""
+    prof = GENRE_PROFILES[genre]
+    bass, lead = prof["bass"][0], prof["lead"][0]
+    return {(b, lead) for b in prof["bass"]} | {(bass, m) for m in prof["lead"]}
+
+
+def _one_alternate(bass: str | None, lead: str | None, bass_genre: str, lead_genre: str) -> str | None:
+    """The lead to use: the signature lead when the bass and lead come from one genre and both
+    draws were alternates (see :func:`signature_pairs`); otherwise ``lead`` unchanged."""
+    if bass_genre != lead_genre:
+        return lead
+    prof = GENRE_PROFILES[bass_genre]
+    return prof["lead"][0] if bass != prof["bass"][0] and lead != prof["lead"][0] else lead
+
 
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
 _MAJOR = (0, 2, 4, 5, 7, 9, 11)
@@ -374,6 +399,7 @@ def plan_track(seed: int, index: int, *, duration: tuple[float, float] = (90.0, 
         perc=bool(rng.random() < 0.5),
         melody_seed=int(rng.integers(2**31)),
     )
+    params["lead"] = _one_alternate(params["bass"], params["lead"], sources["bass"], sources["lead"])
     key = f"{_NOTE_NAMES[root]} {'minor' if minor else 'major'}"
     return TrackPlan(index=index, seed=seed, label=[round(float(x), 6) for x in lab], sources=sources, bpm=bpm,
                      key=key, root=root, minor=minor, progression=progression, duration=round(dur, 4),
@@ -1025,6 +1051,6 @@ __all__ = [
     "DEFAULT_GENRE_FREQUENCIES", "EXPORT_NAME", "GENRE_PROFILES", "LABEL_PATTERNS", "PAIR_AFFINITY", "PART_GROUPS",
     "SAMPLE_RATE", "SIGNATURE_GROUPS", "TRUTH_NAME", "TrackPlan", "audio_file_name", "generate_release",
     "genre_frequency_vector", "part_sources", "plan_arrangement", "plan_track", "preview_plan", "read_truth",
-    "render_track", "sample_label", "sample_labels",
+    "render_track", "sample_label", "sample_labels", "signature_pairs",
     "track_record", "write_audio",
 ]

@@ -98,6 +98,25 @@ def test_parts_are_drawn_from_the_genres_by_weight():
     assert set(synthetic.plan_track(9, 0, label=one).sources.values()) == {"Bigroom"}
 
 
+def test_one_genre_tracks_have_signature_pairs_no_other_genre_has():
+    genres = list(synthetic.GENRE_PROFILES)
+    for i, a in enumerate(genres):
+        for b in genres[i + 1:]:
+            assert not synthetic.signature_pairs(a) & synthetic.signature_pairs(b), (a, b)
+    for g in genres:
+        one = np.zeros(8)
+        one[GENRES.index(g)] = 1.0
+        pairs = [(p.params["bass"], p.params["lead"]) for p in (synthetic.plan_track(3, i, label=one) for i in range(200))]
+        assert set(pairs) == synthetic.signature_pairs(g), g  # every pair drawn, and only those
+        own = pairs.count((synthetic.GENRE_PROFILES[g]["bass"][0], synthetic.GENRE_PROFILES[g]["lead"][0]))
+        assert 0.4 < own / len(pairs) < 0.7, (g, own)  # 1/2-9/16 both signature parts, the rest one alternate
+    # a tie may pair two genres' alternates: the rule is for one genre's own pair
+    tie = np.zeros(8)
+    tie[GENRES.index("Tech House")] = tie[GENRES.index("Bass House")] = 0.5
+    drawn = {(p.params["bass"], p.params["lead"]) for p in (synthetic.plan_track(3, i, label=tie) for i in range(200))}
+    assert ("offbeat_saw", None) in drawn or ("reese", "stab") in drawn
+
+
 def test_arrangement_has_two_long_loud_drops():
     rng = np.random.default_rng(0)
     for total in (48, 64, 80):
