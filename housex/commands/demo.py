@@ -32,7 +32,8 @@ def add_arguments(p) -> None:
     # Many short tracks, one clip per drop: what the model must generalise across is tracks.  A
     # track's drops repeat one 4-bar loop, so its clips are near-duplicates: 1 clip per drop trained
     # as well as 2 for the same number of steps, and twice the tracks at 1 clip per drop gave
-    # weighted F1 0.86 against 0.77-0.81 (720 tracks, 2 per drop) at the same training cost.
+    # weighted F1 0.86 against 0.77-0.81 (720 tracks, 2 per drop) at the same training cost
+    # (measured on the earlier generator; trainer/configs/cpu.yaml has the current figures).
     p.add_argument("--tracks", type=int, default=1440, help="synthetic tracks (default: 1440)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
