@@ -50,7 +50,10 @@ if device == "cuda":
     step(); torch.cuda.synchronize()  # warm-up (cuDNN autotune), then measure
     torch.cuda.reset_peak_memory_stats()
     before = torch.cuda.memory_allocated()
-    t0 = time.perf_counter(); step(); torch.cuda.synchronize(); seconds = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    for _ in range(5):
+        step()
+    torch.cuda.synchronize(); seconds = (time.perf_counter() - t0) / 5  # mean of 5 steps
     peak, growth = torch.cuda.max_memory_allocated(), torch.cuda.max_memory_allocated() - before
 else:
     def status_kib(key):

@@ -49,11 +49,12 @@ def loop_forward(model, input_features: torch.Tensor, attention_mask: torch.Tens
             valid.append(real or start == 0)
         sequences.append(torch.stack(vectors))
         keep.append(valid)
-    hidden = torch.stack(sequences) + textbook_positions(len(starts), cfg.d_model).to(input_features.dtype)
-    keep = torch.tensor(keep)
+    device = input_features.device
+    hidden = torch.stack(sequences) + textbook_positions(len(starts), cfg.d_model).to(device, input_features.dtype)
+    keep = torch.tensor(keep, device=device)
     if cfg.pooling == "cls":
         hidden = torch.cat([model.housex.cls_token.expand(batch, -1, -1), hidden], dim=1)
-        keep = torch.cat([torch.ones(batch, 1, dtype=torch.bool), keep], dim=1)
+        keep = torch.cat([torch.ones(batch, 1, dtype=torch.bool, device=device), keep], dim=1)
     mask = None if bool(keep.all()) else ~keep
     hidden = model.housex.encoder(hidden, src_key_padding_mask=mask)
     if cfg.pooling == "mean":
