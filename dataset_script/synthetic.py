@@ -256,12 +256,11 @@ def signature_pairs(genre: str) -> set[tuple[str | None, str | None]]:
 
 
 def _one_alternate(bass: str | None, lead: str | None, bass_genre: str, lead_genre: str) -> str | None:
-    """The lead to use: the signature lead when the bass and lead come from one genre and both
-    draws were alternates (see :func:`signature_pairs`); otherwise ``lead`` unchanged."""
-    if bass_genre != lead_genre:
+    """The lead to use: the signature lead when the bass and lead come from one genre and their
+    pair is not one of its :func:`signature_pairs` (both draws were alternates); otherwise ``lead``."""
+    if bass_genre != lead_genre or (bass, lead) in signature_pairs(bass_genre):
         return lead
-    prof = GENRE_PROFILES[bass_genre]
-    return prof["lead"][0] if bass != prof["bass"][0] and lead != prof["lead"][0] else lead
+    return GENRE_PROFILES[bass_genre]["lead"][0]
 
 
 _MINOR = (0, 2, 3, 5, 7, 8, 10)
