@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,26 +80,43 @@ def genre_id(name: str, *, where: str = "") -> int:
         ) from None
 
 
-def weights_to_vector(weights: Mapping[str, float], *, where: str = "") -> np.ndarray:
-    """Map ``{genre name: weight}`` to a length-8 float vector in canonical order (not normalised).
+def weights_to_vector(
+    weights: Mapping[str, float] | Iterable[tuple[str, float]], *, where: str = ""
+) -> np.ndarray:
+    """Map ``{genre name: weight}`` (or ``(name, weight)`` pairs) to a length-8 vector in canonical
+    order (not normalised).
 
-    Several names that map to one genre add up.  Raises :class:`LabelError` naming ``where``
-    for unknown names and non-numeric, NaN or negative weights.
+    Several names that map to one genre add up; an unknown name with weight 0 is ignored.
+    Raises :class:`LabelError` naming ``where`` for unknown names with a weight, and for
+    non-numeric (booleans and strings included), NaN, infinite, negative or overflowing weights.
     """
     vec = np.zeros(NUM_GENRES, dtype=np.float64)
     prefix = f"{where}: " if where else ""
-    for name, w in weights.items():
-        gid = genre_id(name, where=where)
-        try:
-            w = float(w)
-        except (TypeError, ValueError):
-            raise LabelError(f"{prefix}weight of {name!r} is not a number: {w!r}") from None
-        if math.isnan(w) or math.isinf(w):
-            raise LabelError(f"{prefix}weight of {name!r} is {w}")
-        if w < 0:
-            raise LabelError(f"{prefix}weight of {name!r} is negative ({w})")
+    pairs = weights.items() if isinstance(weights, Mapping) else weights
+    for name, w in pairs:
+        gid = _ALIASES.get(_key(str(name)))
+        w = _weight_value(name, w, prefix)
+        if w == 0 and gid is None:
+            continue  # an unknown name with weight 0 says nothing about the label
+        if gid is None:
+            genre_id(name, where=where)  # raises: unknown genre with a non-zero weight
         vec[gid] += w
+    if not np.all(np.isfinite(vec)):
+        raise LabelError(f"{prefix}genre weights overflow: {vec.tolist()}")
     return vec
+
+
+def _weight_value(name: str, w, prefix: str) -> float:
+    """One weight as a float: JSON numbers only (``true`` and ``"0.5"`` are not weights)."""
+    if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)):
+        kind = "a boolean" if isinstance(w, bool) else f"a {type(w).__name__}"
+        raise LabelError(f"{prefix}weight of {name!r} is {kind} ({w!r}), expected a number")
+    w = float(w)
+    if math.isnan(w) or math.isinf(w):
+        raise LabelError(f"{prefix}weight of {name!r} is {w}")
+    if w < 0:
+        raise LabelError(f"{prefix}weight of {name!r} is negative ({w})")
+    return w
 
 
 def normalize(vec: Sequence[float] | np.ndarray, *, where: str = "", atol: float = 1e-6) -> np.ndarray:
@@ -113,11 +130,17 @@ def normalize(vec: Sequence[float] | np.ndarray, *, where: str = "", atol: float
     if np.any(v < 0):
         raise LabelError(f"{prefix}genre weights contain a negative value: {v.tolist()}")
     total = v.sum()
+    if not math.isfinite(total):
+        raise LabelError(f"{prefix}genre weights sum to {total} (overflow): {v.tolist()}")
     if total <= 0:
         raise LabelError(f"{prefix}all genre weights are zero")
     if abs(total - 1.0) > atol:
         warnings.warn(f"{prefix}genre weights sum to {total:g}, renormalised to 1", stacklevel=2)
-    return v / total
+    out = v / total
+    # Tiny sums (subnormal weights) can underflow on division: only a distribution is a label.
+    if not (np.all(np.isfinite(out)) and abs(out.sum() - 1.0) <= 1e-6):
+        raise LabelError(f"{prefix}genre weights {v.tolist()} do not normalise to a distribution")
+    return out
 
 
 def sharpen(probs: Sequence[float] | np.ndarray) -> np.ndarray:

@@ -70,7 +70,8 @@ def resolve_in_folder(folder: str | os.PathLike, name: str, *, where: str = "") 
 
 def _load_json(path: Path, kind: str):
     try:
-        with open(path, encoding="utf-8") as f:
+        # utf-8-sig: exports saved by Windows editors start with a byte-order mark.
+        with open(path, encoding="utf-8-sig") as f:
             return json.load(f)
     except FileNotFoundError:
         raise AnnotationError(f"{path}: {kind} file not found") from None
@@ -97,13 +98,17 @@ def parse_task(task: dict, *, export_file: str = "") -> AnnotatedTrack:
     result = ann.get("result") if isinstance(ann, dict) else None
     if not isinstance(result, list) or not result:
         raise AnnotationError(f"{where}: annotation has an empty result")
-    weights: dict[str, float] = {}
+    weights: list[tuple[str, object]] = []
     for item in result:
+        # Other controls of a labeling config (a comment text area, a rating) are not genre weights.
+        if isinstance(item, dict) and item.get("type", "number") != "number":
+            continue
         try:
-            name, number = item["from_name"], item["value"]["number"]
+            weights.append((item["from_name"], item["value"]["number"]))
         except (KeyError, TypeError):
             raise AnnotationError(f"{where}: result entry without from_name/value.number: {item!r}") from None
-        weights[name] = weights.get(name, 0.0) + (number if isinstance(number, (int, float)) else float("nan"))
+    if not weights:
+        raise AnnotationError(f"{where}: annotation has no number (genre weight) results")
     try:
         label = normalize(weights_to_vector(weights, where=where), where=where)
     except LabelError as e:

@@ -105,7 +105,7 @@ def _export_with(tmp_path, result):
         ([{"from_name": "Dubstep", "value": {"number": 1}}], "unknown genre name 'Dubstep'"),
         ([{"from_name": "Bigroom", "value": {"number": -1}}, {"from_name": "Deep House", "value": {"number": 1}}], "negative"),
         ([{"from_name": "Bigroom", "value": {"number": 0}}], "all genre weights are zero"),
-        ([{"from_name": "Bigroom", "value": {"number": "many"}}], "nan"),
+        ([{"from_name": "Bigroom", "value": {"number": "many"}}], "is a str ('many'), expected a number"),
         ([{"from_name": "Bigroom"}], "without from_name/value.number"),
         ([], "empty result"),
     ],
