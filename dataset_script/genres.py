@@ -100,7 +100,7 @@ def weights_to_vector(
             continue  # an unknown name with weight 0 says nothing about the label
         if gid is None:
             genre_id(name, where=where)  # raises: unknown genre with a non-zero weight
-        vec[gid] += w
+        vec[gid] = vec[gid] + w if math.isfinite(vec[gid] + w) else math.inf
     if not np.all(np.isfinite(vec)):
         raise LabelError(f"{prefix}genre weights overflow: {vec.tolist()}")
     return vec
@@ -129,7 +129,10 @@ def normalize(vec: Sequence[float] | np.ndarray, *, where: str = "", atol: float
         raise LabelError(f"{prefix}genre weights contain NaN or infinity: {v.tolist()}")
     if np.any(v < 0):
         raise LabelError(f"{prefix}genre weights contain a negative value: {v.tolist()}")
-    total = v.sum()
+    try:
+        total = math.fsum(v.tolist())
+    except OverflowError:
+        total = math.inf
     if not math.isfinite(total):
         raise LabelError(f"{prefix}genre weights sum to {total} (overflow): {v.tolist()}")
     if total <= 0:
