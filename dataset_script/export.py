@@ -29,6 +29,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from ..cards import CARDS_DIR
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
 from .genres import GENRE_DESCRIPTIONS, GENRES
+from .paths import apply_umask, check_output_path, remove_stale_temp_folders, temp_prefix
 from .synthetic import TRUTH_NAME  # the generator writes it next to its audio: marks a synthetic release
 
 CARD_TEMPLATE = CARDS_DIR / "dataset_card.md"
@@ -73,9 +74,13 @@ def export_dataset(
     if unknown or not configs:
         raise ValueError(f"configs: unknown {unknown or configs}; expected some of {', '.join(CONFIG_NAMES)}")
     out_dir = Path(out_dir).absolute()
+    check_output_path(out_dir, folders)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise FileExistsError(f"{out_dir}: exists and is not a folder; refusing to replace a file with a dataset")
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir}: output folder exists (use overwrite=True / --overwrite to replace it)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_folders(out_dir)
     # clips first: the tracks config then reuses the cached drop analysis instead of decoding again
     order = sorted(configs, key=lambda c: c != "clips")
     options = dict(
@@ -84,7 +89,8 @@ def export_dataset(
         min_drop_seconds=min_drop_seconds, skip_seconds=skip_seconds, strict=strict, use_drop_file=use_drop_file,
     )
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
+    apply_umask(tmp)
     try:
         summary = BuildSummary()
         infos, metadata_configs, split_rows = {}, {}, []
@@ -130,7 +136,7 @@ def export_dataset(
         card.save(tmp / "README.md")
 
         if out_dir.exists():  # overwrite: swap in the new folder, then remove the old one
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")  # removed by a later run if killed here
             os.replace(out_dir, old)
             os.replace(tmp, out_dir)
             shutil.rmtree(old, ignore_errors=True)
