@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from housex.commands.options import fraction, non_negative, positive
+
 HELP = "build the HouseX-v2 dataset (Parquet shards + dataset card) from release folders"
 
 
@@ -13,17 +15,17 @@ def add_arguments(p) -> None:
                    help="which configs to write (default: all)")
     p.add_argument("--label-mode", choices=("soft", "sharpen", "clean"), default="soft",
                    help="soft: weights as annotated; sharpen: one-hot of the max; clean: single-genre tracks only")
-    p.add_argument("--seed", type=int, default=42, help="seed of the track split and the clip offsets (default: 42)")
-    p.add_argument("--validation-fraction", type=float, default=0.2, help="share of tracks in validation (default: 0.2)")
+    p.add_argument("--seed", type=non_negative(int), default=42, help="seed of the track split and the clip offsets (default: 42)")
+    p.add_argument("--validation-fraction", type=fraction(), default=0.2, help="share of tracks in validation (default: 0.2)")
     p.add_argument("--stratify", action="store_true", help="stratify the split by primary genre")
-    p.add_argument("--clips-per-section", type=int, default=4, help="clips per drop section (default: 4)")
-    p.add_argument("--clip-seconds", type=float, default=7.5, help="clip length in seconds (default: 7.5)")
-    p.add_argument("--margin-db", type=float, default=1.5, help="drop threshold below the loudest part (default: 1.5 dB)")
-    p.add_argument("--min-drop-seconds", type=float, default=15.0, help="shortest drop section (default: 15 s)")
-    p.add_argument("--skip-seconds", type=float, default=15.0, help="intro ignored by drop detection (default: 15 s)")
+    p.add_argument("--clips-per-section", type=positive(int), default=4, help="clips per drop section (default: 4)")
+    p.add_argument("--clip-seconds", type=positive(float), default=7.5, help="clip length in seconds (default: 7.5)")
+    p.add_argument("--margin-db", type=positive(float), default=1.5, help="drop threshold below the loudest part (default: 1.5 dB)")
+    p.add_argument("--min-drop-seconds", type=positive(float), default=15.0, help="shortest drop section (default: 15 s)")
+    p.add_argument("--skip-seconds", type=non_negative(float), default=15.0, help="intro ignored by drop detection (default: 15 s)")
     p.add_argument("--no-drop-file", action="store_true", help="ignore drop files and detect every track's drops")
     p.add_argument("--strict", action="store_true", help="skip tracks whose drop came from the loudest-window fallback")
-    p.add_argument("--workers", type=int, default=1,
+    p.add_argument("--workers", type=positive(int), default=1,
                    help="processes that decode and cut tracks (default: 1; the output is the same for any number)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--push-to-hub", metavar="REPO", help="upload the folder to this Hub dataset repo afterwards")
@@ -37,8 +39,6 @@ def run(args) -> int:
 
     from housex.dataset_script.export import export_dataset, push_to_hub
 
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     if args.quiet:
         datasets.disable_progress_bars()
     configs = ("tracks", "clips") if args.config == "all" else (args.config,)

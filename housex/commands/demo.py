@@ -13,6 +13,8 @@ launch`` is real), and is skipped when its output already exists, so a rerun reu
 
 from __future__ import annotations
 
+from housex.commands.options import non_negative, positive
+
 import json
 import os
 import shlex
@@ -34,16 +36,16 @@ def add_arguments(p) -> None:
     # as well as 2 for the same number of steps, and twice the tracks at 1 clip per drop gave
     # weighted F1 0.86 against 0.77-0.81 (720 tracks, 2 per drop) at the same training cost
     # (measured on the earlier generator; trainer/configs/cpu.yaml has the current figures).
-    p.add_argument("--tracks", type=int, default=1440, help="synthetic tracks (default: 1440)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--workers", type=int, default=max(1, min(2, os.cpu_count() or 1)))
-    p.add_argument("--duration", type=float, nargs=2, default=(70.0, 100.0), metavar=("MIN", "MAX"),
+    p.add_argument("--tracks", type=positive(int), default=1440, help="synthetic tracks (default: 1440)")
+    p.add_argument("--seed", type=non_negative(int), default=0)
+    p.add_argument("--workers", type=positive(int), default=max(1, min(2, os.cpu_count() or 1)))
+    p.add_argument("--duration", type=positive(float), nargs=2, default=(70.0, 100.0), metavar=("MIN", "MAX"),
                    help="track length range in seconds (default: 70 100)")
-    p.add_argument("--clips-per-section", type=int, default=1, help="clips per drop section in the build (default: 1)")
+    p.add_argument("--clips-per-section", type=positive(int), default=1, help="clips per drop section in the build (default: 1)")
     p.add_argument("--config", default=str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml"), help="training config")
     p.add_argument("--train-args", default="", help="extra arguments for trainer/run.py, e.g. '--num_train_epochs 1'")
-    p.add_argument("--num-processes", type=int, default=1, help="accelerate processes (CPU)")
-    p.add_argument("--mix-tracks", type=int, default=4, help="held-out tracks concatenated into the demo mix")
+    p.add_argument("--num-processes", type=positive(int), default=1, help="accelerate processes (CPU)")
+    p.add_argument("--mix-tracks", type=positive(int), default=4, help="held-out tracks concatenated into the demo mix")
 
 
 # Disk use measured for the default demo (1440 tracks of 70-100 s): release 14 GB of 16-bit stereo

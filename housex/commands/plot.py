@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from housex.commands.options import non_negative, positive
+
 import json
 from pathlib import Path
 
@@ -19,11 +21,11 @@ def add_arguments(p) -> None:
     e.add_argument("--model", required=True, help="model folder written by save_pretrained")
     e.add_argument("--dataset", required=True, help="exported dataset folder (loads with load_dataset(DIR, 'clips'))")
     e.add_argument("--split", default="validation", help="dataset split (default: validation)")
-    e.add_argument("--max-clips", type=int, default=400, help="at most this many clips, a seeded random subset (default: 400)")
+    e.add_argument("--max-clips", type=positive(int), default=400, help="at most this many clips, a seeded random subset (default: 400)")
     e.add_argument("--methods", nargs="+", choices=("pca", "tsne", "umap"), default=None,
                    help="projections (default: pca, tsne, and umap when umap-learn is installed)")
-    e.add_argument("--batch-size", type=int, default=16)
-    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--batch-size", type=positive(int), default=16)
+    e.add_argument("--seed", type=non_negative(int), default=0)
     e.add_argument("--out", default="embeddings.png", help="PNG path (default: embeddings.png)")
 
     s = sub.add_parser("spectrograms", help="one mel spectrogram of a drop clip per genre, from a release folder")

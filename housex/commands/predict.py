@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from housex.commands.options import non_negative, positive
+
 import json
 import sys
 
@@ -12,10 +14,10 @@ def add_arguments(p) -> None:
     p.add_argument("tracks", nargs="+", metavar="TRACK", help="audio files (wav, flac, ogg, mp3, m4a, ... anything FFmpeg decodes)")
     p.add_argument("--model", required=True, help="model folder written by save_pretrained (e.g. demo-out/model)")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list, one object per track) instead of text")
-    p.add_argument("--batch-size", type=int, default=16, help="clips per forward pass (default: 16)")
-    p.add_argument("--clips-per-drop", type=int, default=4, help="clips sampled per drop section (default: 4)")
-    p.add_argument("--top", type=int, default=3, help="genres shown per track/drop in text output (default: 3)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the clip sampling (default: 0)")
+    p.add_argument("--batch-size", type=positive(int), default=16, help="clips per forward pass (default: 16)")
+    p.add_argument("--clips-per-drop", type=positive(int), default=4, help="clips sampled per drop section (default: 4)")
+    p.add_argument("--top", type=positive(int), default=3, help="genres shown per track/drop in text output (default: 3)")
+    p.add_argument("--seed", type=non_negative(int), default=0, help="seed of the clip sampling (default: 0)")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: the model's, CPU)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 

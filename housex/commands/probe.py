@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from housex.commands.options import non_negative, positive
+
 import json
 from pathlib import Path
 
@@ -11,9 +13,9 @@ HELP = "linear-probe baseline: logistic regression on clip-mean log-mel features
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", required=True, help="dataset folder written by `housex build` (or a Hub id)")
     parser.add_argument("--config", default="clips", help="dataset config (default: clips)")
-    parser.add_argument("--n-mels", type=int, default=64, help="mel bands of the features (default 64)")
-    parser.add_argument("--C", type=float, default=1.0, help="inverse L2 regularisation of the logistic regression (default 1)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the solver (default 0)")
+    parser.add_argument("--n-mels", type=positive(int), default=64, help="mel bands of the features (default 64)")
+    parser.add_argument("--C", type=positive(float), default=1.0, help="inverse L2 regularisation of the logistic regression (default 1)")
+    parser.add_argument("--seed", type=non_negative(int), default=0, help="seed of the solver (default 0)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
 
 

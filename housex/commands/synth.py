@@ -9,6 +9,8 @@ mel-spectrogram PNG of the whole track and of a drop excerpt), for listening and
 
 from __future__ import annotations
 
+from housex.commands.options import fraction, non_negative, positive
+
 import os
 from pathlib import Path
 
@@ -17,15 +19,15 @@ HELP = "generate a synthetic HouseX release folder (procedural house tracks with
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, help="release folder to write (created if missing)")
-    parser.add_argument("--tracks", type=int, required=True, help="number of tracks")
-    parser.add_argument("--seed", type=int, default=0, help="random seed: same seed, identical files (default 0)")
-    parser.add_argument("--duration", type=float, nargs=2, default=(90.0, 150.0), metavar=("MIN", "MAX"),
+    parser.add_argument("--tracks", type=positive(int), required=True, help="number of tracks")
+    parser.add_argument("--seed", type=non_negative(int), default=0, help="random seed: same seed, identical files (default 0)")
+    parser.add_argument("--duration", type=positive(float), nargs=2, default=(90.0, 150.0), metavar=("MIN", "MAX"),
                         help="track length range in seconds (default 90 150)")
     parser.add_argument("--format", choices=("flac", "ogg"), default="flac", help="audio format (default flac)")
-    parser.add_argument("--workers", type=int, default=1, help="parallel render processes (default 1)")
+    parser.add_argument("--workers", type=positive(int), default=1, help="parallel render processes (default 1)")
     parser.add_argument("--genre-frequencies", default=None, metavar="W1,...,W8",
                         help="primary-genre weights in canonical order (default: the real export's shares)")
-    parser.add_argument("--fallback-share", type=float, default=0.05,
+    parser.add_argument("--fallback-share", type=fraction(high_open=False), default=0.05,
                         help="share of tracks whose drops are too short for the detector (default 0.05)")
     parser.add_argument("--preview", action="store_true", help="also write one mel-spectrogram PNG per genre to OUT/preview/")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,10 +82,6 @@ def write_previews(out_dir: Path, seed: int, duration: float = 60.0, fmt: str = 
 def run(args) -> int:
     from housex.dataset_script import synthetic
 
-    if args.tracks < 1:
-        raise ValueError(f"--tracks must be >= 1, got {args.tracks}")
-    if args.workers < 1:
-        raise ValueError(f"--workers must be >= 1, got {args.workers}")
     freqs = None
     if args.genre_frequencies:
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from housex.commands.options import non_negative, positive
+
 from pathlib import Path
 
 HELP = "genre timeline of a long DJ set: sliding windows, smoothing, segments; writes CSV, JSON and PNG"
@@ -10,14 +12,14 @@ HELP = "genre timeline of a long DJ set: sliding windows, smoothing, segments; w
 def add_arguments(p) -> None:
     p.add_argument("mix", metavar="MIX", help="audio file of the set (anything FFmpeg decodes)")
     p.add_argument("--model", required=True, help="model folder written by save_pretrained")
-    p.add_argument("--hop", type=float, default=2.5, help="seconds between window starts (default: 2.5)")
-    p.add_argument("--smooth", type=float, default=15.0, help="smoothing span in seconds (default: 15; 0 = none)")
+    p.add_argument("--hop", type=positive(float), default=2.5, help="seconds between window starts (default: 2.5)")
+    p.add_argument("--smooth", type=non_negative(float), default=15.0, help="smoothing span in seconds (default: 15; 0 = none)")
     p.add_argument("--smoothing", choices=("median", "mean"), default="median", help="temporal filter (default: median)")
-    p.add_argument("--min-segment", type=float, default=30.0,
+    p.add_argument("--min-segment", type=non_negative(float), default=30.0,
                    help="segments shorter than this many seconds are merged into a neighbour (default: 30)")
     p.add_argument("--out", default=None, metavar="PREFIX",
                    help="output prefix: writes PREFIX.csv, PREFIX.json, PREFIX.png (default: MIX without suffix + '-timeline')")
-    p.add_argument("--batch-size", type=int, default=16, help="windows per forward pass (default: 16)")
+    p.add_argument("--batch-size", type=positive(int), default=16, help="windows per forward pass (default: 16)")
     p.add_argument("--device", default=None, help="torch device, e.g. cuda (default: CPU)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -1,0 +1,50 @@
+"""Argument types for numeric options: the parser refuses a bad value with the option's name.
+
+``type=positive(float)`` makes argparse print ``argument --clip-seconds: must be > 0, got 0``
+instead of a ``ValueError`` from deep inside a library.  NaN and infinity are never accepted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def _number(kind, text: str):
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        raise argparse.ArgumentTypeError(f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text!r}")
+    return value
+
+
+def bounded(kind=float, *, low=None, high=None, low_open=False, high_open=False):
+    """An argparse ``type`` for numbers of ``kind`` in [low, high] (an end is open when asked)."""
+
+    def parse(text: str):
+        value = _number(kind, text)
+        if low is not None and (value < low or (low_open and value == low)):
+            raise argparse.ArgumentTypeError(f"must be {'>' if low_open else '>='} {low}, got {text}")
+        if high is not None and (value > high or (high_open and value == high)):
+            raise argparse.ArgumentTypeError(f"must be {'<' if high_open else '<='} {high}, got {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its message
+    return parse
+
+
+def positive(kind=float):
+    """> 0: lengths, hops, rates, counts of things to make."""
+    return bounded(kind, low=0, low_open=True)
+
+
+def non_negative(kind=float):
+    """>= 0: seeds, margins, optional spans where 0 means 'none'."""
+    return bounded(kind, low=0)
+
+
+def fraction(*, high_open=True):
+    """A share in [0, 1) (or [0, 1] with ``high_open=False``)."""
+    return bounded(float, low=0, high=1, high_open=high_open)
