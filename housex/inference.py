@@ -52,6 +52,75 @@ class AudioInputError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
+class ModelFolderError(ValueError):
+    """A model folder that is missing, incomplete or corrupt; the message names the folder and file."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else "(no message)"
+
+
+def check_model_folder(folder: str | os.PathLike) -> None:
+    """Check a ``save_pretrained`` folder before loading: readable JSON configs, complete safetensors.
+
+    Raises :class:`ModelFolderError` naming the folder and the bad file, so a truncated download or
+    a hand-edited config is one clear line, not a traceback from the safetensors or JSON parser.
+    """
+    from safetensors import safe_open
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ModelFolderError(f"{folder}: model folder not found")
+    if not (folder / "config.json").is_file():
+        raise ModelFolderError(
+            f"{folder}: not a model folder (expected config.json and model.safetensors written by save_pretrained)"
+        )
+    for name in ("config.json", "preprocessor_config.json"):
+        path = folder / name
+        if path.is_file():
+            try:
+                text = json.loads(path.read_text(encoding="utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                raise ModelFolderError(f"{folder}: {name} is not valid JSON ({e})") from None
+            if not isinstance(text, dict):
+                raise ModelFolderError(f"{folder}: {name} must hold a JSON object, got {type(text).__name__}")
+    index = folder / "model.safetensors.index.json"
+    if index.is_file():
+        try:
+            shards = sorted(set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values()))
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+            raise ModelFolderError(f"{folder}: {index.name} is not a valid shard index ({e})") from None
+    elif (folder / "model.safetensors").is_file():
+        shards = ["model.safetensors"]
+    else:
+        raise ModelFolderError(f"{folder}: no model.safetensors (the weights written by save_pretrained)")
+    for name in shards:
+        path = folder / Path(name).name
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                keys = list(f.keys())
+                # the header can be intact while the data is cut: the last tensor's end must be in the file
+                if keys:
+                    f.get_slice(keys[-1])
+            _check_safetensors_size(path)
+        except ModelFolderError:
+            raise
+        except Exception as e:  # SafetensorError, OSError, ...: the file is unreadable or truncated
+            raise ModelFolderError(f"{folder}: {path.name} is not a complete safetensors file ({_first_line(e)})") from None
+
+
+def _check_safetensors_size(path: Path) -> None:
+    """The data section must be as long as the header says (safetensors' format: u64 header size)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        header_len = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(header_len))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + header_len + end > size:
+        raise ModelFolderError(f"{path.parent}: {path.name} is truncated ({size} of {8 + header_len + end} bytes)")
+
+
 def load_classifier(model, feature_extractor=None, *, device: str | torch.device | None = None):
     """A model folder (``save_pretrained`` output) or a loaded model → ``(model, feature_extractor)``.
 
@@ -64,13 +133,13 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
 
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(
-                f"{folder}: not a model folder (expected config.json and model.safetensors written by save_pretrained)"
-            )
-        model = AutoModelForAudioClassification.from_pretrained(folder)
-        if feature_extractor is None:
-            feature_extractor = AutoFeatureExtractor.from_pretrained(folder)
+        check_model_folder(folder)
+        try:
+            model = AutoModelForAudioClassification.from_pretrained(folder)
+            if feature_extractor is None:
+                feature_extractor = AutoFeatureExtractor.from_pretrained(folder)
+        except Exception as e:  # whatever class a library raises for a bad folder: one line naming it
+            raise ModelFolderError(f"{folder}: cannot load the model: {type(e).__name__}: {_first_line(e)}") from e
     elif feature_extractor is None:
         source = getattr(model, "name_or_path", "") or ""
         if not source or not Path(source, "preprocessor_config.json").is_file():
