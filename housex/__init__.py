@@ -18,6 +18,10 @@ from housex.track_pipeline import register_track_pipeline as _register_track_pip
 
 _register_track_pipeline()
 
+from housex.audio_pipeline import register_audio_classification_pipeline as _register_audio_pipeline  # noqa: E402
+
+_register_audio_pipeline()
+
 _LAZY = {
     "classify_track": "housex.inference",
     "classify_clips": "housex.inference",
