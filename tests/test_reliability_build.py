@@ -127,3 +127,14 @@ def test_sigterm_during_a_build_leaves_no_temp_folder(rel, tmp_path):
     assert proc.returncode != 0
     assert "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rel"], err
+
+
+def test_synth_never_writes_into_a_folder_of_other_files(rel, tmp_path):
+    before = _snapshot(rel)
+    code, err = _cli(["synth", "--out", str(rel), "--tracks", "1", "--duration", "20", "20", "--no-progress"])
+    assert code == 2 and "not a synthetic release" in err
+    assert _snapshot(rel) == before
+    note = tmp_path / "note.txt"
+    note.write_text("x")
+    code, err = _cli(["synth", "--out", str(note), "--tracks", "1", "--duration", "20", "20", "--no-progress"])
+    assert code == 2 and "not a folder" in err and note.read_text() == "x"

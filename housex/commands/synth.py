@@ -89,6 +89,12 @@ def run(args) -> int:
         except ValueError:
             raise ValueError(f"--genre-frequencies: expected 8 comma-separated numbers, got {args.genre_frequencies!r}") from None
     out = Path(args.out)
+    # A rerun may refill its own synthetic release; never write into a folder of other files
+    # (a real release, a dataset): the export and truth files there would be replaced.
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / synthetic.TRUTH_NAME).is_file():
+        raise ValueError(f"--out {out}: folder holds other files (not a synthetic release); choose a new or empty folder")
     records = synthetic.generate_release(out, args.tracks, args.seed, duration=tuple(args.duration), fmt=args.format,
                                          workers=args.workers, progress=not args.no_progress, genre_frequencies=freqs,
                                          fallback_share=args.fallback_share)
