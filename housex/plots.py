@@ -13,15 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .dataset_script.genres import GENRES
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from .trainer.plots import plot_confusion  # noqa: F401  (drawn by training too; re-exported here)
+from .trainer.plots import pyplot as _pyplot
+from .trainer.plots import save_figure as _save
 
 
 def genre_colors(labels: Sequence[str] = GENRES) -> dict[str, tuple]:
@@ -30,14 +24,6 @@ def genre_colors(labels: Sequence[str] = GENRES) -> dict[str, tuple]:
 
     cmap = matplotlib.colormaps["tab10"]
     return {name: cmap(i % 10) for i, name in enumerate(labels)}
-
-
-def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
 
 
 def plot_timeline(tl, path: str | os.PathLike, *, title: str | None = None) -> Path:
@@ -72,40 +58,6 @@ def plot_timeline(tl, path: str | os.PathLike, *, title: str | None = None) -> P
     ax_band.set_yticks([])
     ax_band.set_ylabel("segments", rotation=0, ha="right", va="center")
     ax_band.set_title(title or f"Genre timeline: {Path(tl.source).name}", fontsize=11)
-    return _save(fig, path)
-
-
-def plot_confusion(
-    matrix,
-    path: str | os.PathLike,
-    *,
-    labels: Sequence[str] = GENRES,
-    normalize: bool = True,
-    title: str = "Confusion matrix",
-) -> Path:
-    """Confusion matrix (rows: true class, columns: predicted), row-normalised by default; counts annotated."""
-    plt = _pyplot()
-    cm = np.asarray(matrix, dtype=float)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
-        raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)}, got shape {cm.shape}")
-    rows = cm.sum(1, keepdims=True)
-    shown = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalize else cm
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
-    n = len(labels)
-    ax.set_xticks(range(n), labels, rotation=40, ha="right")
-    ax.set_yticks(range(n), labels)
-    ax.set_xlabel("predicted genre")
-    ax.set_ylabel("true genre")
-    ax.set_title(title)
-    threshold = shown.max() / 2 if shown.size else 0
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                text = f"{shown[i, j]:.2f}\n({int(cm[i, j])})" if normalize else f"{int(cm[i, j])}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if shown[i, j] > threshold else "black")
     return _save(fig, path)
 
 

@@ -343,7 +343,7 @@ def test_feature_augmentation_is_a_seeded_shift_tilt_and_masks():
     from transformers import DataCollatorWithPadding
 
     from housex.modeling import HouseXFeatureExtractor
-    from housex.trainer.train import FeatureAugmentCollator, augment_features
+    from housex.trainer.augmentation import FeatureAugmentCollator, augment_features
 
     x = torch.rand(3, 16, 40) * 0.8 + 0.1
     x[1:] = x[0]  # mel plane repeated, as without chroma
