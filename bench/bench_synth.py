@@ -124,7 +124,7 @@ def bench_probe(release: Path, work: Path, n_tracks: int) -> None:
     import datasets
 
     from housex.dataset_script.export import export_dataset
-    from housex.dataset_script.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe
 
     datasets.disable_progress_bars()
     out = work / f"{release.name}-clips"

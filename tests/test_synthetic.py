@@ -193,7 +193,7 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
     import datasets
 
     from housex.cli import main
-    from housex.dataset_script.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe
 
     release, records = small_release
     out = tmp_path / "built"
@@ -212,7 +212,7 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
 def test_probe_names_the_row_it_cannot_decode():
     import datasets
 
-    from housex.dataset_script.probe import dataset_features
+    from housex.trainer.baselines.probe import dataset_features
 
     good = io.BytesIO()
     sf.write(good, np.random.default_rng(0).uniform(-0.5, 0.5, 8000), 8000, format="FLAC")
