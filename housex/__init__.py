@@ -3,7 +3,7 @@
 Importing ``housex`` registers the HouseX classes with transformers' Auto factories and the
 ``housex-track-classification`` pipeline task for whole tracks (so it imports torch and
 transformers).  ``housex.classify_track(path, model=folder)`` and ``housex.timeline(path,
-model=folder)`` are loaded lazily from ``housex.inference``.
+model=folder)`` are loaded lazily from ``housex.inference`` and ``housex.djset``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ _register_track_pipeline()
 _LAZY = {
     "classify_track": "housex.inference",
     "classify_clips": "housex.inference",
-    "timeline": "housex.inference",
+    "timeline": "housex.djset",
     "load_classifier": "housex.inference",
 }
 
