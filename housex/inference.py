@@ -51,7 +51,7 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
     """
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    import housex  # noqa: F401  registers the HouseX Auto classes
+    import housex.modeling  # noqa: F401  (importing it registers the HouseX Auto classes)
 
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)

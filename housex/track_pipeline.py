@@ -84,3 +84,6 @@ def register_track_pipeline() -> None:
         PIPELINE_REGISTRY.register_pipeline(
             TASK, pipeline_class=HouseXTrackClassificationPipeline, pt_model=AutoModelForAudioClassification, type="audio"
         )
+
+
+register_track_pipeline()  # importing this module registers the task (see housex/__init__.py)
