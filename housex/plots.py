@@ -29,7 +29,7 @@ def genre_colors(labels: Sequence[str] = GENRES) -> dict[str, tuple]:
 def plot_timeline(tl, path: str | os.PathLike, *, title: str | None = None) -> Path:
     """Stacked smoothed genre probabilities over time, with the segments as a labelled band.
 
-    ``tl``: a ``housex.inference.Timeline`` (uses ``times``, ``smoothed``, ``segments``, ``labels``).
+    ``tl``: a ``housex.djset.Timeline`` (uses ``times``, ``smoothed``, ``segments``, ``labels``).
     """
     plt = _pyplot()
     colors = genre_colors(tl.labels)
