@@ -202,7 +202,8 @@ def main() -> None:
                     probe_release.mkdir(parents=True)
                     for r in records[:n_probe]:
                         (probe_release / r["audio"]).symlink_to(release / r["audio"])
-                    from housex.dataset_script.labelstudio import make_task, write_export
+                    from housex.dataset_script.labelstudio import make_task
+                    from housex.dataset_script.release import write_export
 
                     write_export(probe_release / synthetic.EXPORT_NAME,
                                  (make_task(r["task_id"], r["audio"], [r["label"].get(g, 0.0) for g in _genres()])

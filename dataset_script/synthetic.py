@@ -32,7 +32,6 @@ Genre character follows the paper's Table 1 (see ``GENRE_PROFILES``).
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,11 +41,10 @@ import numpy as np
 
 from . import dsp
 from .genres import GENRES, NUM_GENRES, genre_id, soft_label_pattern
-from .labelstudio import make_task, write_export
+from .labelstudio import make_task
+from .release import EXPORT_NAME, TRUTH_NAME, read_truth, write_export, write_truth
 
 SAMPLE_RATE = 44100
-EXPORT_NAME = "synthetic-partition.json"
-TRUTH_NAME = "generator-truth.json"
 FORMATS = ("flac", "ogg")
 
 # --------------------------------------------------------------------------------------------
@@ -1021,22 +1019,9 @@ def generate_release(out_dir, n_tracks: int, seed: int, *, duration: tuple[float
         if bar:
             bar.close()
     write_export(out / EXPORT_NAME, (make_task(r["task_id"], r["audio"], p.label) for r, p in zip(records, plans)))
-    with open(out / TRUTH_NAME, "w", encoding="utf-8") as f:
-        json.dump({"generator": "housex.dataset_script.synthetic", "seed": seed, "sample_rate": sr, "format": fmt,
-                   "duration": [lo, hi], "tracks": records}, f, indent=1)
+    write_truth(out, {"generator": "housex.dataset_script.synthetic", "seed": seed, "sample_rate": sr, "format": fmt,
+                      "duration": [lo, hi]}, records)
     return records
-
-
-def read_truth(folder) -> list[dict]:
-    """The per-track records of a release folder's ``generator-truth.json``."""
-    path = Path(folder) / TRUTH_NAME
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)["tracks"]
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no generator-truth.json (not a synthetic release folder?)") from None
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{path}: not a generator-truth file ({e})") from None
 
 
 def preview_plan(seed: int, genre: str, duration: float = 60.0) -> TrackPlan:

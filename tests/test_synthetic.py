@@ -13,7 +13,7 @@ import soundfile as sf
 
 from housex.dataset_script import synthetic
 from housex.dataset_script.genres import GENRES, LabelError, sharpen_ids, soft_label_pattern
-from housex.dataset_script.labelstudio import find_release_files, parse_export
+from housex.dataset_script.release import find_release_files, parse_export
 
 
 def _digests(folder):
