@@ -58,7 +58,8 @@ def _ks_lfilter(freq: float, n: int, sr: int, seed: int = 0) -> np.ndarray:
 
 
 def bench_render(n_tracks: int = 3) -> None:
-    from housex.dataset_script import dsp, synthetic
+    from housex.dataset_script import synthetic
+    from housex.dataset_script.synthetic import dsp
     from housex.dataset_script.genres import GENRES
 
     print("render time of a 120 s track (44.1 kHz stereo), one process")

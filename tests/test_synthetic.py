@@ -244,7 +244,7 @@ def test_synth_cli_writes_release_and_previews(tmp_path):
 def test_dsp_blocks_match_their_references():
     from scipy import signal
 
-    from housex.dataset_script import dsp
+    from housex.dataset_script.synthetic import dsp
 
     sr = 44100
     y = dsp.karplus_strong(196.0, 20000, sr, np.random.default_rng(1), decay=0.99, brightness=0.3)
