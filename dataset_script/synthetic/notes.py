@@ -144,7 +144,7 @@ def arp_notes(rng, plan: TrackPlan, base: int, step: float) -> list[Note]:
 
 
 class HatPattern(NamedTuple):
-    """The closed and open hi-hat notes of a loop (midi 0 and 1 unused), and whether percussion joins."""
+    """The closed and open hi-hat notes of a loop (unpitched), and whether the percussion layer always joins."""
 
     closed: list[Note]
     open: list[Note]
