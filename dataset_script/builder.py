@@ -37,7 +37,8 @@ from .audio import AudioError, load_audio, to_mono
 from .clips import cut_clip, sample_clips, track_seed
 from .drops import DropDetection, detect_drops
 from .genres import GENRES, LABEL_MODES, LabelError, apply_label_mode, sharpen_ids
-from .labelstudio import AnnotationError, find_release_files, parse_task, read_drop_file, resolve_in_folder, _load_json
+from .labelstudio import AnnotationError, parse_task, resolve_in_folder
+from .release import _load_json, find_release_files, read_drop_file
 
 CONFIG_NAMES = ("tracks", "clips")
 CITATION = """@misc{housex-v2,

@@ -179,7 +179,8 @@ def spectrogram_previews(
     from .dataset_script.audio import load_audio, to_mono
     from .dataset_script.drops import detect_drops
     from .dataset_script.genres import sharpen_ids
-    from .dataset_script.labelstudio import find_release_files, parse_export, read_drop_file, resolve_in_folder
+    from .dataset_script.labelstudio import resolve_in_folder
+    from .dataset_script.release import find_release_files, parse_export, read_drop_file
 
     folder = Path(release_dir)
     export, drop_file = find_release_files(folder)

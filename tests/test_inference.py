@@ -345,7 +345,8 @@ def test_plot_confusion_from_metrics_json(tmp_path, capsys):
 
 
 def test_plot_spectrograms_of_a_release_folder(tmp_path, capsys):
-    from housex.dataset_script.labelstudio import make_task, write_export
+    from housex.dataset_script.labelstudio import make_task
+    from housex.dataset_script.release import write_export
 
     release = tmp_path / "release"
     release.mkdir()

@@ -22,7 +22,8 @@ import torch
 import yaml
 
 from housex.dataset_script.genres import NUM_GENRES
-from housex.dataset_script.labelstudio import make_task, write_drop_file, write_export
+from housex.dataset_script.labelstudio import make_task
+from housex.dataset_script.release import write_drop_file, write_export
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0

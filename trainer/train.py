@@ -297,9 +297,9 @@ def dataset_looks_synthetic(ds, data_args: DataTrainingArguments) -> bool:
     """True when a release folder holds the generator's ``generator-truth.json``, or the dataset's
     description or card (README.md of a dataset folder) says it is synthetic."""
     if data_args.release_dirs:
-        from ..dataset_script.synthetic import TRUTH_NAME
+        from ..dataset_script.release import is_synthetic_release
 
-        return any(Path(d, TRUTH_NAME).is_file() for d in data_args.release_dirs)
+        return any(is_synthetic_release(d) for d in data_args.release_dirs)
     texts = [ds.info.description or ""]
     if data_args.dataset_name and Path(data_args.dataset_name, "README.md").is_file():
         texts.append(Path(data_args.dataset_name, "README.md").read_text(encoding="utf-8", errors="replace"))

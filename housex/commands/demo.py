@@ -136,13 +136,12 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     end to end as in the demo mix: one line per track, ``start - end  genre weights``."""
     import soundfile as sf
 
-    from housex.dataset_script.synthetic import TRUTH_NAME
+    from housex.dataset_script.release import TRUTH_NAME, is_synthetic_release, read_truth
     from housex.inference import format_genres, mmss
 
-    truth_file = release / TRUTH_NAME
-    if not truth_file.is_file():
+    if not is_synthetic_release(release):
         return []
-    labels = {t["audio"]: t["label"] for t in json.loads(truth_file.read_text())["tracks"]}
+    labels = {t["audio"]: t["label"] for t in read_truth(release)}
     lines, start = [], 0.0
     for path in tracks:
         end = start + sf.info(path).duration
@@ -187,7 +186,9 @@ def run(args) -> int:
     probe_file = out / "probe.json"
     t_start = time.perf_counter()
 
-    if (release / "synthetic-partition.json").exists():
+    from housex.dataset_script.release import EXPORT_NAME
+
+    if (release / EXPORT_NAME).exists():
         _skip("1/6 synthesise", str(release))
     else:
         import shutil
