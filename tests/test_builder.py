@@ -222,7 +222,7 @@ def test_strict_skips_fallback_tracks(tiny, tmp_path):
                       validation_fraction=0.0, **PARAMS)
     b.download_and_prepare()
     assert b.as_dataset()["train"]["track_id"] == ["t0", "t0"]
-    assert [s.category for s in b.summary.skipped] == ["fallback drop (strict)"]
+    assert [s.reason for s in b.summary.skipped] == ["fallback drop (strict)"]
 
 
 def test_export_is_deterministic_atomic_and_overwritable(tiny, tmp_path):
