@@ -152,7 +152,7 @@ def _merge(total: BuildSummary, part: BuildSummary, *, first: bool) -> None:
     for split, n in part.clips.items():
         total.clips[split] = n
     for s in part.skipped:
-        total.skip(s.source, s.name, s.reason)
+        total.skip(s.source, s.name, s.reason, s.detail)
 
 
 def render_card(

@@ -27,8 +27,8 @@ import numpy as np
 import torch
 
 from .dataset_script.audio import load_audio, to_mono
-from .dataset_script.clips import cut_clip, sample_clips
-from .dataset_script.drops import SILENCE_DBFS, detect_drops
+from .dataset_script.clips import TrackTooShort, analyse_track
+from .dataset_script.drops import SILENCE_DBFS
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_CLIP_SECONDS = 7.5  # the paper's clip length, used when a feature extractor does not say
@@ -360,34 +360,29 @@ def track_clips(
         AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
     """
     mono, name = _read_mono(source, sampling_rate, target_rate, min_seconds=min_seconds)
-    sr = target_rate
-    duration = mono.size / sr
-    if duration < clip_seconds:
+    try:
+        track = analyse_track(mono, target_rate, drop_options=drop_options, clip_seconds=clip_seconds,
+                              clips_per_section=clips_per_section, seed=seed, whole_track_fallback=True)
+    except TrackTooShort:
         # Documented short-input behaviour: one clip, padded (and masked) by the feature extractor.
+        duration = mono.size / target_rate
         note = f"track is {duration:.2f} s, shorter than one {clip_seconds:g} s clip: one zero-padded clip classified"
         return TrackClips(name, duration, [(0.0, duration)], [mono], [0.0], [0], fallback=True, padded=True, notes=[note])
-
-    detection = detect_drops(mono, sr, fallback=True, **(drop_options or {}))
-    sections = [(float(a), float(b)) for a, b in detection.sections]
-    fallback = bool(detection.fallback)
+    drops = track.drops
+    if drops.silent:
+        raise AudioInputError(f"{name}: audio is silent ({drops.reason}); nothing to classify")
     notes = []
-    if not sections:
-        if detection.reason.startswith("silent"):
-            raise AudioInputError(f"{name}: audio is silent ({detection.reason}); nothing to classify")
-        sections, fallback = [(0.0, duration)], True  # nothing found and no fallback offered: whole track
-    if fallback:
-        why = f" ({detection.reason})" if detection.reason else ""
-        notes.append(f"no drop detected{why}: classified the fallback section {sections[0][0]:.1f}-{sections[0][1]:.1f} s")
-
-    specs = sample_clips(sections, duration, clips_per_section=clips_per_section, clip_seconds=clip_seconds, seed=seed)
-    if not specs:
-        raise RuntimeError(f"{name}: no clips could be sampled from sections {sections}")
+    if drops.fallback:
+        why = f" ({drops.reason})" if drops.reason else ""
+        notes.append(f"no drop detected{why}: classified the fallback section {drops.sections[0][0]:.1f}-{drops.sections[0][1]:.1f} s")
+    if not track.clips:
+        raise RuntimeError(f"{name}: no clips could be sampled from sections {drops.sections}")
     return TrackClips(
-        name, duration, sections,
-        clips=[cut_clip(mono, sr, spec.start, clip_seconds) for spec in specs],
-        clip_starts=[float(spec.start) for spec in specs],
-        drop_index=[int(spec.drop_index) for spec in specs],
-        fallback=fallback, notes=notes,
+        name, drops.duration, drops.sections,
+        clips=[track.clip_audio(spec) for spec in track.clips],
+        clip_starts=[float(spec.start) for spec in track.clips],
+        drop_index=[int(spec.drop_index) for spec in track.clips],
+        fallback=drops.fallback, notes=notes,
     )
 
 

@@ -170,39 +170,38 @@ def spectrogram_previews(
 ) -> Path:
     """Mel spectrogram of one drop clip per genre, from a release folder (audio + export).
 
-    Per genre, the first annotated track (export order) whose primary genre (``sharpen_ids``) it
-    is; the clip starts at its first drop (the folder's drop file, else ``detect_drops``).
+    Per genre, the first track whose primary genre it is (export order, the tracks the dataset
+    builder reads; tracks shorter than one clip are passed over); the clip starts at its first
+    drop (the folder's drop file, else ``detect_drops``), as :func:`analyse_track` finds them.
     Deterministic: no random choice.  Genres without a track get an empty panel.
     """
     import librosa
 
-    from .dataset_script.audio import load_audio, to_mono
-    from .dataset_script.drops import detect_drops
-    from .dataset_script.genres import sharpen_ids
-    from .dataset_script.labelstudio import resolve_in_folder
-    from .dataset_script.release import find_release_files, parse_export, read_drop_file
+    from .dataset_script.builder import BuildSummary, plan_tracks
+    from .dataset_script.clips import TrackTooShort, analyse_track, cut_clip
 
-    folder = Path(release_dir)
-    export, drop_file = find_release_files(folder)
-    known_drops = read_drop_file(drop_file) if drop_file else {}
-    first: dict[int, object] = {}
-    for track in parse_export(export):
-        first.setdefault(int(sharpen_ids(track.label)), track)
+    entries = plan_tracks([Path(release_dir)], summary=BuildSummary())
+
+    def first_track(gid: int):
+        for entry in (e for e in entries if e.label == gid):
+            try:
+                return entry, analyse_track(entry.audio_path, file_sections=entry.file_sections,
+                                            clip_seconds=clip_seconds, placement="section_start")
+            except TrackTooShort:
+                continue
+        return None, None
+
     panels, sr_shown = [], None
     for gid, genre in enumerate(GENRES):
-        track = first.get(gid)
+        entry, track = first_track(gid)
         if track is None:
             panels.append((genre, "", None))
             continue
-        audio_path = resolve_in_folder(folder, track.audio_name, where=export.name)
-        y, sr = load_audio(audio_path)
-        mono = to_mono(y)
-        sections = known_drops.get(track.audio_name) or detect_drops(mono, sr).sections
-        start = float(sections[0][0]) if sections else 0.0
-        a = int(start * sr)
-        clip = mono[a : a + int(round(clip_seconds * sr))]
+        sr = track.drops.sample_rate
+        start = track.clips[0].start if track.clips else 0.0
+        clip = cut_clip(track.mono, sr, start, clip_seconds)
         mel = librosa.feature.melspectrogram(y=clip, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
         mel_db = librosa.power_to_db(mel, ref=np.max)
-        panels.append((genre, f"{track.audio_name} @ {start:.0f} s", mel_db))
+        panels.append((genre, f"{entry.audio_path.name} @ {start:.0f} s", mel_db))
         sr_shown = sr_shown or sr
     return plot_spectrogram_grid(panels, path, sampling_rate=sr_shown or 44100, hop_length=hop_length)
