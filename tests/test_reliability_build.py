@@ -111,7 +111,8 @@ def test_sigterm_during_a_build_leaves_no_temp_folder(rel, tmp_path):
     # A slow build (many copies of the track) killed with SIGTERM while it writes.
     for i in range(2, 20):
         (rel / f"t{i}.flac").write_bytes((rel / "t0.flac").read_bytes())
-    from housex.dataset_script.labelstudio import make_task, write_export
+    from housex.dataset_script.labelstudio import make_task
+    from housex.dataset_script.release import write_export
     from test_builder import _label
 
     write_export(rel / "project-partition-1.json", [make_task(i + 1, f"t{i}.flac", _label(i)) for i in range(20)])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from housex.dataset_script.genres import LabelError, normalize, weights_to_vector
-from housex.dataset_script.labelstudio import AnnotationError, make_task, parse_export, write_export
+from housex.dataset_script.labelstudio import AnnotationError, make_task
+from housex.dataset_script.release import parse_export, write_export
 
 
 def _export(tmp_path, result, *, name="partition-odd.json"):

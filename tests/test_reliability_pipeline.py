@@ -67,3 +67,13 @@ def test_pipeline_on_a_file_at_another_rate(model_dir, tmp_path):
     sf.write(path, good_track(3, sr=44100)[: 44100 * 3], 44100)
     classifier = pipeline("audio-classification", model=str(model_dir))
     assert len(classifier(str(path), top_k=None)) == 8
+
+
+def test_import_housex_alone_makes_the_resampling_pipeline_the_task_class():
+    import subprocess
+    import sys
+
+    code = ("import housex\nfrom transformers.pipelines import PIPELINE_REGISTRY\n"
+            "print(PIPELINE_REGISTRY.supported_tasks['audio-classification']['impl'].__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip() == "ResamplingAudioClassificationPipeline", out.stderr

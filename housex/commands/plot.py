@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from housex.commands.options import non_negative, positive
-
 import json
 from pathlib import Path
+
+from housex.commands.options import non_negative, positive
 
 HELP = "plots: confusion matrix (from metrics.json), embedding scatter (PCA/t-SNE/UMAP), per-genre spectrograms"
 

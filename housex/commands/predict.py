@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from housex.commands.options import non_negative, positive
-
 import json
 import sys
+
+from housex.commands.options import non_negative, positive
 
 HELP = "classify whole tracks from their drops: per-drop and per-track top genres"
 

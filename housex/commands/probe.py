@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from housex.commands.options import non_negative, positive
-
 import json
 from pathlib import Path
+
+from housex.commands.options import non_negative, positive
 
 HELP = "linear-probe baseline: logistic regression on clip-mean log-mel features of a built clips dataset"
 
@@ -22,7 +22,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import datasets
 
-    from housex.dataset_script.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe
 
     if Path(args.dataset).exists() and not Path(args.dataset).is_dir():
         raise ValueError(f"{args.dataset}: expected a dataset folder")

@@ -9,10 +9,10 @@ mel-spectrogram PNG of the whole track and of a drop excerpt), for listening and
 
 from __future__ import annotations
 
-from housex.commands.options import fraction, non_negative, positive
-
 import os
 from pathlib import Path
+
+from housex.commands.options import fraction, non_negative, positive
 
 HELP = "generate a synthetic HouseX release folder (procedural house tracks with soft labels)"
 
@@ -81,6 +81,7 @@ def write_previews(out_dir: Path, seed: int, duration: float = 60.0, fmt: str = 
 
 def run(args) -> int:
     from housex.dataset_script import synthetic
+    from housex.dataset_script.release import is_synthetic_release
 
     freqs = None
     if args.genre_frequencies:
@@ -93,7 +94,7 @@ def run(args) -> int:
     # (a real release, a dataset): the export and truth files there would be replaced.
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / synthetic.TRUTH_NAME).is_file():
+    if out.is_dir() and any(out.iterdir()) and not is_synthetic_release(out):
         raise ValueError(f"--out {out}: folder holds other files (not a synthetic release); choose a new or empty folder")
     records = synthetic.generate_release(out, args.tracks, args.seed, duration=tuple(args.duration), fmt=args.format,
                                          workers=args.workers, progress=not args.no_progress, genre_frequencies=freqs,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from housex.commands.options import non_negative, positive
-
 from pathlib import Path
+
+from housex.commands.options import non_negative, positive
 
 HELP = "genre timeline of a long DJ set: sliding windows, smoothing, segments; writes CSV, JSON and PNG"
 
@@ -26,7 +26,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from housex.inference import timeline
+    from housex.djset import timeline
 
     tl = timeline(args.mix, args.model, hop_seconds=args.hop, smooth_seconds=args.smooth, smoothing=args.smoothing,
                   min_segment_seconds=args.min_segment, batch_size=args.batch_size, device=args.device,
