@@ -50,7 +50,10 @@ def _raise_terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # argparse already printed the usage error (or the help): return its code
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     previous = signal.signal(signal.SIGTERM, _raise_terminated) if _main_thread() else None
     try:
         return int(args._run(args) or 0)
