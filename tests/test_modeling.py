@@ -27,6 +27,7 @@ from housex.modeling import (
     HouseXModel,
 )
 from housex.modeling.modeling_housex import PatchCNN, find_classifier_head, sinusoidal_positions
+from transformers.modeling_layers import GradientCheckpointingLayer
 
 SR = 44100
 
@@ -177,25 +178,50 @@ def test_soft_and_hard_label_loss_and_class_weights():
         model(x, labels=torch.tensor([0, 8]))
 
 
-def test_gradient_checkpointing_gives_same_gradients():
-    def loss_and_grads(checkpointing: bool):
-        model = tiny_model(backbone_chunk_size=3).train()
-        if checkpointing:
-            with pytest.warns(FutureWarning):  # transformers 5 still accepts the old name the Trainer uses
-                model.gradient_checkpointing_enable()
-            assert model.housex.embeddings.gradient_checkpointing
-        torch.manual_seed(3)
-        x = torch.rand(2, 3, 32, 80)
-        out = model(x, labels=torch.tensor([1, 4]))
-        out.loss.backward()
-        return out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+def _train_step(backbone: str, checkpointing: bool, chunk: int | None, **overrides):
+    """Loss, gradients and buffers (BatchNorm running stats) after one training forward + backward."""
+    model = tiny_model(backbone=backbone, backbone_chunk_size=chunk, num_hidden_layers=2, hidden_dropout_prob=0.1,
+                       **overrides).train()
+    if checkpointing:
+        with pytest.warns(FutureWarning):  # transformers 5 still accepts the old name the Trainer uses
+            model.gradient_checkpointing_enable()
+    torch.manual_seed(3)  # same dropout draws
+    x = torch.rand(2, 3, 32, 80, generator=torch.Generator().manual_seed(3))
+    out = model(x, labels=torch.tensor([1, 4]))
+    out.loss.backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+    return model, out.loss.detach(), grads, {n: b.clone() for n, b in model.named_buffers()}
 
-    loss_plain, grads_plain = loss_and_grads(False)
-    loss_ckpt, grads_ckpt = loss_and_grads(True)
-    assert torch.allclose(loss_plain, loss_ckpt, atol=1e-6)
-    assert grads_plain.keys() == grads_ckpt.keys() and len(grads_plain) > 10
-    for name in grads_plain:
-        assert torch.allclose(grads_plain[name], grads_ckpt[name], atol=1e-5), name
+
+@pytest.mark.parametrize("backbone", ["patch_cnn_small", "resnet18"])
+def test_checkpointing_and_chunking_keep_loss_grads_and_running_stats(backbone):
+    _, loss, grads, buffers = _train_step(backbone, False, None)
+    assert any(k.endswith("running_mean") for k in buffers) and len(grads) > 10
+    for checkpointing, chunk in [(True, None), (False, 1), (False, 3), (True, 3), (True, 7)]:
+        model, loss_x, grads_x, buffers_x = _train_step(backbone, checkpointing, chunk)
+        assert torch.allclose(loss, loss_x, atol=1e-6), (checkpointing, chunk)
+        assert grads.keys() == grads_x.keys()
+        for name in grads:
+            assert torch.allclose(grads[name], grads_x[name], atol=1e-5), (checkpointing, chunk, name)
+        for name in buffers:  # running stats updated once per step, never again in the recomputation
+            assert torch.allclose(buffers[name].float(), buffers_x[name].float(), atol=1e-6), (checkpointing, chunk, name)
+        if checkpointing:  # the encoder layers are transformers checkpointing layers, and they are switched on
+            layers = model.housex.encoder.layers
+            assert all(isinstance(l, GradientCheckpointingLayer) and l.gradient_checkpointing for l in layers)
+            assert sum(getattr(m, "gradient_checkpointing", False) for m in model.housex.embeddings.backbone.modules()) >= 1
+    assert int(buffers[next(k for k in buffers if k.endswith("num_batches_tracked"))]) == 1
+
+
+def test_checkpointing_recomputes_blocks_and_encoder_layers():
+    """Checkpointing really drops activations: the backbone blocks and encoder layers run twice per step."""
+    model = tiny_model(backbone="patch_cnn_small", num_hidden_layers=2).train()
+    with pytest.warns(FutureWarning):
+        model.gradient_checkpointing_enable()
+    calls = {"conv": 0, "layer": 0}
+    model.housex.embeddings.backbone.features[0].register_forward_hook(lambda *a: calls.__setitem__("conv", calls["conv"] + 1))
+    model.housex.encoder.layers[1].linear1.register_forward_hook(lambda *a: calls.__setitem__("layer", calls["layer"] + 1))
+    model(torch.rand(2, 3, 32, 64), labels=torch.tensor([0, 1])).loss.backward()
+    assert calls == {"conv": 2, "layer": 2}
 
 
 def test_bf16_autocast_forward_backward():
