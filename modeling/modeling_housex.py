@@ -235,12 +235,18 @@ def unfold_patches(input_features: torch.Tensor, patch_size: int, patch_hop: int
         raise ValueError(
             f"input_features has {input_features.shape[-1]} frames, fewer than one patch (patch_size={patch_size})"
         )
-    num_patches = (input_features.shape[-1] - patch_size) // patch_hop + 1
-    # gather the windows (a copy, as the reshape that follows made of unfold's view anyway): unfold's
-    # overlapping strides leave torch.export unable to prove the reshape's guards for a dynamic T
-    frames = torch.arange(num_patches, device=input_features.device)[:, None] * patch_hop
-    frames = frames + torch.arange(patch_size, device=input_features.device)
-    return input_features[..., frames].permute(0, 3, 1, 2, 4)
+    batch, channels, bands, num_frames = input_features.shape
+    num_patches = (num_frames - patch_size) // patch_hop + 1
+    # One gather straight into a contiguous (B, M, C, F, P) tensor (the copy that flattening unfold's
+    # overlapping view made anyway): no stride reasoning left for torch.export with dynamic B and T.
+    device = input_features.device
+    frames = torch.arange(num_patches, device=device)[:, None] * patch_hop + torch.arange(patch_size, device=device)
+    return input_features[
+        torch.arange(batch, device=device)[:, None, None, None, None],
+        torch.arange(channels, device=device)[:, None, None],
+        torch.arange(bands, device=device)[:, None],
+        frames[:, None, None, :],
+    ]
 
 
 def patch_mask_from_frames(attention_mask: torch.Tensor, patch_size: int, patch_hop: int) -> torch.Tensor:
@@ -378,7 +384,7 @@ class HouseXPatchEmbeddings(nn.Module):
             )
         patches = unfold_patches(input_features, cfg.patch_size, cfg.patch_hop)
         batch, num_patches = patches.shape[:2]
-        flat = patches.reshape(batch * num_patches, *patches.shape[2:])
+        flat = patches.flatten(0, 1)
         # Chunks bound inference memory; a training BatchNorm must see the whole batch (its statistics).
         chunk = None if self.training and self.has_batchnorm else cfg.backbone_chunk_size
         if chunk is None or chunk >= flat.shape[0]:
