@@ -26,7 +26,8 @@ $(STAMP): pyproject.toml
 	  $(PY) -m pip download -q --no-binary :all: --no-deps "transformers==$$TV" -d $$TMP && \
 	  rm -rf $(VENV)/share/transformers-tests && mkdir -p $(VENV)/share/transformers-tests && \
 	  tar xzf $$TMP/transformers-$$TV.tar.gz -C $(VENV)/share/transformers-tests --strip-components=1 "transformers-$$TV/tests" && \
-	  touch $(VENV)/share/transformers-tests/tests/__init__.py && rm -rf $$TMP
+	  touch $(VENV)/share/transformers-tests/tests/__init__.py && echo "$$TV" > $(VENV)/share/transformers-tests/VERSION && \
+	  rm -rf $$TMP
 	@touch $(STAMP)
 
 test: setup

@@ -84,8 +84,9 @@ class HouseXConfig(PretrainedConfig):
         backbone (`str`, defaults to `"resnet18"`):
             Name of a torchvision classification model (`torchvision.models.get_model`), e.g.
             resnet18…152, densenet121/201, vgg11_bn, vit_b_16, efficientnet_b0, mobilenet_v3_small,
-            or one of ours for small patches (`HOUSEX_BACKBONES` in the modeling file):
-            `"patch_cnn"` (4 VGG-style blocks, widths 32-64-128-128) and `"patch_cnn_small"`.
+            or one of ours for small patches: `"patch_cnn"` (4 VGG-style blocks, widths
+            32-64-128-128) and `"patch_cnn_small"`.  `HOUSEX_BACKBONES` in the modeling file is the
+            one table of backbone families (builder, default kwargs, checkpoint units).
         backbone_pretrained (`bool`, defaults to `False`):
             Start from torchvision's ImageNet weights.  They are fetched from the internet unless
             `backbone_weights_path` is given; offline this raises an `OSError` saying how to pass
@@ -98,10 +99,12 @@ class HouseXConfig(PretrainedConfig):
             Linear(1000, d_model) -> Tanh) as the paper does; `"replace"` swaps the final Linear
             for Linear(in_features, d_model) (-> Tanh): fewer parameters.
         backbone_kwargs (`dict`, *optional*):
-            Extra keyword arguments for `get_model` (ViTs get `image_size=patch_size` by default).
+            Extra keyword arguments for the backbone's builder (ViTs get `image_size=patch_size` by default).
         backbone_chunk_size (`int`, *optional*):
-            At most this many patches per backbone call (bounds memory); `None` = all patches of
-            the batch at once (forward) or one clip's patches per chunk (gradient checkpointing).
+            At most this many patches per backbone call, to bound inference memory; `None` = all
+            patches of the batch at once.  A BatchNorm backbone in training always sees the whole
+            batch (chunks would change its statistics): bound training memory with gradient
+            checkpointing, which recomputes backbone blocks and encoder layers with the same math.
         num_channels (`int`, defaults to 3): planes of `input_features`.
         patch_size (`int`, defaults to 224): window height and width = number of mel bands.
         patch_hop (`int`, defaults to 16): window hop along time, in frames.

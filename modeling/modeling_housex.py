@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 import torchvision
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -66,10 +67,14 @@ def running_stats_kept(module: nn.Module):
                 buf.copy_(value)
 
 
-def checkpoint_once(checkpoint_fn: Callable, function: Callable, module: nn.Module, *args):
-    """``checkpoint_fn(function, *args)`` (transformers' ``_gradient_checkpointing_func``) where every call
-    of ``function`` after the first (the backward recomputation) keeps ``module``'s BatchNorm running
-    statistics as the first call left them: they are updated once per step, as without checkpointing."""
+def checkpoint_once(function: Callable, module: nn.Module, *args):
+    """``torch.utils.checkpoint.checkpoint(function, *args)`` where every call of ``function`` after the
+    first (the backward recomputation) keeps ``module``'s BatchNorm running statistics as the first call
+    left them: they are updated once per step, as without checkpointing.
+
+    Always the non-reentrant variant, whatever ``gradient_checkpointing_kwargs`` chose for the encoder
+    layers: reentrant checkpointing gives no gradients to the parameters of a unit whose input needs
+    none, as the first backbone block's input (the spectrogram patches)."""
     calls = 0
 
     def run(*inner_args):
@@ -80,21 +85,21 @@ def checkpoint_once(checkpoint_fn: Callable, function: Callable, module: nn.Modu
         with running_stats_kept(module):
             return function(*inner_args)
 
-    return checkpoint_fn(run, *args)
+    return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
 
 
 class CheckpointedBlock:
     """Mixin put in front of a backbone block's class (``checkpointed_class``): its forward becomes one
-    checkpoint unit.  ``gradient_checkpointing`` and ``_gradient_checkpointing_func`` are set by
-    transformers' ``gradient_checkpointing_enable`` like on any checkpointable module; the state dict
-    is unchanged (no wrapper module)."""
+    checkpoint unit.  ``gradient_checkpointing`` is switched by transformers'
+    ``gradient_checkpointing_enable`` like on any checkpointable module; the state dict is unchanged
+    (no wrapper module)."""
 
     gradient_checkpointing = False
 
     def forward(self, *args, **kwargs):
         function = functools.partial(super().forward, **kwargs)
         if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
-            return checkpoint_once(self._gradient_checkpointing_func, function, self, *args)
+            return checkpoint_once(function, self, *args)
         return function(*args)
 
 
@@ -119,7 +124,7 @@ class CheckpointedSequential(nn.Sequential):
         start = 0
         for end in ends:
             segment = self[start:end]
-            x = checkpoint_once(self._gradient_checkpointing_func, segment, segment, x)
+            x = checkpoint_once(segment, segment, x)
             start = end
         return x
 
@@ -347,14 +352,15 @@ def _mark_initialized(module: nn.Module) -> None:
 
 @dataclass
 class HouseXAudioClassifierOutput(SequenceClassifierOutput):
-    """`SequenceClassifierOutput` plus the pooled embedding (B, d_model) and the patch mask (B, M).
+    """`SequenceClassifierOutput` plus the pooled embedding (B, d_model) and the patch mask (B, M), a
+    LongTensor like transformers' attention masks (1 = the patch holds real audio and is attended to).
 
     With ``return_dict=False`` the model returns ``to_tuple()`` of this: (loss?, logits,
     hidden_states?, pooler_output, patch_mask?), the entries that are None left out.
     """
 
     pooler_output: torch.FloatTensor | None = None
-    patch_mask: torch.BoolTensor | None = None
+    patch_mask: torch.LongTensor | None = None
 
 
 class HouseXPatchEmbeddings(nn.Module):
@@ -626,7 +632,7 @@ class HouseXForAudioClassification(HouseXPreTrainedModel):
         if attention_mask is not None:
             patch_mask = patch_mask_from_frames(
                 attention_mask.to(logits.device), self.config.patch_size, self.config.patch_hop
-            )
+            ).long()
         output = HouseXAudioClassifierOutput(
             loss=loss,
             logits=logits,
