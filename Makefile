@@ -20,6 +20,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -q -e ".[dev]"
+	@# transformers' common test mixins (ModelTesterMixin, ConfigTester, feature-extraction mixins) from the
+	@# source distribution of exactly the installed version, into the venv (tests/test_transformers_common.py)
+	@TV=$$($(PY) -c "import transformers; print(transformers.__version__)") && TMP=$$(mktemp -d) && \
+	  $(PY) -m pip download -q --no-binary :all: --no-deps "transformers==$$TV" -d $$TMP && \
+	  rm -rf $(VENV)/share/transformers-tests && mkdir -p $(VENV)/share/transformers-tests && \
+	  tar xzf $$TMP/transformers-$$TV.tar.gz -C $(VENV)/share/transformers-tests --strip-components=1 "transformers-$$TV/tests" && \
+	  touch $(VENV)/share/transformers-tests/tests/__init__.py && echo "$$TV" > $(VENV)/share/transformers-tests/VERSION && \
+	  rm -rf $$TMP
 	@touch $(STAMP)
 
 test: setup

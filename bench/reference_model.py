@@ -50,7 +50,11 @@ def loop_forward(model, input_features: torch.Tensor, attention_mask: torch.Tens
         sequences.append(torch.stack(vectors))
         keep.append(valid)
     device = input_features.device
-    hidden = torch.stack(sequences) + textbook_positions(len(starts), cfg.d_model).to(device, input_features.dtype)
+    hidden = torch.stack(sequences)
+    if cfg.position_embedding == "sinusoidal":
+        hidden = hidden + textbook_positions(len(starts), cfg.d_model).to(device, input_features.dtype)
+    elif cfg.position_embedding == "learned":
+        hidden = hidden + model.housex.position_embeddings.weight[: len(starts)]
     keep = torch.tensor(keep, device=device)
     if cfg.pooling == "cls":
         hidden = torch.cat([model.housex.cls_token.expand(batch, -1, -1), hidden], dim=1)

@@ -2,10 +2,17 @@
 
 ``input_features`` (B, C, F, T) with ``F == config.patch_size`` is cut into M square patches
 (B, M, C, F, F) along time (hop ``config.patch_hop``).  All B*M patches go through the torchvision
-backbone in ONE call (or in chunks of ``config.backbone_chunk_size``), never one patch at a time;
-each patch becomes a ``d_model`` vector (ReLU -> Linear -> Tanh on the ImageNet logits, as the
-paper).  Sinusoidal positions are added, an ``nn.TransformerEncoder`` mixes the M patches (fully
-padded patches are masked out of attention), and the pooled vector is classified.
+backbone in ONE call (in eval mode optionally in chunks of ``config.backbone_chunk_size``), never
+one patch at a time; each patch becomes a ``d_model`` vector (ReLU -> Linear -> Tanh on the
+ImageNet logits, as the paper).  Positions are added (``config.position_embedding``), torch's
+``nn.TransformerEncoderLayer`` layers mix the M patches (fully padded patches are masked out of
+attention), and the pooled vector is classified.
+
+Options that save memory never change the math: in training a BatchNorm backbone always sees
+the whole batch (chunking would change its batch statistics), and gradient checkpointing
+recomputes backbone blocks and encoder layers without updating BatchNorm running statistics a
+second time.  The forward has no data-dependent Python branch, so ``torch.export`` and
+``torch.compile(fullgraph=True)`` work with and without an attention mask.
 
 Self-contained: imports only torch, torchvision, transformers and its sibling configuration file,
 so ``save_pretrained`` can ship it as Hub custom code.
@@ -13,16 +20,22 @@ so ``save_pretrained`` can ship it as Hub custom code.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import torch.utils.checkpoint
 import torchvision
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 from transformers import PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_layers import GradientCheckpointingLayer
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 from transformers.utils import logging
 
@@ -30,8 +43,94 @@ from .configuration_housex import HouseXConfig
 
 logger = logging.get_logger(__name__)
 
-# Extra get_model kwargs per backbone-name prefix (ViTs fix their input size at construction).
-_BACKBONE_KWARGS = {"vit_": lambda config: {"image_size": config.patch_size}}
+
+# ----------------------------------------------------------------------------------------------
+# checkpointing that leaves BatchNorm running statistics alone on recomputation
+
+
+@contextlib.contextmanager
+def running_stats_kept(module: nn.Module):
+    """Restore every BatchNorm running statistic under ``module`` on exit (a recomputation's updates undone)."""
+    buffers = [
+        buf
+        for m in module.modules()
+        if isinstance(m, _BatchNorm)
+        for buf in (m.running_mean, m.running_var, m.num_batches_tracked)
+        if buf is not None
+    ]
+    saved = [buf.clone() for buf in buffers]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buf, value in zip(buffers, saved):
+                buf.copy_(value)
+
+
+def checkpoint_once(function: Callable, module: nn.Module, *args):
+    """``torch.utils.checkpoint.checkpoint(function, *args)`` where every call of ``function`` after the
+    first (the backward recomputation) keeps ``module``'s BatchNorm running statistics as the first call
+    left them: they are updated once per step, as without checkpointing.
+
+    Always the non-reentrant variant, whatever ``gradient_checkpointing_kwargs`` chose for the encoder
+    layers: reentrant checkpointing gives no gradients to the parameters of a unit whose input needs
+    none, as the first backbone block's input (the spectrogram patches)."""
+    calls = 0
+
+    def run(*inner_args):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return function(*inner_args)
+        with running_stats_kept(module):
+            return function(*inner_args)
+
+    return torch.utils.checkpoint.checkpoint(run, *args, use_reentrant=False)
+
+
+class CheckpointedBlock:
+    """Mixin put in front of a backbone block's class (``checkpointed_class``): its forward becomes one
+    checkpoint unit.  ``gradient_checkpointing`` is switched by transformers'
+    ``gradient_checkpointing_enable`` like on any checkpointable module; the state dict is unchanged
+    (no wrapper module)."""
+
+    gradient_checkpointing = False
+
+    def forward(self, *args, **kwargs):
+        function = functools.partial(super().forward, **kwargs)
+        if self.gradient_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint_once(function, self, *args)
+        return function(*args)
+
+
+@functools.cache
+def checkpointed_class(cls: type) -> type:
+    """``cls`` with `CheckpointedBlock` in front (one class per block class)."""
+    return type(f"Checkpointed{cls.__name__}", (CheckpointedBlock, cls), {"__module__": __name__})
+
+
+class CheckpointedSequential(nn.Sequential):
+    """An ``nn.Sequential`` of conv layers (VGG's and PatchCNN's ``features``) whose checkpoint units are
+    its segments ending at each max-pool; without checkpointing it runs exactly as ``nn.Sequential``."""
+
+    gradient_checkpointing = False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.gradient_checkpointing and self.training and torch.is_grad_enabled()):
+            return super().forward(x)
+        ends = [i + 1 for i, m in enumerate(self) if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d))]
+        if not ends or ends[-1] != len(self):
+            ends.append(len(self))
+        start = 0
+        for end in ends:
+            segment = self[start:end]
+            x = checkpoint_once(segment, segment, x)
+            start = end
+        return x
+
+
+# ----------------------------------------------------------------------------------------------
+# backbones: one table
 
 
 class PatchCNN(nn.Module):
@@ -52,7 +151,7 @@ class PatchCNN(nn.Module):
                 layers += [nn.Conv2d(conv_in, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU(inplace=True)]
             layers.append(nn.MaxPool2d(2, ceil_mode=True))
             width_in = width
-        self.features = nn.Sequential(*layers)
+        self.features = CheckpointedSequential(*layers)  # one checkpoint unit per block
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(width_in, num_classes)
         for m in self.modules():
@@ -63,11 +162,64 @@ class PatchCNN(nn.Module):
         return self.fc(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
-#: Backbones defined here, by name, besides every torchvision classification model.
-HOUSEX_BACKBONES = {
-    "patch_cnn": lambda config, **kw: PatchCNN(in_channels=config.num_channels, **kw),
-    "patch_cnn_small": lambda config, **kw: PatchCNN(widths=(16, 32, 64, 64), in_channels=config.num_channels, **kw),
+def _torchvision_model(config: HouseXConfig, **kwargs) -> nn.Module:
+    try:
+        return torchvision.models.get_model(config.backbone, weights=None, **kwargs)
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"HouseXConfig.backbone={config.backbone!r} is not a torchvision model: {e}") from e
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """How to build one backbone family and which of its parts are checkpoint units.
+
+    ``build(config, **kwargs)`` returns the classifier; ``default_kwargs(config)`` are merged under
+    ``config.backbone_kwargs``; ``blocks`` are class names checkpointed one by one (each gets
+    `CheckpointedBlock`), ``segmented`` names ``nn.Sequential`` attributes checkpointed segment by
+    segment; ``imagenet`` says whether torchvision ImageNet weights exist for it.
+    """
+
+    build: Callable[..., nn.Module] = _torchvision_model
+    default_kwargs: Callable[[HouseXConfig], dict] = lambda config: {}
+    blocks: tuple[str, ...] = ()
+    segmented: tuple[str, ...] = ()
+    imagenet: bool = True
+
+
+#: Backbones by name (ours) or by torchvision module (a family: resnet18...152 are "resnet"), in the
+#: way of ``torchvision.models.get_model``'s registry.  Any other torchvision classifier builds with
+#: the default spec (its encoder layers are still checkpointed, its backbone runs unchanged).
+HOUSEX_BACKBONES: dict[str, BackboneSpec] = {
+    "patch_cnn": BackboneSpec(
+        build=lambda config, **kw: PatchCNN(in_channels=config.num_channels, **kw), imagenet=False
+    ),
+    "patch_cnn_small": BackboneSpec(
+        build=lambda config, **kw: PatchCNN(widths=(16, 32, 64, 64), in_channels=config.num_channels, **kw),
+        imagenet=False,
+    ),
+    "resnet": BackboneSpec(blocks=("BasicBlock", "Bottleneck")),
+    "densenet": BackboneSpec(blocks=("_DenseBlock", "_Transition")),  # not _DenseLayer: its input list grows
+    "vgg": BackboneSpec(segmented=("features",)),
+    "efficientnet": BackboneSpec(blocks=("MBConv", "FusedMBConv")),
+    "mobilenetv2": BackboneSpec(blocks=("InvertedResidual",)),
+    "mobilenetv3": BackboneSpec(blocks=("InvertedResidual",)),
+    "convnext": BackboneSpec(blocks=("CNBlock",)),
+    # ViTs fix their input size at construction
+    "vision_transformer": BackboneSpec(
+        default_kwargs=lambda config: {"image_size": config.patch_size}, blocks=("EncoderBlock",)
+    ),
 }
+
+
+def backbone_spec(name: str) -> BackboneSpec:
+    """The `HOUSEX_BACKBONES` entry of backbone ``name``: by name, else by its torchvision module."""
+    if name in HOUSEX_BACKBONES:
+        return HOUSEX_BACKBONES[name]
+    try:
+        family = torchvision.models.get_model_builder(name).__module__.rsplit(".", 1)[-1]
+    except ValueError as e:
+        raise ValueError(f"HouseXConfig.backbone={name!r} is not a torchvision model: {e}") from e
+    return HOUSEX_BACKBONES.get(family, BackboneSpec())
 
 
 def sinusoidal_positions(num_positions: int, dim: int, *, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -88,7 +240,18 @@ def unfold_patches(input_features: torch.Tensor, patch_size: int, patch_hop: int
         raise ValueError(
             f"input_features has {input_features.shape[-1]} frames, fewer than one patch (patch_size={patch_size})"
         )
-    return input_features.unfold(-1, patch_size, patch_hop).permute(0, 3, 1, 2, 4)
+    batch, channels, bands, num_frames = input_features.shape
+    num_patches = (num_frames - patch_size) // patch_hop + 1
+    # One gather straight into a contiguous (B, M, C, F, P) tensor (the copy that flattening unfold's
+    # overlapping view made anyway): no stride reasoning left for torch.export with dynamic B and T.
+    device = input_features.device
+    frames = torch.arange(num_patches, device=device)[:, None] * patch_hop + torch.arange(patch_size, device=device)
+    return input_features[
+        torch.arange(batch, device=device)[:, None, None, None, None],
+        torch.arange(channels, device=device)[:, None, None],
+        torch.arange(bands, device=device)[:, None],
+        frames[:, None, None, :],
+    ]
 
 
 def patch_mask_from_frames(attention_mask: torch.Tensor, patch_size: int, patch_hop: int) -> torch.Tensor:
@@ -141,35 +304,31 @@ def _imagenet_state_dict(config: HouseXConfig) -> dict[str, torch.Tensor]:
 
 
 def build_backbone(config: HouseXConfig) -> tuple[nn.Module, int]:
-    """The backbone named by ``config.backbone`` (ours in ``HOUSEX_BACKBONES``, else torchvision's)
-    and its output width.
+    """The backbone named by ``config.backbone`` (see `HOUSEX_BACKBONES`) with its head attached,
+    its checkpoint units marked, and its output width.
 
     ImageNet weights are loaded when ``backbone_pretrained``/``backbone_weights_path`` ask for them,
     except while transformers builds the model on the meta device (from_pretrained brings weights).
     """
-    if config.backbone in HOUSEX_BACKBONES:
-        if config.backbone_pretrained or config.backbone_weights_path:
-            raise ValueError(f"HouseXConfig.backbone={config.backbone!r} has no ImageNet weights: "
-                             f"set backbone_pretrained=False and no backbone_weights_path")
-        backbone = HOUSEX_BACKBONES[config.backbone](config, **config.backbone_kwargs)
-        return _attach_head(backbone, config)
-    kwargs = {}
-    for prefix, make in _BACKBONE_KWARGS.items():
-        if config.backbone.startswith(prefix):
-            kwargs.update(make(config))
-    kwargs.update(config.backbone_kwargs)
-    try:
-        backbone = torchvision.models.get_model(config.backbone, weights=None, **kwargs)
-    except (ValueError, KeyError) as e:
-        raise ValueError(f"HouseXConfig.backbone={config.backbone!r} is not a torchvision model: {e}") from e
+    spec = backbone_spec(config.backbone)
+    wants_weights = config.backbone_pretrained or config.backbone_weights_path
+    if wants_weights and not spec.imagenet:
+        raise ValueError(f"HouseXConfig.backbone={config.backbone!r} has no ImageNet weights: "
+                         f"set backbone_pretrained=False and no backbone_weights_path")
+    backbone = spec.build(config, **{**spec.default_kwargs(config), **config.backbone_kwargs})
     on_meta = any(p.device.type == "meta" for p in backbone.parameters())
-    if (config.backbone_pretrained or config.backbone_weights_path) and not on_meta:
+    if wants_weights and not on_meta:
         state_dict = _imagenet_state_dict(config)
         try:
             backbone.load_state_dict(state_dict)
         except RuntimeError as e:
             source = config.backbone_weights_path or "torchvision ImageNet weights"
             raise ValueError(f"backbone weights {source!r} do not fit {config.backbone!r}: {e}") from e
+    for module in backbone.modules():
+        if type(module).__name__ in spec.blocks:
+            module.__class__ = checkpointed_class(type(module))
+    for name in spec.segmented:
+        backbone.get_submodule(name).__class__ = CheckpointedSequential
     return _attach_head(backbone, config)
 
 
@@ -181,12 +340,27 @@ def _attach_head(backbone: nn.Module, config: HouseXConfig) -> tuple[nn.Module, 
     return backbone, head.out_features
 
 
+def _mark_initialized(module: nn.Module) -> None:
+    """Flag tensors that their constructor initialised (torchvision's and torch's own init rules) so that
+    ``post_init`` leaves them as they are: a fresh model keeps the numbers it always had (only the cls
+    token and learned positions are drawn by ``_init_weights``).  On the meta device (``from_pretrained``)
+    nothing is flagged and ``_init_weights`` initialises whatever a checkpoint lacks."""
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.device.type != "meta":
+            tensor._is_hf_initialized = True
+
+
 @dataclass
 class HouseXAudioClassifierOutput(SequenceClassifierOutput):
-    """`SequenceClassifierOutput` plus the pooled embedding (B, d_model) and the patch mask (B, M)."""
+    """`SequenceClassifierOutput` plus the pooled embedding (B, d_model) and the patch mask (B, M), a
+    LongTensor like transformers' attention masks (1 = the patch holds real audio and is attended to).
+
+    With ``return_dict=False`` the model returns ``to_tuple()`` of this: (loss?, logits,
+    hidden_states?, pooler_output, patch_mask?), the entries that are None left out.
+    """
 
     pooler_output: torch.FloatTensor | None = None
-    patch_mask: torch.BoolTensor | None = None
+    patch_mask: torch.LongTensor | None = None
 
 
 class HouseXPatchEmbeddings(nn.Module):
@@ -198,7 +372,7 @@ class HouseXPatchEmbeddings(nn.Module):
         self.backbone, backbone_width = build_backbone(config)
         # "imagenet": ReLU -> Linear(1000, d) on the logits (paper); "replace": the head already outputs d.
         self.projection = nn.Linear(backbone_width, config.d_model) if config.backbone_head == "imagenet" else None
-        self.gradient_checkpointing = False
+        self.has_batchnorm = any(isinstance(m, _BatchNorm) for m in self.backbone.modules())
 
     def embed_patches(self, patches: torch.Tensor) -> torch.Tensor:
         """(N, C, P, P) -> (N, d_model)."""
@@ -216,20 +390,19 @@ class HouseXPatchEmbeddings(nn.Module):
             )
         patches = unfold_patches(input_features, cfg.patch_size, cfg.patch_hop)
         batch, num_patches = patches.shape[:2]
-        flat = patches.reshape(batch * num_patches, *patches.shape[2:])
-        checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
-        chunk = cfg.backbone_chunk_size or (num_patches if checkpointing else None)
-        if chunk is None or chunk >= flat.shape[0] and not checkpointing:
+        flat = patches.flatten(0, 1)
+        # Chunks bound inference memory; a training BatchNorm must see the whole batch (its statistics).
+        chunk = None if self.training and self.has_batchnorm else cfg.backbone_chunk_size
+        if chunk is None or chunk >= flat.shape[0]:
             out = self.embed_patches(flat)
         else:
-            outs = []
-            for part in flat.split(chunk):
-                if checkpointing:
-                    outs.append(self._gradient_checkpointing_func(self.embed_patches, part))
-                else:
-                    outs.append(self.embed_patches(part))
-            out = torch.cat(outs)
+            out = torch.cat([self.embed_patches(part) for part in flat.split(chunk)])
         return out.reshape(batch, num_patches, -1)
+
+
+class HouseXEncoderLayer(GradientCheckpointingLayer, nn.TransformerEncoderLayer):
+    """torch's ``nn.TransformerEncoderLayer`` (batch first, post-norm, ReLU: same math and state dict
+    keys), checkpointed by transformers' ``gradient_checkpointing_enable`` like any transformers layer."""
 
 
 class HouseXPreTrainedModel(PreTrainedModel):
@@ -241,22 +414,48 @@ class HouseXPreTrainedModel(PreTrainedModel):
     # Our loss is a per-batch mean that ignores `num_items_in_batch`: let the Trainer scale it for
     # gradient accumulation itself.
     accepts_loss_kwargs = False
-    _no_split_modules = ["HouseXPatchEmbeddings", "TransformerEncoderLayer"]
+    _no_split_modules = ["HouseXPatchEmbeddings", "HouseXEncoderLayer"]
 
     @torch.no_grad()
     def _init_weights(self, module):
-        # The torchvision backbone keeps its own init (or its ImageNet weights): only our layers here.
+        """Every parameter and buffer kind of the model, for what a checkpoint does not bring.
+
+        A fresh model keeps its layers' constructor init (`_mark_initialized`); these rules, used on the
+        meta device for keys a checkpoint lacks, follow the same conventions: convs Kaiming-normal (fan_out, ReLU), norms weight 1 / bias 0,
+        BatchNorm running mean 0 / var 1 / count 0, attention in-projection Xavier-uniform, Linears and
+        embeddings normal(0, initializer_range) with zero bias, any other parameter normal, a ViT class
+        token 0.
+        """
         std = self.config.initializer_range
-        if isinstance(module, HouseXPatchEmbeddings):
-            if module.projection is not None:
-                init.normal_(module.projection.weight, mean=0.0, std=std)
-                init.zeros_(module.projection.bias)
-        elif isinstance(module, HouseXModel):
-            if module.cls_token is not None:
-                init.normal_(module.cls_token, mean=0.0, std=std)
-        elif isinstance(module, HouseXForAudioClassification):
-            init.normal_(module.classifier.weight, mean=0.0, std=std)
-            init.zeros_(module.classifier.bias)
+        if isinstance(module, (nn.Conv1d, nn.Conv2d)):
+            init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=std)
+        elif isinstance(module, (_BatchNorm, nn.LayerNorm, nn.GroupNorm)):
+            if module.weight is not None:
+                init.ones_(module.weight)
+                init.zeros_(module.bias)
+            if getattr(module, "running_mean", None) is not None:
+                init.zeros_(module.running_mean)
+                init.ones_(module.running_var)
+                init.zeros_(module.num_batches_tracked)
+        elif isinstance(module, nn.MultiheadAttention):
+            if module.in_proj_weight is not None:
+                init.xavier_uniform_(module.in_proj_weight)
+            if module.in_proj_bias is not None:
+                init.zeros_(module.in_proj_bias)
+        else:  # parameters a module holds itself: ours (cls token), torchvision ViT's class token / positions
+            for name, param in module.named_parameters(recurse=False):
+                if name == "class_token":
+                    init.zeros_(param)
+                else:
+                    init.normal_(param, mean=0.0, std=std)
 
 
 class HouseXModel(HouseXPreTrainedModel):
@@ -266,7 +465,12 @@ class HouseXModel(HouseXPreTrainedModel):
         super().__init__(config)
         self.embeddings = HouseXPatchEmbeddings(config)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, config.d_model)) if config.pooling == "cls" else None
-        layer = nn.TransformerEncoderLayer(
+        self.position_embeddings = (
+            nn.Embedding(config.max_position_embeddings, config.d_model)
+            if config.position_embedding == "learned"
+            else None
+        )
+        layer = HouseXEncoderLayer(
             d_model=config.d_model,
             nhead=config.num_attention_heads,
             dim_feedforward=config.intermediate_size,
@@ -274,7 +478,24 @@ class HouseXModel(HouseXPreTrainedModel):
             batch_first=True,
         )
         self.encoder = nn.TransformerEncoder(layer, config.num_hidden_layers, enable_nested_tensor=False)
+        _mark_initialized(self.embeddings)
+        _mark_initialized(self.encoder)
         self.post_init()
+
+    def add_positions(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """(B, M, d) patch embeddings + ``config.position_embedding`` positions."""
+        num_patches, dim = embeddings.shape[1:]
+        kind = self.config.position_embedding
+        if kind == "sinusoidal":
+            return embeddings + sinusoidal_positions(num_patches, dim, device=embeddings.device, dtype=embeddings.dtype)
+        if kind == "learned":
+            torch._check(
+                num_patches <= self.config.max_position_embeddings,
+                lambda: f"{num_patches} patches, more than HouseXConfig.max_position_embeddings="
+                f"{self.config.max_position_embeddings}",
+            )
+            return embeddings + self.position_embeddings.weight[:num_patches].to(embeddings.dtype)
+        return embeddings  # "none": the authors' code
 
     def forward(
         self,
@@ -282,24 +503,29 @@ class HouseXModel(HouseXPreTrainedModel):
         attention_mask: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> BaseModelOutputWithPooling | tuple:
         r"""
         input_features (`torch.FloatTensor` of shape `(batch, num_channels, patch_size, frames)`):
             Planes from [`HouseXFeatureExtractor`].
         attention_mask (`torch.LongTensor` of shape `(batch, frames)`, *optional*):
             1 for frames of real audio, 0 for padding; patches made only of padding are not attended to.
+        output_attentions (`bool`, *optional*):
+            Only `False`/`None`: torch's fused encoder layer does not return attention weights, so `True`
+            raises a `ValueError` rather than returning nothing.
         Returns `last_hidden_state` (B, M[+1 with cls], d_model), `pooler_output` (B, d_model) and, with
-        `output_hidden_states`, the encoder input and every layer's output.
+        `output_hidden_states`, the encoder input and every layer's output; with `return_dict=False`
+        the `to_tuple()` of that.
         """
+        _no_attentions(output_attentions or self.config.output_attentions)
         output_hidden_states = (
             output_hidden_states if output_hidden_states is not None else self.config.output_hidden_states
         )
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         cfg = self.config
         embeddings = self.embeddings(input_features)
-        batch, num_patches, dim = embeddings.shape
-        hidden = embeddings + sinusoidal_positions(num_patches, dim, device=embeddings.device, dtype=embeddings.dtype)
+        batch = embeddings.shape[0]
+        hidden = self.add_positions(embeddings)
         patch_mask = None
         if attention_mask is not None:
             patch_mask = patch_mask_from_frames(attention_mask.to(hidden.device), cfg.patch_size, cfg.patch_hop)
@@ -307,7 +533,12 @@ class HouseXModel(HouseXPreTrainedModel):
             hidden = torch.cat([self.cls_token.expand(batch, -1, -1).to(hidden.dtype), hidden], dim=1)
             if patch_mask is not None:
                 patch_mask = torch.cat([patch_mask.new_ones(batch, 1), patch_mask], dim=1)
-        padding_mask = None if patch_mask is None or bool(patch_mask.all()) else ~patch_mask
+        padding_mask = None if patch_mask is None else ~patch_mask
+        if padding_mask is not None and not torch.compiler.is_compiling() and not bool(padding_mask.any()):
+            # Eager only: nothing is padded, so attend without a mask (torch's faster kernels, and the exact
+            # numbers of earlier releases).  Traced graphs (export, compile) keep the all-False mask: no
+            # data-dependent branch, same result to float rounding.
+            padding_mask = None
         all_hidden = [hidden] if output_hidden_states else None
         for layer in self.encoder.layers:
             hidden = layer(hidden, src_key_padding_mask=padding_mask)
@@ -320,12 +551,19 @@ class HouseXModel(HouseXPreTrainedModel):
             pooled = (hidden * keep[..., None]).sum(1) / keep.sum(1, keepdim=True)
         else:  # "first" (paper) and "cls" both read position 0
             pooled = hidden[:, 0]
-        if not return_dict:
-            return (hidden, pooled) + ((tuple(all_hidden),) if output_hidden_states else ())
-        return BaseModelOutputWithPooling(
+        output = BaseModelOutputWithPooling(
             last_hidden_state=hidden,
             pooler_output=pooled,
             hidden_states=tuple(all_hidden) if output_hidden_states else None,
+        )
+        return output if return_dict else output.to_tuple()
+
+
+def _no_attentions(output_attentions: bool | None) -> None:
+    if output_attentions:
+        raise ValueError(
+            "HouseX: output_attentions=True is not supported: the encoder is torch's nn.TransformerEncoderLayer "
+            "(fused attention), which does not return attention weights"
         )
 
 
@@ -337,6 +575,7 @@ class HouseXForAudioClassification(HouseXPreTrainedModel):
         self.housex = HouseXModel(config)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.d_model, config.num_labels)
+        _mark_initialized(self.classifier)
         self.post_init()
 
     def compute_loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -347,7 +586,7 @@ class HouseXForAudioClassification(HouseXPreTrainedModel):
         """
         num_labels = self.config.num_labels
         if labels.ndim == 1 and not labels.is_floating_point():
-            if labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
+            if not torch.compiler.is_compiling() and labels.numel() and (labels.min() < 0 or labels.max() >= num_labels):
                 raise ValueError(f"labels: class ids must be in [0, {num_labels}), got {labels.tolist()}")
             targets = F.one_hot(labels.long(), num_labels).float()
         elif labels.ndim == 2 and labels.shape[-1] == num_labels:
@@ -369,17 +608,22 @@ class HouseXForAudioClassification(HouseXPreTrainedModel):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,
+        output_attentions: bool | None = None,
     ) -> HouseXAudioClassifierOutput | tuple:
         r"""
         labels (`torch.Tensor` of shape `(batch,)` (class ids) or `(batch, num_labels)` (soft), *optional*):
             Targets of the cross-entropy loss.
         Returns `loss`, `logits` (B, num_labels), `pooler_output` (B, d_model), `patch_mask` (B, M) when
-        `attention_mask` was given, and `hidden_states` on request.
+        `attention_mask` was given, and `hidden_states` on request; with `return_dict=False` the
+        `to_tuple()` of that.  `output_attentions` as in [`HouseXModel`].
         """
         return_dict = return_dict if return_dict is not None else self.config.return_dict
         outputs = self.housex(
-            input_features, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+            input_features,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            return_dict=True,
+            output_attentions=output_attentions,
         )
         pooled = outputs.pooler_output
         logits = self.classifier(self.dropout(F.relu(pooled)))
@@ -388,17 +632,15 @@ class HouseXForAudioClassification(HouseXPreTrainedModel):
         if attention_mask is not None:
             patch_mask = patch_mask_from_frames(
                 attention_mask.to(logits.device), self.config.patch_size, self.config.patch_hop
-            )
-        if not return_dict:
-            out = (logits, pooled) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
-            return ((loss,) + out) if loss is not None else out
-        return HouseXAudioClassifierOutput(
+            ).long()
+        output = HouseXAudioClassifierOutput(
             loss=loss,
             logits=logits,
             hidden_states=outputs.hidden_states,
             pooler_output=pooled,
             patch_mask=patch_mask,
         )
+        return output if return_dict else output.to_tuple()
 
 
 __all__ = [
@@ -407,7 +649,10 @@ __all__ = [
     "HouseXForAudioClassification",
     "HouseXAudioClassifierOutput",
     "HouseXPatchEmbeddings",
+    "HouseXEncoderLayer",
     "build_backbone",
+    "backbone_spec",
+    "BackboneSpec",
     "HOUSEX_BACKBONES",
     "PatchCNN",
     "find_classifier_head",
