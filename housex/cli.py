@@ -20,6 +20,9 @@ COMMANDS = {
     "grid": "grid",
     "probe": "probe",
     "demo": "demo",
+    "label-studio": "label_studio",
+    "review": "review",
+    "tag": "tag",
 }
 
 
