@@ -492,7 +492,11 @@ def main(argv: list[str] | None = None) -> int:
     state = PartialState(cpu=not use_gpu)
     if use_gpu:
         args.device = str(state.device)
-    return command.run(args, state=state if state.num_processes > 1 else None)
+    try:
+        return command.run(args, state=state if state.num_processes > 1 else None)
+    except KeyboardInterrupt:
+        print("interrupted: the rows done so far are in the output; rerun to finish", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

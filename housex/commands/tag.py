@@ -37,6 +37,9 @@ def run(args, state=None) -> int:
         device=args.device, flush_every=args.flush_every, retry_errors=args.retry_errors, write_tags_mode=mode,
         progress=not args.no_progress, state=state,
     )
+    if state is not None:
+        print(f"process {state.process_index + 1} of {state.num_processes}: tagged {summary.tagged} file(s)",
+              file=sys.stderr, flush=True)
     if state is None or state.is_main_process:
         print(summary.format(), file=sys.stderr)
         if mode == "dry-run":
