@@ -476,18 +476,25 @@ def write_tags(rows: Sequence[dict], *, apply: bool, version: str, log=print) ->
 # --------------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m housex.tag`` / ``accelerate launch -m housex.tag``: the
-    arguments of ``housex tag``; with several processes each tags its share of the files."""
+def build_parser():
+    """The parser of ``python -m housex.tag``: the arguments of ``housex tag``."""
     import argparse
-
-    from accelerate import PartialState
 
     from .commands import tag as command
 
     parser = argparse.ArgumentParser(prog="housex.tag", description=command.HELP)
     command.add_arguments(parser)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m housex.tag`` / ``accelerate launch -m housex.tag``: the
+    arguments of ``housex tag``; with several processes each tags its share of the files."""
+    from accelerate import PartialState
+
+    from .commands import tag as command
+
+    args = build_parser().parse_args(argv)
     use_gpu = bool(args.device) and str(args.device).startswith("cuda")
     state = PartialState(cpu=not use_gpu)
     if use_gpu:

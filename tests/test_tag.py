@@ -212,6 +212,7 @@ def test_write_tags_changes_metadata_only(setup, tmp_path, capsys):
     assert "6 unchanged (skipped), 0 tagged now" in err  # tags already right: files untouched, nothing retagged
 
 
+@pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes(setup, tmp_path):
     # accelerate 1.15 runs 2 CPU processes through torchrun with --multi_gpu (see test_trainer.py)
     model, library, reference, _ = setup
