@@ -151,6 +151,14 @@ def _prepare(path: str, target_rate: int, clip_seconds: float, clips_per_drop: i
         return None, f"{type(e).__name__}: {e}"
 
 
+def _init_worker() -> None:
+    """One compute thread per decoding process: the workers and the classifying main process
+    share the cores (the results do not depend on it)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 def _prepared(paths: Sequence[Path], workers: int, args: tuple):
     """Yield ``(path, (TrackClips | None, error | None))`` in ``paths`` order; at most
     ``2 * workers`` files are decoded ahead, so memory stays bounded on a big library."""
@@ -162,7 +170,7 @@ def _prepared(paths: Sequence[Path], workers: int, args: tuple):
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn: the parent holds torch's thread pools, which a fork must not inherit
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
         pending: deque = deque()
         it = iter(paths)
         for path in it:

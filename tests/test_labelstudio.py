@@ -2,9 +2,10 @@
 an export as Label Studio writes it after the annotator accepts the predictions (JSON, and CSV made
 by the SDK's own converter), and ``housex build`` on it giving soft labels equal to the predictions.
 
-A real Label Studio server is not started: the ``label-studio`` package pins Django and many
-other packages that conflict with this environment and takes well over a minute to migrate its
-database, beyond this suite's budget; the SDK's config/task validation is what the server runs.
+A real Label Studio server is not started: ``pip install label-studio`` (1.23) would downgrade
+numpy (2.4 -> 2.2, through its opencv pin) and pyarrow, and pull Django, boto3, google-cloud and
+~100 more packages into the environment the model runs in; the SDK's validation of the config,
+predictions and annotations (what the server checks on import) runs here offline instead.
 """
 
 from __future__ import annotations
