@@ -104,6 +104,8 @@ def review(
 
     out = Path(out_dir)
     (out / "audio").mkdir(parents=True, exist_ok=True)
+    for stale in (out / "audio").glob("[0-9][0-9][0-9][0-9]-*"):  # clips of an earlier report
+        stale.unlink()
     raw = ds.cast_column("audio", datasets.Audio(decode=False))
     rows = []
     for rank, i in enumerate(order.tolist(), 1):
