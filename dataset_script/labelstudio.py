@@ -7,6 +7,7 @@ the audio file name; ``task["annotations"][0]["result"]`` holds one
 
 from __future__ import annotations
 
+import json
 import os
 import posixpath
 from collections.abc import Sequence
@@ -124,3 +125,83 @@ def make_task(task_id: int, audio_name: str, label: Sequence[float], upload_pref
         "data": {"audio": upload_prefix + audio_name},
         "meta": {},
     }
+
+
+# --------------------------------------------------------------------------------------------
+# Label Studio's CSV (and TSV) export
+# --------------------------------------------------------------------------------------------
+
+CSV_EXPORT_SUFFIXES = {".csv": ",", ".tsv": "\t"}
+# Columns Label Studio's CSV export always writes next to the data and control-tag columns.
+_CSV_META_COLUMNS = ("id", "annotator", "annotation_id", "created_at", "updated_at", "lead_time", "agreement", "history")
+
+
+def _csv_number(cell: str, *, where: str):
+    """A number cell of the CSV export: ``[{"number": 0.75}]`` (what Label Studio writes), a JSON
+    object ``{"number": 0.75}``, or a bare number (a hand-edited sheet); empty → None."""
+    text = cell.strip()
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        raise AnnotationError(f"{where}: cannot read {cell!r} as a number") from None
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, dict):
+        value = value.get("number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise AnnotationError(f"{where}: expected a number or [{{\"number\": w}}], got {cell!r}")
+    return value
+
+
+def read_csv_export(path: str | os.PathLike) -> list[dict]:
+    """Label Studio's CSV/TSV export → tasks in the JSON export's shape (for :func:`parse_task`).
+
+    One row per annotation: the task's data fields (``audio``), one column per control tag
+    (``from_name``) holding ``[{"number": w}]``, and ``id``/``annotation_id``/``created_at``...
+    Rows of one task (several annotators) become its annotations, oldest first, as in JSON; a
+    row without any number (a task nobody annotated) becomes a task without annotations.
+    """
+    import csv
+
+    path = Path(path)
+    delimiter = CSV_EXPORT_SUFFIXES.get(path.suffix.lower(), ",")
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            rows = list(csv.DictReader(f, delimiter=delimiter))
+            header = rows[0].keys() if rows else []
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: export file not found") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise AnnotationError(f"{path}: not a readable CSV export ({e})") from None
+    if rows and "audio" not in header:
+        raise AnnotationError(f"{path}: CSV export has no 'audio' column (columns: {', '.join(header)})")
+    genre_columns = [c for c in header if c not in _CSV_META_COLUMNS and c != "audio"]
+    known = [c for c in genre_columns if _is_genre_name(c)]
+    tasks: dict[str, dict] = {}
+    for line, row in enumerate(rows, start=2):
+        task_id = (row.get("id") or "").strip() or f"row{line}"
+        where = f"{path.name} line {line} (task {task_id})"
+        task = tasks.setdefault(task_id, {"id": task_id, "data": {"audio": row.get("audio") or ""}, "annotations": []})
+        result = []
+        for column in known:
+            number = _csv_number(row.get(column) or "", where=f"{where} column {column!r}")
+            if number is not None:
+                result.append({"from_name": column, "to_name": "audio", "type": "number", "value": {"number": number}})
+        if result:
+            task["annotations"].append({"id": row.get("annotation_id"), "created_at": row.get("created_at") or "",
+                                        "result": result, "was_cancelled": False})
+    for task in tasks.values():
+        task["annotations"].sort(key=lambda a: a["created_at"])  # stable: ties keep the file's order
+    return list(tasks.values())
+
+
+def _is_genre_name(column: str) -> bool:
+    from .genres import genre_id
+
+    try:
+        genre_id(column)
+    except LabelError:
+        return False
+    return True

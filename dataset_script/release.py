@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .labelstudio import AnnotatedTrack, AnnotationError, parse_task, safe_audio_name
+from .labelstudio import CSV_EXPORT_SUFFIXES, AnnotatedTrack, AnnotationError, parse_task, read_csv_export, safe_audio_name
 
 #: An export's file name contains this (``partition-1-5.json``, ``project-partition-1.json``).
 EXPORT_PATTERN = "partition"
@@ -31,6 +31,8 @@ TRUTH_NAME = "generator-truth.json"
 
 
 def _load_json(path: Path, kind: str):
+    if path.suffix.lower() in CSV_EXPORT_SUFFIXES:  # Label Studio's CSV export, read into the JSON shape
+        return read_csv_export(path)
     try:
         # utf-8-sig: exports saved by Windows editors start with a byte-order mark.
         with open(path, encoding="utf-8-sig") as f:
@@ -52,15 +54,15 @@ def find_release_files(folder: str | os.PathLike) -> tuple[Path, Path | None]:
     folder = Path(folder)
     if not folder.is_dir():
         raise AnnotationError(f"{folder}: release folder not found")
-    jsons = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file())
-    drops = [p for p in jsons if DROP_PATTERN in p.name.lower()]
+    jsons = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".json", *CSV_EXPORT_SUFFIXES) and p.is_file())
+    drops = [p for p in jsons if DROP_PATTERN in p.name.lower() and p.suffix.lower() == ".json"]
     exports = [p for p in jsons if EXPORT_PATTERN in p.name.lower()]
     if not exports:
         exports = [p for p in jsons if p not in drops]
     if len(exports) != 1:
         found = ", ".join(p.name for p in exports) or "none"
         raise AnnotationError(
-            f"{folder}: expected exactly one Label-Studio export (*{EXPORT_PATTERN}*.json), found {found}"
+            f"{folder}: expected exactly one Label-Studio export (*{EXPORT_PATTERN}*.json or .csv), found {found}"
         )
     if len(drops) > 1:
         raise AnnotationError(f"{folder}: several drop files: {', '.join(p.name for p in drops)}")

@@ -22,6 +22,9 @@ COMMANDS = {
     "grid": "grid",
     "probe": "probe",
     "demo": "demo",
+    "label-studio": "label_studio",
+    "review": "review",
+    "tag": "tag",
 }
 
 

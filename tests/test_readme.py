@@ -60,7 +60,17 @@ def test_housex_commands_parse(line):
     assert callable(args._run)
 
 
-@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("accelerate launch")])
+@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("accelerate launch") and " -m " in c])
+def test_module_launch_commands_parse(line):
+    from housex.tag import build_parser
+
+    argv = shlex.split(line)
+    module = argv[argv.index("-m") + 1]
+    assert module == "housex.tag", f"README launches an unknown module: {line}"
+    build_parser().parse_args(argv[argv.index("-m") + 2:])
+
+
+@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("accelerate launch") and " -m " not in c])
 def test_training_commands_parse(line, tmp_path, monkeypatch):
     from housex.trainer.train import parse_args
 

@@ -1,0 +1,518 @@
+"""Tagging a music library: every audio file under a folder → one Parquet row of genres.
+
+``tag_library(LIBRARY, MODEL, OUT)`` walks the library for audio files (``AUDIO_EXTENSIONS``:
+formats FFmpeg decodes), decodes each file, detects its drops and cuts its clips in worker
+processes (``housex.inference.track_clips``, the one inference path), while the main process
+classifies the clips (``classify_clips`` + ``aggregate_track``, as ``housex predict``).  Each row:
+path, size, mtime, duration, top genre, the 8 probabilities, the drops, the fallback flag, the
+model version and an error (a file that fails is a row with its error; the run goes on).
+
+Resumable and incremental: rows are written every ``flush_every`` tracks as part files
+(``OUT.parts/part-*.parquet``, each written to a temporary name and renamed, so a kill never
+leaves a torn file) and merged into ``OUT`` (also renamed into place) at the end or on Ctrl-C.  A
+rerun reads ``OUT`` and any parts left by a killed run, and skips every file whose size, mtime and
+model version (which includes the clip settings) match its row; rows of files no longer in the
+library are dropped.  The rows do not depend on ``workers``, ``batch_size`` or on being resumed.
+
+``--write-tags`` (``write_tags``) puts the top genre into the file's GENRE tag and the
+distribution into a comment (mutagen: ID3 ``TCON`` + ``COMM:HouseX`` for MP3/WAV/AIFF, Vorbis
+``GENRE`` + ``COMMENT`` for FLAC/OGG/Opus, MP4 ``©gen`` + ``©cmt`` for M4A); only metadata is
+rewritten, never the audio stream.  A dry run (the default) lists what would change.
+
+Beyond one machine: ``accelerate launch --multi_gpu --num_processes N -m housex.tag LIBRARY
+--model DIR --out tags.parquet`` gives each process every N-th file still to tag; each writes
+its own parts, and process 0 merges them once all are done.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .dataset_script.genres import GENRES
+
+# Extensions of audio formats FFmpeg decodes (soundfile reads wav/flac/ogg itself).
+AUDIO_EXTENSIONS = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac .aif .aiff .aifc .alac .wma .ape .wv .mka "
+    ".webm .ac3 .dts .mp2 .mpc .tta .caf .au .snd .amr .spx".split()
+)
+DEFAULT_FLUSH_EVERY = 32
+COMMENT_PREFIX = "HouseX:"
+
+
+def find_audio_files(sources: Iterable[str | os.PathLike], extensions=AUDIO_EXTENSIONS) -> list[Path]:
+    """Files named directly (any extension) plus audio files under folders, sorted, absolute.
+
+    Hidden files and folders (``.name``) under a folder are skipped; symlinked folders are not
+    followed.  A source that does not exist raises ``FileNotFoundError`` naming it.
+    """
+    found: set[Path] = set()
+    for source in sources:
+        source = Path(os.path.abspath(source))
+        if source.is_file():
+            found.add(source)
+        elif source.is_dir():
+            for root, dirs, files in os.walk(source):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found.update(Path(root, f) for f in files
+                             if not f.startswith(".") and Path(f).suffix.lower() in extensions)
+        else:
+            raise FileNotFoundError(f"{source}: no such file or folder")
+    return sorted(found)
+
+
+# --------------------------------------------------------------------------------------------
+# rows and the Parquet schema
+# --------------------------------------------------------------------------------------------
+
+
+def schema():
+    import pyarrow as pa
+
+    return pa.schema(
+        [("path", pa.string()), ("size", pa.int64()), ("mtime", pa.timestamp("ns", tz="UTC")),
+         ("duration", pa.float64()), ("genre", pa.string())]
+        + [(g, pa.float32()) for g in GENRES]
+        + [("drops", pa.list_(pa.struct([("start", pa.float64()), ("end", pa.float64())]))),
+           ("fallback", pa.bool_()), ("model_version", pa.string()), ("error", pa.string())]
+    )
+
+
+def _stat_row(path: Path, version: str) -> dict:
+    st = path.stat()
+    row = {name: None for name in schema().names}
+    row.update(path=str(path), size=int(st.st_size), mtime=int(st.st_mtime_ns), model_version=version)
+    return row
+
+
+def _same_file(row: dict, size: int, mtime_ns: int, version: str) -> bool:
+    return row["size"] == size and int(row["mtime"]) == mtime_ns and row["model_version"] == version
+
+
+def rows_to_table(rows: Sequence[dict]):
+    """Rows (``mtime`` as int nanoseconds) → a pyarrow table of :func:`schema`."""
+    import pyarrow as pa
+
+    sch = schema()
+    arrays = []
+    for f in sch:
+        values = [r[f.name] for r in rows]
+        if f.name == "mtime":
+            arrays.append(pa.array(values, pa.int64()).cast(f.type))
+        else:
+            arrays.append(pa.array(values, f.type))
+    return pa.Table.from_arrays(arrays, schema=sch)
+
+
+def read_rows(path: str | os.PathLike) -> list[dict]:
+    """Rows of a tags file (``mtime`` as int nanoseconds)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if table.num_rows:
+        table = table.set_column(table.schema.get_field_index("mtime"), "mtime",
+                                 pc.cast(table["mtime"], "int64"))
+    return table.to_pylist()
+
+
+def _write_atomically(table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def _parts_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".parts")
+
+
+# --------------------------------------------------------------------------------------------
+# decoding in workers, classifying in the main process
+# --------------------------------------------------------------------------------------------
+
+
+def _prepare(path: str, target_rate: int, clip_seconds: float, clips_per_drop: int, seed: int):
+    """Worker: decode + drops + clips of one file → ``(TrackClips, None)`` or ``(None, error)``."""
+    from .inference import track_clips
+
+    try:
+        return track_clips(path, target_rate, clip_seconds, clips_per_section=clips_per_drop, seed=seed), None
+    except Exception as e:  # noqa: BLE001  one bad file is a row with its error, never a stopped run
+        return None, f"{type(e).__name__}: {e}"
+
+
+def _init_worker() -> None:
+    """One compute thread per decoding process: the workers and the classifying main process
+    share the cores (the results do not depend on it)."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _prepared(paths: Sequence[Path], workers: int, args: tuple):
+    """Yield ``(path, (TrackClips | None, error | None))`` in ``paths`` order; at most
+    ``2 * workers`` files are decoded ahead, so memory stays bounded on a big library."""
+    if workers <= 0:
+        for path in paths:
+            yield path, _prepare(str(path), *args)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: the parent holds torch's thread pools, which a fork must not inherit
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+        pending: deque = deque()
+        it = iter(paths)
+        for path in it:
+            pending.append((path, pool.submit(_prepare, str(path), *args)))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            path, future = pending.popleft()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(_prepare, str(nxt), *args)))
+            yield path, future.result()
+
+
+@dataclass
+class TagSummary:
+    """What a run did: files found, rows kept from before, files tagged now, errors, tags written."""
+
+    out: Path
+    found: int = 0
+    kept: int = 0
+    tagged: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    tag_changes: list[str] = field(default_factory=list)
+
+    def format(self) -> str:
+        rate = self.tagged / self.seconds * 60 if self.seconds > 0 else float("nan")
+        return (f"{self.out}: {self.found} files, {self.kept} unchanged (skipped), {self.tagged} tagged now "
+                f"({self.errors} with errors) in {self.seconds:.1f} s ({rate:.1f} tracks/min)")
+
+
+def tag_library(
+    library: str | os.PathLike | Sequence[str | os.PathLike],
+    model_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    *,
+    csv_path: str | os.PathLike | None = None,
+    workers: int = 1,
+    batch_size: int = 16,
+    clips_per_drop: int = 4,
+    seed: int = 0,
+    device: str | None = None,
+    flush_every: int = DEFAULT_FLUSH_EVERY,
+    retry_errors: bool = False,
+    write_tags_mode: str | None = None,
+    progress: bool = False,
+    state=None,
+) -> TagSummary:
+    """Tag every audio file of ``library`` into the Parquet file ``out`` (see the module doc).
+
+    Args:
+        workers: decoding processes (0: decode in this process).
+        write_tags_mode: None (no tags), ``"dry-run"`` (list the changes) or ``"write"``.
+        state: an ``accelerate.PartialState`` when launched with several processes.
+    """
+    from .inference import aggregate_track, classify_clips, extractor_clip_seconds, label_names, load_classifier
+    from .model_version import model_version
+
+    if flush_every < 1:
+        raise ValueError(f"flush_every must be >= 1, got {flush_every}")
+    rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise ValueError(f"{out}: the output must be a .parquet file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    parts = _parts_dir(out)
+    parts.mkdir(exist_ok=True)
+    t0 = time.perf_counter()
+
+    model, fe = load_classifier(model_dir, device=device)
+    labels = label_names(model)
+    if list(labels) != list(GENRES):
+        raise ValueError(f"{model_dir}: model labels {labels} are not the 8 HouseX genres in order")
+    version = model_version(model_dir, clips_per_drop=clips_per_drop, seed=seed)
+    files = find_audio_files([library] if isinstance(library, (str, os.PathLike)) else library)
+    previous = _previous_rows(out)
+    summary = TagSummary(out, found=len(files))
+    keep, todo = {}, []
+    for path in files:
+        st = path.stat()
+        row = previous.get(str(path))
+        if row is not None and _same_file(row, st.st_size, st.st_mtime_ns, version) and not (retry_errors and row["error"]):
+            keep[str(path)] = row
+        else:
+            todo.append(path)
+    summary.kept = len(keep)
+    if state is not None:
+        state.wait_for_everyone()  # every process has read the same state before any writes a part
+    mine = todo[rank::world]
+
+    args = (int(fe.sampling_rate), extractor_clip_seconds(fe), clips_per_drop, seed)
+    pending: list[dict] = []
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(mine), unit="track", desc=f"tagging (process 1 of {world})" if world > 1 else "tagging")
+    interrupted = False
+    try:
+        for path, (track, error) in _prepared(mine, workers, args):
+            row = _stat_row(path, version)
+            if track is not None:
+                try:
+                    probs = classify_clips(track.clips, model, fe, batch_size, device=device)
+                    pred = aggregate_track(track, probs, labels)
+                except Exception as e:  # noqa: BLE001
+                    error = f"{type(e).__name__}: {e}"
+                else:
+                    row.update(duration=float(pred.duration), genre=pred.genre, fallback=bool(pred.fallback),
+                               drops=[{"start": float(d.start), "end": float(d.end)} for d in pred.drops],
+                               **{g: float(p) for g, p in zip(GENRES, pred.probabilities)})
+            if error is not None:
+                row["error"] = error
+                summary.errors += 1
+            pending.append(row)
+            summary.tagged += 1
+            if len(pending) >= flush_every:
+                _write_part(parts, rank, pending)
+                pending = []
+            if bar is not None:
+                bar.update(1)
+                elapsed = bar.format_dict["elapsed"] or 1e-9
+                bar.set_postfix_str(f"{bar.n / elapsed * 60:.1f} tracks/min", refresh=False)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if bar is not None:
+            bar.close()
+        if pending:
+            _write_part(parts, rank, pending)
+    if state is not None and not interrupted:
+        state.wait_for_everyone()
+    if rank == 0:
+        rows = _merge(out, keep, files)
+        if write_tags_mode is not None and not interrupted:
+            summary.tag_changes = write_tags(rows, apply=write_tags_mode == "write", version=version)
+            if write_tags_mode == "write":
+                _refresh_stats(rows)
+        _write_atomically(rows_to_table(rows), out)
+        for part in parts.glob("part-*.parquet"):
+            part.unlink()
+        if not any(parts.iterdir()):
+            parts.rmdir()
+        if csv_path is not None:
+            write_csv(rows, csv_path)
+    summary.seconds = time.perf_counter() - t0
+    if interrupted:
+        raise KeyboardInterrupt
+    return summary
+
+
+def _previous_rows(out: Path) -> dict[str, dict]:
+    """Rows of ``out`` and of the parts a killed run left, by path (parts are newer)."""
+    rows: dict[str, dict] = {}
+    sources = ([out] if out.is_file() else []) + sorted(_parts_dir(out).glob("part-*.parquet"))
+    for source in sources:
+        try:
+            rows.update((r["path"], r) for r in read_rows(source))
+        except Exception as e:  # noqa: BLE001  an unreadable file cannot be trusted: retag its files
+            print(f"housex tag: warning: ignoring unreadable {source} ({type(e).__name__}: {e})", file=sys.stderr)
+    return rows
+
+
+def _write_part(parts: Path, rank: int, rows: list[dict]) -> None:
+    _write_atomically(rows_to_table(rows), parts / f"part-r{rank:03d}-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet")
+
+
+def _merge(out: Path, keep: dict[str, dict], files: Sequence[Path]) -> list[dict]:
+    """Kept rows + every part's rows, restricted to the files found now, sorted by path."""
+    rows = dict(keep)
+    for part in sorted(_parts_dir(out).glob("part-*.parquet")):
+        rows.update((r["path"], r) for r in read_rows(part))
+    wanted = {str(p) for p in files}
+    return [rows[p] for p in sorted(rows) if p in wanted]
+
+
+def _refresh_stats(rows: list[dict]) -> None:
+    """After writing tags the files' size/mtime changed (not their audio): record the new ones so
+    that the next run still skips them."""
+    for row in rows:
+        st = os.stat(row["path"])
+        row["size"], row["mtime"] = int(st.st_size), int(st.st_mtime_ns)
+
+
+def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> Path:
+    """The rows as CSV (drops as ``start-end;start-end`` in seconds, mtime in ISO 8601 UTC)."""
+    import csv
+    from datetime import datetime, timezone
+
+    path = Path(path)
+    names = schema().names
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(names)
+        for r in rows:
+            cells = []
+            for name in names:
+                v = r[name]
+                if name == "mtime" and v is not None:
+                    v = datetime.fromtimestamp(int(v) / 1e9, timezone.utc).isoformat()
+                elif name == "drops" and v is not None:
+                    v = ";".join(f"{d['start']:.3f}-{d['end']:.3f}" for d in v)
+                elif isinstance(v, float):
+                    v = f"{v:.6g}"
+                cells.append("" if v is None else v)
+            w.writerow(cells)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+# genre tags in the files (mutagen)
+# --------------------------------------------------------------------------------------------
+
+
+def tag_comment(row: dict, version: str) -> str:
+    """``HouseX: Tech House 0.61, Deep House 0.22, ... (model housex-…)``: the distribution."""
+    probs = sorted(((g, row[g]) for g in GENRES), key=lambda gp: -gp[1])
+    return f"{COMMENT_PREFIX} " + ", ".join(f"{g} {p:.2f}" for g, p in probs) + f" (model {version})"
+
+
+def _open_tags(path: str):
+    """``(mutagen file, kind)`` with kind ``id3``/``vorbis``/``mp4``; tags created when missing."""
+    import mutagen
+    from mutagen.aiff import AIFF
+    from mutagen.flac import FLAC
+    from mutagen.id3 import ID3
+    from mutagen.mp3 import MP3
+    from mutagen.mp4 import MP4
+    from mutagen.oggflac import OggFLAC
+    from mutagen.oggopus import OggOpus
+    from mutagen.oggspeex import OggSpeex
+    from mutagen.oggvorbis import OggVorbis
+    from mutagen.wave import WAVE
+
+    f = mutagen.File(path)
+    if f is None:
+        raise ValueError(f"{path}: mutagen cannot write tags into this format")
+    if isinstance(f, MP4):
+        kind = "mp4"
+    elif isinstance(f, (FLAC, OggVorbis, OggOpus, OggFLAC, OggSpeex)):
+        kind = "vorbis"
+    elif isinstance(f, (MP3, WAVE, AIFF)) or isinstance(f.tags, ID3):
+        kind = "id3"
+    else:
+        raise ValueError(f"{path}: writing tags into {type(f).__name__} files is not supported")
+    if f.tags is None:
+        f.add_tags()
+    return f, kind
+
+
+def _current_tags(f, kind: str) -> tuple[str | None, str | None]:
+    tags = f.tags
+    if kind == "id3":
+        genre = tags.get("TCON")
+        comment = tags.get("COMM:HouseX:eng")
+        return (str(genre.text[0]) if genre and genre.text else None,
+                str(comment.text[0]) if comment and comment.text else None)
+    key_genre, key_comment = ("\xa9gen", "\xa9cmt") if kind == "mp4" else ("GENRE", "COMMENT")
+    genres = tags.get(key_genre) or []
+    ours = [c for c in (tags.get(key_comment) or []) if str(c).startswith(COMMENT_PREFIX)]
+    return (str(genres[0]) if genres else None, str(ours[0]) if ours else None)
+
+
+def _set_tags(f, kind: str, genre: str, comment: str) -> None:
+    tags = f.tags
+    if kind == "id3":
+        from mutagen.id3 import COMM, TCON
+
+        tags.setall("TCON", [TCON(encoding=3, text=[genre])])
+        tags.setall("COMM:HouseX:eng", [COMM(encoding=3, lang="eng", desc="HouseX", text=[comment])])
+        return
+    key_genre, key_comment = ("\xa9gen", "\xa9cmt") if kind == "mp4" else ("GENRE", "COMMENT")
+    others = [c for c in (tags.get(key_comment) or []) if not str(c).startswith(COMMENT_PREFIX)]
+    tags[key_genre] = [genre]
+    tags[key_comment] = others + [comment]  # a user's own comments are kept
+
+
+def write_tags(rows: Sequence[dict], *, apply: bool, version: str, log=print) -> list[str]:
+    """Write (``apply``) or list (dry run) the GENRE tag and the HouseX comment of each tagged row.
+
+    Files whose tags already say the same are not touched.  Returns one line per change; a file
+    whose tags cannot be written is reported, not fatal.
+    """
+    changes = []
+    for row in rows:
+        if row["error"] or row["genre"] is None:
+            continue
+        path = row["path"]
+        try:
+            f, kind = _open_tags(path)
+            old_genre, old_comment = _current_tags(f, kind)
+            comment = tag_comment(row, version)
+            if (old_genre, old_comment) == (row["genre"], comment):
+                continue
+            line = f"{path}: GENRE {old_genre!r} -> {row['genre']!r}; comment -> {comment!r}"
+            if apply:
+                _set_tags(f, kind, row["genre"], comment)
+                f.save()
+            changes.append(line)
+            log(("" if apply else "would change ") + line)
+        except Exception as e:  # noqa: BLE001  one unwritable file must not stop the others
+            msg = f"{path}: cannot write tags ({type(e).__name__}: {e})"
+            changes.append(msg)
+            log(msg)
+    return changes
+
+
+# --------------------------------------------------------------------------------------------
+# `accelerate launch -m housex.tag ...`
+# --------------------------------------------------------------------------------------------
+
+
+def build_parser():
+    """The parser of ``python -m housex.tag``: the arguments of ``housex tag``."""
+    import argparse
+
+    from .commands import tag as command
+
+    parser = argparse.ArgumentParser(prog="housex.tag", description=command.HELP)
+    command.add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m housex.tag`` / ``accelerate launch -m housex.tag``: the
+    arguments of ``housex tag``; with several processes each tags its share of the files."""
+    from accelerate import PartialState
+
+    from .commands import tag as command
+
+    args = build_parser().parse_args(argv)
+    use_gpu = bool(args.device) and str(args.device).startswith("cuda")
+    state = PartialState(cpu=not use_gpu)
+    if use_gpu:
+        args.device = str(state.device)
+    try:
+        return command.run(args, state=state if state.num_processes > 1 else None)
+    except KeyboardInterrupt:
+        print("interrupted: the rows done so far are in the output; rerun to finish", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
