@@ -19,6 +19,7 @@ COMMANDS = {
     "plot": "plot",
     "grid": "grid",
     "probe": "probe",
+    "baseline": "baseline",
     "demo": "demo",
 }
 
