@@ -138,9 +138,14 @@ def load_processor(model: str, *, trust_remote_code: bool = False):
     """The model's processor, checked for an audio feature extractor and a chat template."""
     from transformers import AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code)
-    if getattr(processor, "feature_extractor", None) is None:
-        raise ValueError(f"--model {model}: its processor ({type(processor).__name__}) has no audio feature extractor")
+    return check_processor(AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code), model)
+
+
+def check_processor(processor, model: str):
+    """``processor`` if it takes audio and has a chat template (set to pad on the left), else a one-line error."""
+    if getattr(processor, "feature_extractor", None) is None or getattr(processor, "tokenizer", None) is None:
+        raise ValueError(f"--model {model}: its processor ({type(processor).__name__}) lacks an audio feature "
+                         "extractor or a tokenizer")
     if not getattr(processor, "chat_template", None):
         raise ValueError(f"--model {model}: its processor has no chat template (chat_template.jinja)")
     processor.tokenizer.padding_side = "left"  # decoder-only generation pads on the left

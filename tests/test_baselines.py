@@ -1,0 +1,299 @@
+"""Baselines under the HouseX protocol: zero-shot CLAP, the MLLM harness, the Table-3 table.
+
+Every model here is a tiny random one built from transformers config classes with a tiny
+byte-level tokenizer (nothing is downloaded); the dataset is the trainer tests' tiny release
+(24 sine tracks, 2 s clips).  The answers of a random chat model are garbage, which exercises the
+parser's UNPARSED path, resume and the metrics.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+from test_trainer import SEED, make_tiny_release
+
+from bench.bench_baselines import chat_tokenizer
+from housex.cli import main as housex
+from housex.dataset_script.genres import GENRES
+from housex.trainer.baselines import mllm
+from housex.trainer.baselines.common import METRIC_FILE, load_clips
+from housex.trainer.baselines.zero_shot import DEFAULT_TEMPLATE, candidate_texts
+
+SR = 16000
+
+
+# --------------------------------------------------------------------------------------------
+# tiny data and models
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def clips_dir(tmp_path_factory) -> Path:
+    """The tiny release exported with the clips config (2 s clips), and a tracks-only export beside it."""
+    from housex.dataset_script.export import export_dataset
+
+    root = tmp_path_factory.mktemp("baselines")
+    release = make_tiny_release(root / "release")
+    export_dataset([release], root / "clips", configs=("clips",), seed=SEED, clip_seconds=2.0, clips_per_section=2,
+                   progress=False)
+    export_dataset([release], root / "tracks", configs=("tracks",), seed=SEED, clip_seconds=2.0, progress=False)
+    return root / "clips"
+
+
+def roberta_tokenizer():
+    from tokenizers.pre_tokenizers import ByteLevel
+    from transformers import RobertaTokenizer
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    return RobertaTokenizer(vocab={t: i for i, t in enumerate(specials + sorted(ByteLevel.alphabet()))}, merges=[])
+
+
+@pytest.fixture(scope="session")
+def tiny_clap(tmp_path_factory) -> Path:
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, ClapProcessor
+
+    folder = tmp_path_factory.mktemp("clap")
+    tokenizer = roberta_tokenizer()
+    torch.manual_seed(SEED)
+    config = ClapConfig(
+        text_config=dict(vocab_size=len(tokenizer), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32, max_position_embeddings=128, projection_dim=8),
+        audio_config=dict(hidden_size=16, depths=[1, 1], num_attention_heads=[1, 2], window_size=4, spec_size=64,
+                          num_mel_bins=16, patch_embeds_hidden_size=8, patch_size=4, patch_stride=[4, 4],
+                          enable_fusion=False, projection_dim=8),
+        projection_dim=8,
+    )
+    ClapModel(config).save_pretrained(folder)
+    extractor = ClapFeatureExtractor(feature_size=16, sampling_rate=SR, hop_length=160, max_length_s=2,
+                                     fft_window_size=400, frequency_max=8000, truncation="rand_trunc")
+    ClapProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(folder)
+    return folder
+
+
+def qwen2_audio_processor():
+    from transformers import Qwen2AudioProcessor, WhisperFeatureExtractor
+
+    # 2 s windows: the encoder then needs 2 * max_source_positions = 200 mel frames.
+    extractor = WhisperFeatureExtractor(feature_size=16, sampling_rate=SR, hop_length=160, chunk_length=2, n_fft=400)
+    return Qwen2AudioProcessor(feature_extractor=extractor, tokenizer=chat_tokenizer())
+
+
+def text_config(vocab_size: int) -> dict:
+    return dict(model_type="qwen2", vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512)
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_audio(tmp_path_factory) -> Path:
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    folder = tmp_path_factory.mktemp("qwen2-audio")
+    processor = qwen2_audio_processor()
+    tok = processor.tokenizer
+    config = Qwen2AudioConfig(
+        audio_config=dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
+                          max_source_positions=processor.feature_extractor.nb_max_frames // 2),
+        text_config=text_config(len(tok)),
+        audio_token_index=tok.convert_tokens_to_ids("<|AUDIO|>"),
+    )
+    torch.manual_seed(SEED)
+    model = Qwen2AudioForConditionalGeneration(config)
+    model.generation_config.pad_token_id = tok.pad_token_id
+    model.generation_config.eos_token_id = tok.eos_token_id
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_text_lm(tmp_path_factory) -> Path:
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    folder = tmp_path_factory.mktemp("text-lm")
+    tok = chat_tokenizer()
+    kwargs = text_config(len(tok))
+    kwargs.pop("model_type")
+    torch.manual_seed(SEED)
+    Qwen2ForCausalLM(Qwen2Config(**kwargs)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+# --------------------------------------------------------------------------------------------
+# zero-shot CLAP
+# --------------------------------------------------------------------------------------------
+
+
+def test_zero_shot_clap_matches_the_transformers_pipeline_through_the_same_metric(clips_dir, tiny_clap, tmp_path, capsys):
+    from transformers import pipeline
+
+    out = tmp_path / "zs"
+    assert housex(["baseline", "zero-shot", "--model", str(tiny_clap), "--dataset", str(clips_dir), "--out", str(out),
+                   "--batch-size", "3", "--device", "cpu"]) == 0
+    assert "zero-shot CLAP" in capsys.readouterr().out
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["baseline"] == "zero-shot" and record["candidate_texts"] == [DEFAULT_TEMPLATE.replace("{}", g) for g in GENRES]
+
+    # Independent path: the zero-shot-audio-classification pipeline, one clip at a time.
+    clf = pipeline("zero-shot-audio-classification", model=str(tiny_clap), device="cpu")
+    clips = load_clips(clips_dir, "validation", sampling_rate=SR)
+    probs = np.zeros((len(clips), len(GENRES)))
+    for i in range(len(clips)):
+        for hit in clf(clips.audio(i), candidate_labels=list(GENRES), hypothesis_template=DEFAULT_TEMPLATE):
+            probs[i, GENRES.index(hit["label"])] = hit["score"]
+    want = evaluate.load(str(METRIC_FILE)).compute(predictions=probs, references=clips.soft_labels, prediction_type="probs")
+    assert record["num_clips"] == len(clips) == want["num_examples"]
+    for key in ("accuracy", "f1_weighted", "top2_accuracy"):
+        assert record[key] == pytest.approx(want[key], abs=1e-9), key
+    for key in ("kl_divergence", "ece"):
+        assert record[key] == pytest.approx(want[key], abs=1e-4), key
+
+
+def test_zero_shot_candidate_texts_and_bad_input(clips_dir, tiny_clap, tiny_qwen2_audio, capsys):
+    texts = candidate_texts("{} track", descriptions=True)
+    assert len(texts) == 8 and texts[3].startswith("Tech House (minimal and percussive") and texts[3].endswith(") track")
+    cases = [
+        (["--model", str(tiny_clap), "--dataset", str(clips_dir), "--template", "a house track"], "needs a {}"),
+        (["--model", str(tiny_qwen2_audio), "--dataset", str(clips_dir)], "is not a CLAP model"),
+        (["--model", str(tiny_clap), "--dataset", str(clips_dir.parent / "tracks")], "has no 'clips' config"),
+        (["--model", str(tiny_clap), "--dataset", str(clips_dir.parent / "missing")], "not found"),
+    ]
+    for argv, message in cases:
+        assert housex(["baseline", "zero-shot", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+# --------------------------------------------------------------------------------------------
+# MLLM harness: prompt and parser
+# --------------------------------------------------------------------------------------------
+
+
+def test_prompt_lists_the_genres_in_canonical_order_and_is_shown_without_a_model(capsys):
+    prompt = mllm.load_prompt()
+    numbered = [line for line in prompt.splitlines() if line[:1].isdigit()]
+    assert numbered == [f"{i}. {g}" for i, g in enumerate(GENRES, 1)]
+    assert "number" in prompt.splitlines()[-1].lower()
+    for g in GENRES:  # a reference note for every genre
+        assert f"- {g} (usually" in prompt
+    assert housex(["baseline", "mllm", "--show-prompt"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"# prompt mllm_v1 (sha256 {mllm.prompt_hash(prompt)})") and prompt in shown
+    with pytest.raises(FileNotFoundError, match="prompt version 'mllm_v0'"):
+        mllm.load_prompt("mllm_v0")
+
+
+@pytest.mark.parametrize("answer, genre", [
+    ("3", "Bass House"),
+    ("5.", "Deep House"),
+    ("Answer: 8", "Slap House"),
+    ("The genre is number 2 (Future House).", "Future House"),
+    ("6. Bigroom", "Bigroom"),
+    ("It sounds like Deep House at 120 BPM.", "Deep House"),
+    ("A 128 bpm techno groove", "Tech House"),
+    ("This is Future Bounce.", "Future House"),
+    ("brazilian bass", "Slap House"),
+    ("BIG ROOM", "Bigroom"),
+    ("big-room house with a huge kick", "Bigroom"),
+    ("Genre: slap-house", "Slap House"),
+    ("future rave", "Future Rave"),
+    ("Progressive House or Future House?", "Progressive House"),
+    ("7.5 seconds of tech house", "Tech House"),
+    ("9", None),
+    ("0", None),
+    ("I cannot determine the genre from this clip.", None),
+    ("House music", None),
+    ("", None),
+])
+def test_parse_answer_on_real_looking_answers(answer, genre):
+    got = mllm.parse_answer(answer)
+    assert (None if got is None else GENRES[got]) == genre
+
+
+def test_unparsed_answers_count_as_wrong_and_intersect_rate_reads_the_soft_label():
+    soft = np.zeros((6, 8))
+    soft[[0, 1, 2, 3, 4, 5], [0, 0, 3, 3, 5, 7]] = 1.0
+    soft[2] = [0, 0, 0, 0.75, 0.25, 0, 0, 0]  # Tech 0.75 / Deep 0.25
+    preds = [0, None, 4, 3, None, 7]
+    scores = mllm.answer_scores(preds, soft)
+    y_true = [0, 0, 3, 3, 5, 7]
+    y_pred = [-1 if p is None else p for p in preds]  # -1: a miss for its target, no class's prediction
+    p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=range(8), average="weighted", zero_division=0)
+    assert scores["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred)) == pytest.approx(3 / 6)
+    assert (scores["precision_weighted"], scores["recall_weighted"], scores["f1_weighted"]) == pytest.approx((p, r, f))
+    assert scores["num_unparsed"] == 2 and scores["unparsed_rate"] == pytest.approx(2 / 6)
+    assert scores["intersect_rate"] == pytest.approx(4 / 6)  # clip 2's Deep House answer has weight 0.25 > 0
+    assert [row[8] for row in scores["confusion_matrix"]] == [1, 0, 0, 0, 0, 1, 0, 0]  # the unparsed column
+
+
+# --------------------------------------------------------------------------------------------
+# MLLM harness end to end with a tiny random Qwen2-Audio
+# --------------------------------------------------------------------------------------------
+
+
+def _answers(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "answers.jsonl").read_text().splitlines()]
+
+
+def test_mllm_tiny_qwen2_audio_end_to_end_resumes_and_refuses_to_mix(clips_dir, tiny_qwen2_audio, tmp_path, capsys):
+    out = tmp_path / "mllm"
+    argv = ["baseline", "mllm", "--model", str(tiny_qwen2_audio), "--dataset", str(clips_dir), "--out", str(out),
+            "--batch-size", "4", "--max-new-tokens", "2", "--device", "cpu", "--clip-seconds", "1.5"]
+    assert housex(argv) == 0
+    assert "unparsed" in capsys.readouterr().out
+    rows = _answers(out)
+    record = json.loads((out / "metrics.json").read_text())
+    clips = load_clips(clips_dir, "validation", sampling_rate=SR)
+    assert [r["clip_id"] for r in rows] == clips.ids and record["num_asked"] == len(clips)
+    assert {r["prompt_hash"] for r in rows} == {mllm.prompt_hash(mllm.load_prompt())}
+    parsed = [mllm.parse_answer(r["raw_answer"]) for r in rows]
+    assert [r["parsed"] for r in rows] == ["UNPARSED" if p is None else GENRES[p] for p in parsed]
+    assert record["num_unparsed"] == sum(p is None for p in parsed) > 0  # garbage answers: some are unparsed
+    assert record["accuracy"] == pytest.approx(np.mean([r["parsed"] == r["label"] for r in rows]))
+    assert record["intersect_rate"] == pytest.approx(
+        np.mean([r["parsed"] in GENRES and r["soft_label"][GENRES.index(r["parsed"])] > 0 for r in rows]))
+
+    # Resume: a run stopped after 7 answers asks only the other 3 and scores all 10.
+    lines = (out / "answers.jsonl").read_text().splitlines(keepends=True)
+    (out / "answers.jsonl").write_text("".join(lines[:7]))
+    assert housex(argv) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["num_asked"] == len(clips) - 7 and [r["clip_id"] for r in _answers(out)] == clips.ids
+    assert housex(argv) == 0 and json.loads((out / "metrics.json").read_text())["num_asked"] == 0
+
+    # answers.jsonl of another model or prompt version: refused, never mixed.
+    capsys.readouterr()
+    good = _answers(out)
+    for key, value in (("model", "Qwen/Qwen2-Audio-7B-Instruct"), ("prompt_version", "mllm_v0")):
+        bad = [dict(r) for r in good]
+        bad[0][key] = value
+        (out / "answers.jsonl").write_text("".join(json.dumps(r) + "\n" for r in bad))
+        assert housex(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert f"answers.jsonl:1: written with {key} {value!r}" in err and len(err.splitlines()) == 1, err
+
+
+def test_mllm_refuses_models_that_cannot_hear_or_chat(clips_dir, tiny_clap, tiny_text_lm, tiny_qwen2_audio, tmp_path, capsys):
+    def fails(model, message, dataset=clips_dir):
+        argv = ["baseline", "mllm", "--model", str(model), "--dataset", str(dataset), "--out", str(tmp_path / "x")]
+        assert housex(argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+    fails(tiny_text_lm, "model_type 'qwen2' is a text-only language model (no audio input)")
+    fails(tiny_clap, "model_type 'clap' is not an audio-text chat model")
+    fails(tmp_path / "nowhere", "not a transformers model folder or Hub id")
+    fails(tiny_qwen2_audio, "has no 'clips' config", dataset=clips_dir.parent / "tracks")
+    assert housex(["baseline", "mllm", "--model", str(tiny_qwen2_audio), "--dataset", str(clips_dir)]) == 2
+    assert "--out required" in capsys.readouterr().err
+
+    processor = qwen2_audio_processor()
+    processor.chat_template = None
+    with pytest.raises(ValueError, match=r"^--model m: its processor has no chat template"):
+        mllm.check_processor(processor, "m")
