@@ -20,6 +20,7 @@ COMMANDS = {
     "grid": "grid",
     "probe": "probe",
     "baseline": "baseline",
+    "table": "table",
     "demo": "demo",
 }
 
