@@ -21,8 +21,9 @@ ANSWERS = ["3", "Answer: 5.", "The genre is Deep House.", "techno", "I think it 
 AUDIO_TOKENS = ["<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 
 
-def chat_tokenizer():
-    """A byte-level fast tokenizer (every byte one token, no merges) with Qwen's chat and audio tokens."""
+def chat_tokenizer(extra_special_tokens: dict[str, str] | None = None):
+    """A byte-level fast tokenizer (every byte one token, no merges) with Qwen's chat and audio tokens
+    (``extra_special_tokens``: named ones such as ``{"image_token": "<|IMAGE|>"}``, as Qwen2.5-Omni reads)."""
     from tokenizers import Tokenizer, decoders, models
     from tokenizers.pre_tokenizers import ByteLevel
     from transformers import PreTrainedTokenizerFast
@@ -32,8 +33,10 @@ def chat_tokenizer():
     backend.pre_tokenizer = ByteLevel(add_prefix_space=False)
     backend.decoder = decoders.ByteLevel()
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", *AUDIO_TOKENS]
+    named = dict(extra_special_tokens or {})
+    specials += [t for t in named.values() if t not in specials]
     return PreTrainedTokenizerFast(tokenizer_object=backend, eos_token="<|im_end|>", pad_token="<|endoftext|>",
-                                   additional_special_tokens=specials)
+                                   additional_special_tokens=specials, **({"extra_special_tokens": named} if named else {}))
 
 
 def main() -> None:

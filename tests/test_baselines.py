@@ -111,6 +111,43 @@ def tiny_qwen2_audio(tmp_path_factory) -> Path:
     return folder
 
 
+OMNI_TOKENS = {"image_token": "<|IMAGE|>", "audio_token": "<|AUDIO|>", "video_token": "<|VIDEO|>",
+               "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
+               "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>"}
+
+
+@pytest.fixture(scope="session")
+def tiny_qwen2_5_omni(tmp_path_factory) -> Path:
+    """A text-only Qwen2.5-Omni (no talker): tiny thinker with audio, vision and text towers."""
+    from transformers import (Qwen2_5OmniConfig, Qwen2_5OmniForConditionalGeneration, Qwen2_5OmniProcessor,
+                              Qwen2VLImageProcessor, Qwen2VLVideoProcessor)
+
+    folder = tmp_path_factory.mktemp("qwen2.5-omni")
+    tok = chat_tokenizer(OMNI_TOKENS)
+    audio_only = qwen2_audio_processor()
+    processor = Qwen2_5OmniProcessor(image_processor=Qwen2VLImageProcessor(), video_processor=Qwen2VLVideoProcessor(),
+                                     feature_extractor=audio_only.feature_extractor, tokenizer=tok,
+                                     chat_template=audio_only.chat_template)
+    ids = {f"{k.removesuffix('_token')}_token_index": tok.convert_tokens_to_ids(v)
+           for k, v in OMNI_TOKENS.items() if k in ("image_token", "audio_token", "video_token")}
+    ids.update({f"{name}_token_id": tok.convert_tokens_to_ids(OMNI_TOKENS[f"{bos}_token"])
+                for name, bos in (("audio_start", "audio_bos"), ("audio_end", "audio_eos"),
+                                  ("vision_start", "vision_bos"), ("vision_end", "vision_eos"))})
+    text = text_config(len(tok))
+    text.pop("model_type")
+    text["rope_parameters"] = {"rope_type": "default", "mrope_section": [1, 1, 2], "rope_theta": 10000.0}
+    thinker = dict(
+        audio_config=dict(num_mel_bins=16, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=32, d_model=16,
+                          max_source_positions=processor.feature_extractor.nb_max_frames // 2, n_window=50, output_dim=16),
+        vision_config=dict(depth=1, hidden_size=16, intermediate_size=32, num_heads=2, out_hidden_size=16,
+                           fullatt_block_indexes=[0]),
+        text_config=text, **ids)
+    torch.manual_seed(SEED)
+    Qwen2_5OmniForConditionalGeneration(Qwen2_5OmniConfig(thinker_config=thinker, enable_audio_output=False)).save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def tiny_text_lm(tmp_path_factory) -> Path:
     from transformers import Qwen2Config, Qwen2ForCausalLM
@@ -277,6 +314,15 @@ def test_mllm_tiny_qwen2_audio_end_to_end_resumes_and_refuses_to_mix(clips_dir, 
         assert housex(argv) == 2
         err = capsys.readouterr().err.strip()
         assert f"answers.jsonl:1: written with {key} {value!r}" in err and len(err.splitlines()) == 1, err
+
+
+def test_mllm_tiny_qwen2_5_omni_answers_through_its_thinker(clips_dir, tiny_qwen2_5_omni, tmp_path):
+    out = tmp_path / "omni"
+    assert housex(["baseline", "mllm", "--model", str(tiny_qwen2_5_omni), "--dataset", str(clips_dir), "--out", str(out),
+                   "--batch-size", "5", "--max-new-tokens", "2", "--device", "cpu"]) == 0
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["model_type"] == "qwen2_5_omni" and record["num_asked"] == record["num_clips"] == len(_answers(out))
+    assert record["num_unparsed"] == sum(r["parsed"] == "UNPARSED" for r in _answers(out))
 
 
 def test_mllm_refuses_models_that_cannot_hear_or_chat(clips_dir, tiny_clap, tiny_text_lm, tiny_qwen2_audio, tmp_path, capsys):

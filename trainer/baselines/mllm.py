@@ -81,33 +81,26 @@ def parse_answer(text: str) -> int | None:
 
 @dataclass(frozen=True)
 class ChatFamily:
-    """How one family of audio-text chat models is loaded, asked and read."""
+    """How one family of audio-text chat models is loaded and asked: the class that generates text."""
 
     model_class: str  # transformers class name
-    generate_prefix: str = ""  # Qwen2.5-Omni passes text-generation options as thinker_*
     generate_kwargs: Mapping = field(default_factory=dict)
-    after_load: str | None = None  # a model method called once after loading (e.g. drop a speech head)
 
     def load(self, model: str, *, dtype, device: str, trust_remote_code: bool):
         import transformers
 
         cls = getattr(transformers, self.model_class)
-        loaded = cls.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code)
-        if self.after_load:
-            getattr(loaded, self.after_load)()
-        return loaded.to(device).eval()
+        return cls.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code).to(device).eval()
 
     def generate(self, model, inputs, max_new_tokens: int):
-        p = self.generate_prefix
-        out = model.generate(**inputs, **{f"{p}max_new_tokens": max_new_tokens, f"{p}do_sample": False},
-                             **self.generate_kwargs)
+        out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **self.generate_kwargs)
         return getattr(out, "sequences", out)
 
 
 FAMILIES: dict[str, ChatFamily] = {
     "qwen2_audio": ChatFamily("Qwen2AudioForConditionalGeneration"),
-    "qwen2_5_omni": ChatFamily("Qwen2_5OmniForConditionalGeneration", generate_prefix="thinker_",
-                               generate_kwargs={"generation_mode": "text"}, after_load="disable_talker"),
+    # The thinker alone (it loads from the full checkpoint): text answers, no speech head, no speaker file.
+    "qwen2_5_omni": ChatFamily("Qwen2_5OmniThinkerForConditionalGeneration"),
 }
 # Models outside transformers that ship their own code, a processor and a chat template.
 REMOTE_CODE = ChatFamily("AutoModelForCausalLM")
