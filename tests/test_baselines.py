@@ -343,3 +343,140 @@ def test_mllm_refuses_models_that_cannot_hear_or_chat(clips_dir, tiny_clap, tiny
     processor.chat_template = None
     with pytest.raises(ValueError, match=r"^--model m: its processor has no chat template"):
         mllm.check_processor(processor, "m")
+
+
+# --------------------------------------------------------------------------------------------
+# Peer models: any transformers audio classifier in our Trainer
+# --------------------------------------------------------------------------------------------
+
+PEER_TRAINING = {
+    "optim": "adamw_torch", "learning_rate": 1e-3, "weight_decay": 0.0, "per_device_train_batch_size": 4,
+    "per_device_eval_batch_size": 8, "max_steps": 3, "eval_strategy": "no", "save_strategy": "no", "logging_steps": 1,
+    "report_to": "none", "use_cpu": True, "dataloader_num_workers": 0, "seed": SEED, "do_train": True, "do_eval": True,
+}
+
+
+def train_peer(clips_dir: Path, out: Path, **args) -> dict:
+    from housex.trainer.train import main, parse_args
+
+    model_args, data_args, training_args = parse_args(
+        [], **PEER_TRAINING, dataset_name=str(clips_dir), output_dir=str(out), **args)
+    return main(model_args, data_args, training_args)
+
+
+@pytest.fixture(scope="session")
+def tiny_ast_config(tmp_path_factory) -> Path:
+    """A config-only folder (config.json + preprocessor_config.json) of a tiny AST: --config_name."""
+    from transformers import ASTConfig, ASTFeatureExtractor
+
+    folder = tmp_path_factory.mktemp("ast-config")
+    ASTConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, num_mel_bins=16,
+              max_length=64).save_pretrained(folder)
+    ASTFeatureExtractor(num_mel_bins=16, max_length=64, sampling_rate=SR).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_wav2vec2(tmp_path_factory) -> Path:
+    """A "pretrained" tiny wav2vec2 classifier with a 2-class head and an 8 kHz extractor."""
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    folder = tmp_path_factory.mktemp("wav2vec2")
+    config = Wav2Vec2Config(hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32,
+                            conv_dim=(8, 8), conv_stride=(5, 4), conv_kernel=(10, 8), num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, classifier_proj_size=8, num_labels=2)
+    torch.manual_seed(SEED)
+    Wav2Vec2ForSequenceClassification(config).save_pretrained(folder)
+    Wav2Vec2FeatureExtractor(sampling_rate=8000, feature_size=1, return_attention_mask=True).save_pretrained(folder)
+    return folder
+
+
+def _pipeline_labels(folder: Path, clip: np.ndarray, sampling_rate: int) -> list[dict]:
+    from transformers import pipeline
+
+    clf = pipeline("audio-classification", model=str(folder), device="cpu")  # no remote code: a stock model
+    return clf({"raw": clip, "sampling_rate": sampling_rate}, top_k=len(GENRES))
+
+
+def test_peer_ast_from_a_config_trains_with_our_labels_loss_metric_and_card(clips_dir, tiny_ast_config, tmp_path):
+    out = tmp_path / "ast"
+    metrics = train_peer(clips_dir, out, config_name=str(tiny_ast_config), class_weights=True)
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "audio-spectrogram-transformer"
+    assert list(config["id2label"].values()) == list(GENRES) and len(config["class_weights"]) == len(GENRES)
+    assert metrics["config_name"] == str(tiny_ast_config) and metrics["num_eval_clips"] > 0
+    saved = json.loads((out / "metrics.json").read_text())
+    for key in ("accuracy", "f1_weighted", "top2_accuracy", "kl_divergence", "ece"):
+        assert isinstance(saved[key], float), key
+    card = (out / "README.md").read_text()
+    assert "`audio-spectrogram-transformer` audio classifier" in card and "random init from the config" in card
+    clips = load_clips(clips_dir, "validation", sampling_rate=SR)
+    preds = _pipeline_labels(out, clips.audio(0), SR)
+    assert {p["label"] for p in preds} == set(GENRES) and sum(p["score"] for p in preds) == pytest.approx(1.0, abs=1e-4)
+
+
+def test_peer_wav2vec2_pretrained_head_replaced_resampled_cut_and_encoder_frozen(clips_dir, tiny_wav2vec2, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "w2v"
+    train_peer(clips_dir, out, model_name_or_path=str(tiny_wav2vec2), label_mode="sharpen", max_length_seconds=1.5,
+               freeze_feature_encoder=True)
+    before, after = load_file(tiny_wav2vec2 / "model.safetensors"), load_file(out / "model.safetensors")
+    conv = [k for k in before if k.startswith("wav2vec2.feature_extractor.")]
+    assert conv and all(torch.equal(before[k], after[k]) for k in conv)  # frozen
+    assert not torch.equal(before["wav2vec2.encoder.layers.0.attention.q_proj.weight"],
+                           after["wav2vec2.encoder.layers.0.attention.q_proj.weight"])  # trained
+    assert after["classifier.weight"].shape[0] == len(GENRES)  # the 2-class head was replaced
+    clip = load_clips(clips_dir, "validation", sampling_rate=8000).audio(0)
+    assert {p["label"] for p in _pipeline_labels(out, clip, 8000)} == set(GENRES)
+
+
+def test_peer_transform_resamples_to_the_extractor_rate_and_cuts_clips(clips_dir, tiny_wav2vec2):
+    import datasets
+    from transformers import AutoFeatureExtractor
+
+    from housex.trainer.train import make_transform
+
+    fe = AutoFeatureExtractor.from_pretrained(tiny_wav2vec2)
+    ds = datasets.load_dataset(str(clips_dir), "clips", split="validation")
+    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=fe.sampling_rate)).select(range(2))
+    for seconds, samples in ((None, 16000), (1.5, 12000)):  # 2 s clips at 8 kHz
+        transform = make_transform(fe, audio_column="audio", label_column="soft_label", label_mode="soft",
+                                   max_length_seconds=seconds)
+        batch = transform(ds[:2])
+        assert [len(x) for x in batch["input_values"]] == [samples, samples]
+        assert np.asarray(batch["labels"]).shape == (2, len(GENRES))
+
+
+def test_peer_loss_is_the_soft_label_cross_entropy_from_the_logits(tiny_wav2vec2):
+    from transformers import AutoConfig, Wav2Vec2ForSequenceClassification
+
+    from housex.trainer.peer_models import soft_label_loss
+
+    config = AutoConfig.from_pretrained(tiny_wav2vec2, num_labels=len(GENRES))
+    config.class_weights = None
+    model = Wav2Vec2ForSequenceClassification(config)
+    logits = torch.tensor([[2.0, 0, 0, 0, 0, 0, 0, 1.0], [0, 0, 0, 3.0, 1.0, 0, 0, 0]])
+    soft = torch.tensor([[0.75, 0, 0, 0, 0, 0, 0, 0.25], [0, 0, 0, 0.5, 0.5, 0, 0, 0]])
+    want = -(soft * torch.log_softmax(logits, -1)).sum(-1).mean()
+    assert soft_label_loss(model, logits, soft) == pytest.approx(float(want), abs=1e-6)
+    hard = torch.tensor([0, 4])
+    assert soft_label_loss(model, logits, hard) == pytest.approx(float(torch.nn.functional.cross_entropy(logits, hard)))
+    config.class_weights = [1.0, 0, 0, 0, 3.0, 0, 0, 1.0]
+    w = torch.tensor(config.class_weights)  # as for HouseX: weighted terms, mean over the batch
+    per_clip = torch.nn.functional.cross_entropy(logits, hard, reduction="none")
+    assert soft_label_loss(model, logits, hard) == pytest.approx(float((w[hard] * per_clip).mean()), abs=1e-6)
+
+
+def test_peer_bad_input_is_one_line(clips_dir, tiny_ast_config, tiny_wav2vec2, tiny_text_lm, tmp_path):
+    cases = [
+        ({"config_name": str(tiny_ast_config), "model_name_or_path": str(tiny_wav2vec2)}, "not both"),
+        ({"config_name": str(tiny_text_lm)}, "model_type 'qwen2' has no audio-classification head"),
+        ({"config_name": str(tiny_ast_config), "precompute_features": True}, "--precompute_features works on HouseX"),
+        ({"config_name": str(tiny_ast_config), "freeze_feature_encoder": True}, "has no feature encoder to freeze"),
+        ({"model_name_or_path": str(tmp_path / "nowhere")}, "no config.json"),
+    ]
+    for args, message in cases:
+        with pytest.raises((ValueError, OSError)) as err:
+            train_peer(clips_dir, tmp_path / "bad", **args)
+        assert message in str(err.value) and len(str(err.value).splitlines()) == 1, str(err.value)

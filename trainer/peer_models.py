@@ -37,6 +37,17 @@ def model_type_of(name: str) -> str:
     return str(config.get("model_type", ""))
 
 
+def check_audio_classifier(source: str) -> str:
+    """``model_type`` of ``source`` if transformers has an audio-classification head for it, else a one-line error."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
+
+    kind = model_type_of(source)
+    if kind not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
+        raise ValueError(f"{source}: model_type {kind!r} has no audio-classification head "
+                         "(not an AutoModelForAudioClassification)")
+    return kind
+
+
 def is_peer(model_args) -> bool:
     """True for ``--config_name`` or a ``--model_name_or_path`` that is not a HouseX model."""
     if getattr(model_args, "config_name", None):
@@ -50,6 +61,14 @@ def source_of(model_args) -> str:
     return model_args.model_name_or_path or model_args.config_name
 
 
+def check_data_args(data_args, model_args) -> None:
+    """The HouseX-feature options that a peer model's own extractor cannot take: one-line errors."""
+    for flag in ("precompute_features", "feature_augment"):
+        if getattr(data_args, flag, False):
+            raise ValueError(f"--{flag} works on HouseX features only; {source_of(model_args)} uses its own "
+                             "feature extractor (use --augment for waveform augmentation)")
+
+
 def load_feature_extractor(model_args):
     """The peer model's own feature extractor (``preprocessor_config.json`` next to its config)."""
     from transformers import AutoFeatureExtractor
@@ -58,25 +77,22 @@ def load_feature_extractor(model_args):
     if ignored:
         logger.warning("%s is not a HouseX model: ignoring %s", source_of(model_args), ", ".join(ignored))
     source = source_of(model_args)
+    check_audio_classifier(source)
     try:
         return AutoFeatureExtractor.from_pretrained(source)
-    except (OSError, ValueError) as e:
-        raise FileNotFoundError(f"{source}: no audio feature extractor (preprocessor_config.json): "
-                                f"{str(e).splitlines()[0]}") from None
+    except (OSError, ValueError):
+        raise FileNotFoundError(f"{source}: no audio feature extractor (preprocessor_config.json)") from None
 
 
 def build_model(model_args, class_weights: list[float] | None):
     """``AutoModelForAudioClassification`` with our 8 genres as labels; weights from
     ``model_name_or_path`` (a head of another size is re-initialised) or random from ``config_name``."""
     from transformers import AutoConfig, AutoModelForAudioClassification
-    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
 
     source = source_of(model_args)
+    check_audio_classifier(source)
     labels = {"num_labels": len(GENRES), "id2label": dict(ID2LABEL), "label2id": dict(LABEL2ID)}
     config = AutoConfig.from_pretrained(source, **labels)
-    if config.model_type not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
-        raise ValueError(f"{source}: model_type {config.model_type!r} has no audio-classification head "
-                         "(not an AutoModelForAudioClassification)")
     config.class_weights = class_weights  # read by the soft-label loss, saved in config.json as for HouseX
     if model_args.model_name_or_path:
         model = AutoModelForAudioClassification.from_pretrained(source, config=config, ignore_mismatched_sizes=True)

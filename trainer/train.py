@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
+from . import peer_models
+
 logger = logging.getLogger("housex.trainer")
 
 METRIC_PATH = Path(__file__).resolve().parent / "housex_metric.py"
@@ -63,6 +65,9 @@ class DataTrainingArguments:
         metadata={"help": "Training targets: 'soft' (weights as is), 'sharpen' (class of the max weight, ties to the "
                   "last genre) or 'clean' (only clips whose track has one genre at weight 1). Validation always "
                   "keeps the soft labels; the metric sharpens them, so every mode is scored on the same clips."},
+    )
+    max_length_seconds: float | None = field(
+        default=None, metadata={"help": "Cut clips to this many seconds before the feature extractor (default: whole clip)."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate train (debugging, tests)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation (debugging, tests)."})
@@ -118,7 +123,19 @@ class ModelArguments:
     the loaded model).
     """
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Trained HouseX folder or Hub id."})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Trained HouseX folder or Hub id, or any AutoModelForAudioClassification (AST, wav2vec2, "
+                  "HuBERT, Whisper, ...) with its feature extractor: trained with our labels and loss."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Config (folder or Hub id, with its feature extractor) of any AutoModelForAudioClassification "
+                  "to train from random weights."},
+    )
+    freeze_feature_encoder: bool = field(
+        default=False, metadata={"help": "Freeze the convolutional feature encoder (wav2vec2, HuBERT, ...)."}
+    )
     backbone: str | None = field(default=None, metadata={"help": "torchvision model name, e.g. resnet18, resnet152."})
     backbone_pretrained: bool | None = field(default=None, metadata={"help": "Start from ImageNet weights."})
     backbone_weights_path: str | None = field(default=None, metadata={"help": "Local ImageNet weights file."})
@@ -470,16 +487,19 @@ def clip_keys(batch, audio_column: str) -> list[str]:
 
 
 def make_transform(feature_extractor, *, audio_column: str, label_column: str, label_mode: str | None,
-                   augmenter=None, augment_keys: bool = False):
+                   augmenter=None, augment_keys: bool = False, max_length_seconds: float | None = None):
     """``with_transform`` function: decoded audio -> ``input_features``; soft label -> ``labels``.
 
     ``label_mode=None`` keeps the soft label (validation).  Audio is decoded by ``datasets``
     (already resampled to the feature extractor's rate by ``cast_column``) and averaged to mono.
     ``augment_keys`` adds ``augment_key`` (CRC-32 of the clip key) for :class:`FeatureAugmentCollator`.
+    ``max_length_seconds`` keeps the first seconds of each clip.
     """
     import zlib
 
     sr = int(feature_extractor.sampling_rate)
+    input_name = feature_extractor.model_input_names[0]  # input_features (HouseX, AST...), input_values (wav2vec2)
+    max_samples = int(round(max_length_seconds * sr)) if max_length_seconds else None
 
     def transform(batch):
         waves = []
@@ -488,11 +508,13 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
             y = np.asarray(audio["array"], dtype=np.float32)
             if y.ndim == 2:  # (channels, samples) -> channel mean
                 y = y.mean(axis=0)
+            if max_samples is not None:
+                y = y[:max_samples]
             if augmenter is not None:
                 y = augmenter(y, sr, keys[i])
             waves.append(y)
         features = feature_extractor(waves, sampling_rate=sr, return_tensors="np")
-        out = {"input_features": list(features["input_features"])}
+        out = {input_name: list(features[input_name])}
         if "attention_mask" in features:
             out["attention_mask"] = list(features["attention_mask"])
         soft = np.asarray(batch[label_column], dtype=np.float64)
@@ -538,6 +560,9 @@ def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | No
     """From ``model_name_or_path`` or new; ``clip_seconds`` (the dataset's clip length) unless set."""
     from housex.modeling import HouseXFeatureExtractor
 
+    if peer_models.is_peer(model_args):
+        return peer_models.load_feature_extractor(model_args)
+
     overrides = model_args.feature_extractor_overrides()
     if clip_seconds is not None and not model_args.model_name_or_path:
         overrides.setdefault("clip_seconds", clip_seconds)
@@ -548,6 +573,9 @@ def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | No
 
 def build_model(model_args: ModelArguments, feature_extractor, class_weights: list[float] | None):
     from housex.modeling import HouseXConfig, HouseXForAudioClassification
+
+    if peer_models.is_peer(model_args):
+        return peer_models.build_model(model_args, class_weights)
 
     overrides = model_args.config_overrides()
     if model_args.model_name_or_path:
@@ -588,6 +616,10 @@ class HouseXTrainer(Trainer):
         folder = Path(output_dir if output_dir is not None else self.args.output_dir)
         (folder / "training_args.bin").unlink(missing_ok=True)
         (folder / "training_args.json").write_text(self.args.to_json_string() + "\n", encoding="utf-8")
+
+
+class PeerTrainer(peer_models.SoftLabelLossMixin, HouseXTrainer):
+    """``HouseXTrainer`` for any HF audio classifier: the HouseX soft-label loss from its logits."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -705,6 +737,9 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     if len(eval_ds) == 0:
         raise ValueError(f"dataset {source!r}: the {data_args.eval_split_name!r} split is empty")
 
+    peer = peer_models.is_peer(model_args)
+    if peer:
+        peer_models.check_data_args(data_args, model_args)
     feature_extractor = build_feature_extractor(model_args, clip_seconds_of(train_ds if len(train_ds) else eval_ds))
     audio_feature = datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate))
     train_ds = train_ds.cast_column(data_args.audio_column_name, audio_feature)
@@ -730,9 +765,11 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         callbacks.append(augment_epoch_callback(collator))
     train_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                      label_column=data_args.label_column_name, label_mode=data_args.label_mode,
-                                     augmenter=augmenter, augment_keys=data_args.feature_augment)
+                                     augmenter=augmenter, augment_keys=data_args.feature_augment,
+                                     max_length_seconds=data_args.max_length_seconds)
     eval_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
-                                    label_column=data_args.label_column_name, label_mode=None)
+                                    label_column=data_args.label_column_name, label_mode=None,
+                                    max_length_seconds=data_args.max_length_seconds)
     if data_args.precompute_features:
         with training_args.main_process_first(desc="computing features"):
             train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train",
@@ -768,7 +805,7 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         # The model also returns pooled embeddings and patch masks; only the logits are scored.
         return logits[0] if isinstance(logits, tuple) else logits
 
-    trainer = HouseXTrainer(
+    trainer = (PeerTrainer if peer else HouseXTrainer)(
         model=model,
         args=training_args,
         train_dataset=train_ds if training_args.do_train else None,
@@ -799,6 +836,8 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         "confusion_matrix": last_scores.get("confusion_matrix"),
         "labels": list(GENRES),
         "label_mode": data_args.label_mode,
+        "model_name_or_path": model_args.model_name_or_path,
+        "config_name": model_args.config_name,
         "dataset": source,
         "dataset_config": data_args.dataset_config_name,
         "synthetic_dataset": bool(synthetic),
