@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
-from test_trainer import SEED, make_tiny_release
+from test_trainer import SEED, _run, tiny  # noqa: F401  (tiny: the trainer tests' session fixture)
 
 from bench.bench_baselines import chat_tokenizer
 from housex.cli import main as housex
@@ -34,16 +34,15 @@ SR = 16000
 
 
 @pytest.fixture(scope="session")
-def clips_dir(tmp_path_factory) -> Path:
-    """The tiny release exported with the clips config (2 s clips), and a tracks-only export beside it."""
+def clips_dir(tiny) -> Path:
+    """The trainer tests' tiny release exported with the clips config (2 s clips), and a tracks-only
+    export of it in ``<clips_dir>/../tracks``."""
     from housex.dataset_script.export import export_dataset
 
-    root = tmp_path_factory.mktemp("baselines")
-    release = make_tiny_release(root / "release")
-    export_dataset([release], root / "clips", configs=("clips",), seed=SEED, clip_seconds=2.0, clips_per_section=2,
+    release, _, _, exported = tiny
+    export_dataset([release], exported.parent / "tracks", configs=("tracks",), seed=SEED, clip_seconds=2.0,
                    progress=False)
-    export_dataset([release], root / "tracks", configs=("tracks",), seed=SEED, clip_seconds=2.0, progress=False)
-    return root / "clips"
+    return exported
 
 
 def roberta_tokenizer():
@@ -480,3 +479,54 @@ def test_peer_bad_input_is_one_line(clips_dir, tiny_ast_config, tiny_wav2vec2, t
         with pytest.raises((ValueError, OSError)) as err:
             train_peer(clips_dir, tmp_path / "bad", **args)
         assert message in str(err.value) and len(str(err.value).splitlines()) == 1, str(err.value)
+
+
+# --------------------------------------------------------------------------------------------
+# The table: one row of every kind
+# --------------------------------------------------------------------------------------------
+
+
+def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir, tiny_ast_config, tiny_clap,
+                                                                 tiny_qwen2_audio, tmp_path, capsys):
+    from housex.trainer.grid import _scalars, _write_outputs
+
+    _, housex_config, _, _ = tiny
+    runs = tmp_path / "runs"
+    housex_run = runs / "housex-mel-soft"
+    metrics = _run(housex_config, "--output_dir", str(housex_run), "--dataset_name", str(clips_dir), release_dirs=None)
+    grid = runs / "grid"  # a grid folder whose one cell is that run
+    grid.mkdir()
+    _write_outputs(grid, [{"backbone": "shufflenet_v2_x0_5", "features": "mel", "labels": "soft",
+                           "output_dir": str(housex_run), "status": "trained", "metrics": _scalars(metrics)}], {})
+    train_peer(clips_dir, runs / "ast", config_name=str(tiny_ast_config))
+    assert housex(["probe", "--dataset", str(clips_dir), "--json", str(runs / "probe.json"), "--n-mels", "16"]) == 0
+    assert housex(["baseline", "zero-shot", "--model", str(tiny_clap), "--dataset", str(clips_dir),
+                   "--out", str(runs / "zero-shot"), "--device", "cpu"]) == 0
+    assert housex(["baseline", "mllm", "--model", str(tiny_qwen2_audio), "--dataset", str(clips_dir),
+                   "--out", str(runs / "mllm"), "--max-new-tokens", "2", "--device", "cpu"]) == 0
+    (runs / "still-training").mkdir()
+    capsys.readouterr()
+
+    sources = [runs / n for n in ("mllm", "zero-shot", "probe.json", "ast", "housex-mel-soft", "grid", "still-training")]
+    assert housex(["table", *map(str, sources), "--out", str(tmp_path / "table")]) == 0
+    shown = capsys.readouterr().out
+    print(shown)  # the tiny-settings Table 3 (pytest -s shows it)
+    table = json.loads((tmp_path / "table" / "table.json").read_text())
+    rows = table["rows"]
+    assert [r["kind"] for r in rows] == ["HouseX", "HouseX", "peer model", "linear probe", "zero-shot", "MLLM"]
+    assert table["pending"] == [str(runs / "still-training")] and "Pending (not finished yet)" in shown
+    house = rows[0]
+    assert (house["model"], house["features"], house["labels"]) == ("shufflenet_v2_x0_5", "mel", "soft")
+    assert house["f1_weighted"] == rows[1]["f1_weighted"] == metrics["f1_weighted"]
+    assert rows[2]["model"] == tiny_ast_config.name and rows[2]["labels"] == "soft"
+    mllm_metrics = json.loads((runs / "mllm" / "metrics.json").read_text())
+    assert rows[5]["num_unparsed"] == mllm_metrics["num_unparsed"] and rows[5]["top2_accuracy"] is None
+    md = (tmp_path / "table" / "table.md").read_text().splitlines()
+    body = [line for line in md if line.startswith("| ") and not line.startswith("| Model")]
+    assert len(body) == 6
+    cells = [c.strip() for c in body[0].strip("|").split("|")]
+    assert cells[7].strip("*") == f"{metrics['f1_weighted']:.3f}" and cells[9] == cells[10] == "—"  # no MLLM cells
+    assert body[5].split("|")[10].strip() == str(mllm_metrics["num_unparsed"])
+
+    assert housex(["table", str(tmp_path / "nothing-here")]) == 2
+    assert "no such run folder or result file" in capsys.readouterr().err
