@@ -90,7 +90,8 @@ def reference_classify(path: Path, model, fe, clips_per_section: int = 4, seed: 
 
 
 def main() -> None:
-    from housex.inference import classify_track, timeline
+    from housex.djset import timeline
+    from housex.inference import classify_track
 
     model, fe, what = demo_model()
     print(f"model: {what}; {sum(p.numel() for p in model.parameters()) / 1e6:.1f} M parameters, "

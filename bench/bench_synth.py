@@ -58,7 +58,8 @@ def _ks_lfilter(freq: float, n: int, sr: int, seed: int = 0) -> np.ndarray:
 
 
 def bench_render(n_tracks: int = 3) -> None:
-    from housex.dataset_script import dsp, synthetic
+    from housex.dataset_script import synthetic
+    from housex.dataset_script.synthetic import dsp
     from housex.dataset_script.genres import GENRES
 
     print("render time of a 120 s track (44.1 kHz stereo), one process")
@@ -124,7 +125,7 @@ def bench_probe(release: Path, work: Path, n_tracks: int) -> None:
     import datasets
 
     from housex.dataset_script.export import export_dataset
-    from housex.dataset_script.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe
 
     datasets.disable_progress_bars()
     out = work / f"{release.name}-clips"
@@ -202,7 +203,8 @@ def main() -> None:
                     probe_release.mkdir(parents=True)
                     for r in records[:n_probe]:
                         (probe_release / r["audio"]).symlink_to(release / r["audio"])
-                    from housex.dataset_script.labelstudio import make_task, write_export
+                    from housex.dataset_script.labelstudio import make_task
+                    from housex.dataset_script.release import write_export
 
                     write_export(probe_release / synthetic.EXPORT_NAME,
                                  (make_task(r["task_id"], r["audio"], [r["label"].get(g, 0.0) for g in _genres()])

@@ -2,7 +2,8 @@
 
 soundfile (libsndfile) reads WAV/FLAC/OGG/Opus/MP3 quickly; anything it refuses (m4a, aac, ...)
 goes through torchcodec's FFmpeg-backed ``AudioDecoder``.  Every failure is an
-:class:`AudioError` that names the file.
+:class:`AudioError` that names the file (a subclass for the kinds the
+dataset builder counts apart: :class:`EmptyAudioFile`, :class:`NonFiniteAudio`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ import soundfile as sf
 
 class AudioError(ValueError):
     """An audio file that cannot be used: missing, empty, corrupt, undecodable, or non-finite."""
+
+
+class EmptyAudioFile(AudioError):
+    """An audio file of 0 bytes."""
+
+
+class NonFiniteAudio(AudioError):
+    """Audio that holds NaN or infinite samples."""
 
 
 def _decode_with_torchcodec(path: Path) -> tuple[np.ndarray, int]:
@@ -36,7 +45,7 @@ def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[n
     if not path.is_file():
         raise AudioError(f"{path}: audio file not found")
     if path.stat().st_size == 0:
-        raise AudioError(f"{path}: audio file is empty (0 bytes)")
+        raise EmptyAudioFile(f"{path}: audio file is empty (0 bytes)")
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
         y = np.ascontiguousarray(data.T)
@@ -53,7 +62,7 @@ def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[n
         raise AudioError(f"{path}: invalid sampling rate {sr}")
     if check_finite and not np.isfinite(y).all():
         bad = int(np.count_nonzero(~np.isfinite(y)))
-        raise AudioError(f"{path}: {bad} samples are NaN or infinite")
+        raise NonFiniteAudio(f"{path}: {bad} samples are NaN or infinite")
     return y, int(sr)
 
 

@@ -27,17 +27,18 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import datasets
 import numpy as np
 import soundfile as sf
 
-from .audio import AudioError, load_audio, to_mono
-from .clips import cut_clip, sample_clips, track_seed
-from .drops import DropDetection, detect_drops
+from .audio import AudioError, EmptyAudioFile, NonFiniteAudio
+from .clips import TrackDrops, TrackTooShort, analyse_track, track_seed
 from .genres import GENRES, LABEL_MODES, LabelError, apply_label_mode, sharpen_ids
-from .labelstudio import AnnotationError, find_release_files, parse_task, read_drop_file, resolve_in_folder, _load_json
+from .labelstudio import AnnotationError, parse_task, resolve_in_folder
+from .release import _load_json, find_release_files, read_drop_file
 
 CONFIG_NAMES = ("tracks", "clips")
 CITATION = """@misc{housex-v2,
@@ -97,17 +98,41 @@ def features_for(config_name: str) -> datasets.Features:
     raise ValueError(f"unknown config {config_name!r}; expected one of {', '.join(CONFIG_NAMES)}")
 
 
-@dataclass
+class SkipReason(StrEnum):
+    """Why a track is left out of the dataset (the summary counts tracks per reason)."""
+
+    BAD_ANNOTATION = "bad annotation"
+    UNSAFE_PATH = "unsafe audio path"
+    MISSING_AUDIO = "missing audio"
+    DUPLICATE = "duplicate track name"
+    NOT_CLEAN = "filtered by label_mode=clean"
+    UNREADABLE = "unreadable audio"
+    EMPTY_FILE = "empty audio file"
+    NON_FINITE = "non-finite audio"
+    TOO_SHORT = "shorter than a clip"
+    SILENT = "silent"
+    NO_DROP = "no drop section"
+    STRICT_FALLBACK = "fallback drop (strict)"
+
+    @classmethod
+    def of_error(cls, error: Exception) -> SkipReason:
+        """The reason of a decoding error (:class:`AudioError` subclasses; anything else is unreadable)."""
+        kinds = {TrackTooShort: cls.TOO_SHORT, NonFiniteAudio: cls.NON_FINITE, EmptyAudioFile: cls.EMPTY_FILE}
+        return next((reason for kind, reason in kinds.items() if isinstance(error, kind)), cls.UNREADABLE)
+
+
+@dataclass(frozen=True)
 class Skip:
-    """A track left out of the dataset, and why."""
+    """A track left out of the dataset: why (``reason``), and the details (file, numbers)."""
 
     source: str
     name: str
-    reason: str
+    reason: SkipReason
+    detail: str = ""
 
     @property
-    def category(self) -> str:
-        return self.reason.split(":", 1)[0]
+    def text(self) -> str:
+        return f"{self.reason}: {self.detail}" if self.detail else str(self.reason)
 
 
 @dataclass
@@ -124,12 +149,13 @@ class BuildSummary:
     padded_clips: int = 0
     out_dir: str = ""
 
-    def skip(self, source: str, name: str, reason: str) -> None:
+    def skip(self, source: str, name: str, reason: SkipReason, detail: str = "") -> None:
         if not any(s.source == source and s.name == name for s in self.skipped):
-            self.skipped.append(Skip(source, name, reason))
+            self.skipped.append(Skip(source, name, reason, detail))
 
     def skip_counts(self) -> Counter:
-        return Counter(s.category for s in self.skipped)
+        """Skipped tracks per reason (keyed by the reason's text)."""
+        return Counter(str(s.reason) for s in self.skipped)
 
     def format(self) -> str:
         lines = [f"tracks read: {self.tracks_read}"]
@@ -145,7 +171,7 @@ class BuildSummary:
         for category, n in sorted(self.skip_counts().items()):
             lines.append(f"  {n} × {category}")
         for s in self.skipped[:20]:
-            lines.append(f"    {s.source}/{s.name}: {s.reason}")
+            lines.append(f"    {s.source}/{s.name}: {s.text}")
         if len(self.skipped) > 20:
             lines.append(f"    ... and {len(self.skipped) - 20} more")
         if self.out_dir:
@@ -195,23 +221,24 @@ def plan_tracks(
             try:
                 track = parse_task(task, export_file=export_path.name)
             except (AnnotationError, LabelError) as e:
-                summary.skip(source, f"task #{index}", f"bad annotation: {e}")
+                summary.skip(source, f"task #{index}", SkipReason.BAD_ANNOTATION, str(e))
                 continue
             track_id = Path(track.audio_name).stem
             try:
                 audio_path = resolve_in_folder(folder, track.audio_name, where=f"{export_path} task {track.task_id}")
             except AnnotationError as e:
-                summary.skip(source, track.audio_name, f"unsafe audio path: {e}")
+                summary.skip(source, track.audio_name, SkipReason.UNSAFE_PATH, str(e))
                 continue
             if not audio_path.is_file():
-                summary.skip(source, track.audio_name, f"missing audio: {audio_path} not found (task {track.task_id})")
+                summary.skip(source, track.audio_name, SkipReason.MISSING_AUDIO,
+                             f"{audio_path} not found (task {track.task_id})")
                 continue
             if track_id in seen:
-                summary.skip(source, track.audio_name, f"duplicate track name: already read from {seen[track_id]}")
+                summary.skip(source, track.audio_name, SkipReason.DUPLICATE, f"already read from {seen[track_id]}")
                 continue
             label = apply_label_mode(track.label, label_mode)
             if label is None:
-                summary.skip(source, track.audio_name, "filtered by label_mode=clean: not a single-genre label")
+                summary.skip(source, track.audio_name, SkipReason.NOT_CLEAN, "not a single-genre label")
                 continue
             seen[track_id] = source
             entries.append(
@@ -250,19 +277,20 @@ def split_tracks(
     return {"train": [ordered[i] for i in sorted(train_idx)], "validation": [ordered[i] for i in sorted(val_idx)]}
 
 
-@dataclass
-class TrackAnalysis:
-    """Result of decoding + drop detection for one track (cached so that tracks+clips decode once)."""
+@dataclass(frozen=True)
+class TrackOutcome:
+    """One track's decoding result: its drops (None when it could not be analysed), its clip
+    examples (cut and FLAC-encoded; clips config only), and why it is skipped (None: it is not)."""
 
-    duration: float
-    sample_rate: int
-    channels: int
-    detection: DropDetection
-    from_file: bool
+    drops: TrackDrops | None
+    examples: list = field(default_factory=list)
+    skip: SkipReason | None = None
+    detail: str = ""
 
 
-# (path, size, mtime, detection parameters) -> TrackAnalysis | error reason; small objects only.
-_ANALYSIS_CACHE: dict[tuple, TrackAnalysis | str] = {}
+# (path, size, mtime, drop-file sections, detection parameters) -> TrackDrops | TrackOutcome of a
+# track that could not be analysed; small objects only.
+_ANALYSIS_CACHE: dict[tuple, TrackDrops | TrackOutcome] = {}
 _ANALYSIS_CACHE_MAX = 4096
 # the builder whose tracks forked workers decode (see HouseXBuilder._decoded)
 _POOL_BUILDER = None
@@ -353,84 +381,67 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
         c = self.config
         return (c.margin_db, c.min_drop_seconds, c.skip_seconds, c.clip_seconds, c.use_drop_file)
 
-    def _analyse(self, entry: TrackEntry, mono: np.ndarray, sr: int, channels: int) -> TrackAnalysis:
-        """Drop sections of one decoded track: the drop file's when it lists the track, else detected."""
-        c = self.config
-        duration = mono.size / sr
-        if duration < c.clip_seconds:
-            raise AudioError(f"{entry.audio_path}: shorter than one clip ({duration:.2f} s < {c.clip_seconds:g} s)")
-        if entry.file_sections is not None:
-            inside = [(a, min(b, duration)) for a, b in entry.file_sections if a < duration]
-            detection = DropDetection(inside, False, "" if inside else "the drop file lists no section inside the track")
-            return TrackAnalysis(duration, sr, channels, detection, True)
-        detection = detect_drops(mono, sr, margin_db=c.margin_db, min_seconds=c.min_drop_seconds,
-                                 skip_seconds=c.skip_seconds)
-        return TrackAnalysis(duration, sr, channels, detection, False)
-
     def _cache_key(self, entry: TrackEntry) -> tuple:
         fs = tuple(entry.file_sections) if entry.file_sections is not None else None
         return (_file_key(entry.audio_path), fs, self._detection_params())
 
-    def _track(self, entry: TrackEntry, need_audio: bool):
-        """(TrackAnalysis, mono or None, sr or None); raises AudioError naming the file.
+    def _outcome(self, entry: TrackEntry, drops: TrackDrops, examples: list | None = None) -> TrackOutcome:
+        """An analysed track's outcome: skipped when it has no drop section, or only a fallback
+        one under ``strict``."""
+        where = f"{entry.audio_path}: {drops.reason}"
+        if not drops.sections:
+            return TrackOutcome(drops, skip=SkipReason.SILENT if drops.silent else SkipReason.NO_DROP, detail=where)
+        if drops.fallback and self.config.strict:
+            return TrackOutcome(drops, skip=SkipReason.STRICT_FALLBACK, detail=where)
+        return TrackOutcome(drops, examples or [])
 
-        Every track is decoded once per process: the analysis (not the audio) is cached, so a
+    def _decode(self, entry: TrackEntry, is_clips: bool) -> TrackOutcome:
+        """One track's work that needs no bookkeeping (run in a worker process when ``num_workers``
+        > 1): :func:`analyse_track`, then (clips config) the clips cut and FLAC-encoded.
+
+        Every track is decoded once per process: the drops (not the audio) are cached, so a
         ``tracks`` build after a ``clips`` build of the same folders decodes nothing.
         """
-        key = self._cache_key(entry)
-        cached = _ANALYSIS_CACHE.get(key)
-        if isinstance(cached, str):
-            raise AudioError(cached)
-        if cached is not None and not need_audio:
-            return cached, None, None
+        c = self.config
         try:
-            y, sr = load_audio(entry.audio_path)
-            mono = to_mono(y)
-            analysis = cached or self._analyse(entry, mono, sr, y.shape[0])
-        except (AudioError, ValueError) as e:
-            if len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
-                _ANALYSIS_CACHE[key] = str(e)
-            raise AudioError(str(e)) from None
-        if len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
-            _ANALYSIS_CACHE[key] = analysis
-        return analysis, mono, sr
-
-    def _skip_reason(self, entry: TrackEntry, analysis: TrackAnalysis) -> str | None:
-        """Why an analysed track cannot give clips (None: it can)."""
-        detection = analysis.detection
-        if not detection.sections:
-            why = "silent" if detection.reason.startswith("silent") else "no drop section"
-            return f"{why}: {entry.audio_path}: {detection.reason}"
-        if detection.fallback and self.config.strict:
-            return f"fallback drop (strict): {entry.audio_path}: {detection.reason}"
-        return None
-
-    def _decode(self, entry: TrackEntry, is_clips: bool):
-        """One track's work that needs no bookkeeping (run in a worker process when ``num_workers``
-        > 1): the error message, or (analysis, clip examples) -- the clips cut and FLAC-encoded."""
-        try:
-            analysis, mono, sr = self._track(entry, need_audio=is_clips)
+            key = self._cache_key(entry)
+            cached = _ANALYSIS_CACHE.get(key)
+            if isinstance(cached, TrackOutcome):
+                return cached
+            if cached is not None and not is_clips:
+                return self._outcome(entry, cached)
+            track = analyse_track(
+                entry.audio_path, file_sections=entry.file_sections,
+                drop_options=dict(margin_db=c.margin_db, min_seconds=c.min_drop_seconds, skip_seconds=c.skip_seconds),
+                clip_seconds=c.clip_seconds, clips_per_section=c.clips_per_section,
+                seed=track_seed(c.seed, entry.track_id),
+            )
         except (AudioError, OSError) as e:
-            return str(e)
-        if not is_clips or self._skip_reason(entry, analysis) is not None:
-            return analysis, []
+            failed = TrackOutcome(None, skip=SkipReason.of_error(e), detail=str(e))
+            if isinstance(e, AudioError) and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
+                _ANALYSIS_CACHE[key] = failed
+            return failed
+        if len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
+            _ANALYSIS_CACHE[key] = track.drops
+        outcome = self._outcome(entry, track.drops)
+        if not is_clips or outcome.skip is not None:
+            return outcome
         soft = entry.soft_label.astype(np.float32)
         examples = []
-        for k, clip in enumerate(self._clips(entry, analysis)):
-            samples = cut_clip(mono, sr, clip.start, self.config.clip_seconds)
+        for k, clip in enumerate(track.clips):
             examples.append((f"{entry.source}/{entry.track_id}/{k}", {
                 "audio": {"path": f"{entry.track_id}_drop{clip.drop_index}_clip{k}.flac",
-                          "bytes": encode_flac(samples, sr)},
+                          "bytes": encode_flac(track.clip_audio(clip), track.drops.sample_rate)},
                 "label": entry.label,
                 "soft_label": soft,
                 "track_id": entry.track_id,
                 "clip_start": clip.start,
                 "clip_end": clip.end,
                 "drop_index": clip.drop_index,
-                "fallback": analysis.detection.fallback,
+                "fallback": track.drops.fallback,
                 "padded": clip.padded,
             }))
-        return analysis, examples
+        return self._outcome(entry, track.drops, examples)
 
     def _decoded(self, entries: list[TrackEntry], is_clips: bool):
         """:meth:`_decode` of each entry, in order; in ``num_workers`` forked processes when > 1."""
@@ -447,34 +458,23 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
             with mp.get_context("fork").Pool(min(self.num_workers, len(entries))) as pool:
                 jobs = [(entry, is_clips) for entry in entries]
                 for entry, outcome in zip(entries, pool.imap(_decode_in_worker, jobs, chunksize=2)):
-                    # the worker's analysis cache is lost with it: keep the analysis here
-                    if not isinstance(outcome, str) and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
-                        _ANALYSIS_CACHE[self._cache_key(entry)] = outcome[0]
+                    # the worker's analysis cache is lost with it: keep the drops here
+                    if outcome.drops is not None and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
+                        _ANALYSIS_CACHE[self._cache_key(entry)] = outcome.drops
                     yield outcome
         finally:
             _POOL_BUILDER = None
 
-    def _accept(self, entry: TrackEntry, outcome) -> bool:
+    def _accept(self, entry: TrackEntry, outcome: TrackOutcome) -> bool:
         """Record a decoded track in the summary: False (with the reason) when it is skipped."""
-        if isinstance(outcome, str):
-            category = (
-                "non-finite audio" if "NaN" in outcome
-                else "shorter than a clip" if "shorter than one clip" in outcome
-                else "empty audio file" if "empty" in outcome
-                else "unreadable audio"
-            )
-            self.summary.skip(entry.source, entry.audio_path.name, f"{category}: {outcome}")
+        if outcome.skip is not None:
+            self.summary.skip(entry.source, entry.audio_path.name, outcome.skip, outcome.detail)
             return False
-        analysis = outcome[0]
-        reason = self._skip_reason(entry, analysis)
-        if reason is not None:
-            self.summary.skip(entry.source, entry.audio_path.name, reason)
-            return False
-        if analysis.from_file:
+        if outcome.drops.from_file:
             self.summary.drops_from_file += 1
         else:
             self.summary.drops_detected += 1
-            self.summary.fallback_tracks += int(analysis.detection.fallback)
+            self.summary.fallback_tracks += int(outcome.drops.fallback)
         return True
 
     def _generate_examples(self, entries: list[TrackEntry], split: str):
@@ -487,10 +487,10 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
             bar.update()
             if not self._accept(entry, outcome):
                 continue
-            analysis, examples = outcome
             n_tracks += 1
+            drops = outcome.drops
             if is_clips:
-                for key, example in examples:
+                for key, example in outcome.examples:
                     n_clips += 1
                     self.summary.padded_clips += int(example["padded"])
                     yield key, example
@@ -500,26 +500,17 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
                     "label": entry.label,
                     "soft_label": entry.soft_label.astype(np.float32),
                     "genres": [g for g, w in zip(GENRES, entry.soft_label) if w > 0],
-                    "drop_sections": [[float(a), float(b)] for a, b in analysis.detection.sections],
-                    "drop_fallback": analysis.detection.fallback,
+                    "drop_sections": [[float(a), float(b)] for a, b in drops.sections],
+                    "drop_fallback": drops.fallback,
                     "source": entry.source,
                     "track_id": entry.track_id,
                     "task_id": entry.task_id,
-                    "duration": analysis.duration,
+                    "duration": drops.duration,
                 }
         bar.close()
         self.summary.tracks[split] = n_tracks
         if is_clips:
             self.summary.clips[split] = n_clips
-
-    def _clips(self, entry: TrackEntry, analysis: TrackAnalysis):
-        return sample_clips(
-            analysis.detection.sections,
-            analysis.duration,
-            clips_per_section=self.config.clips_per_section,
-            clip_seconds=self.config.clip_seconds,
-            seed=track_seed(self.config.seed, entry.track_id),
-        )
 
 
 def encode_flac(samples: np.ndarray, sr: int) -> bytes:

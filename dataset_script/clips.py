@@ -1,16 +1,25 @@
-"""Drop clips: k clips of 7.5 s (≈ 4 bars at 128 BPM) at seeded uniform offsets per drop section.
+"""One track → drop sections → clips, for the dataset builder, ``housex predict`` and the plots.
 
+:func:`analyse_track` decodes a track (or takes a signal) to mono, takes its drop sections from
+the release's drop file or the drop detector, and places the clips: k clips of 7.5 s (≈ 4 bars
+at 128 BPM) at seeded uniform offsets per drop section, or one clip at each section's start.
 A section shorter than a clip gives one clip from its start, flagged ``padded``: the clip runs
 past the section and is zero-padded where it runs past the end of the track.
 """
 
 from __future__ import annotations
 
+import os
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from .audio import AudioError, load_audio, to_mono
+from .drops import detect_drops
+
+PLACEMENTS = ("random", "section_start")
 
 
 @dataclass(frozen=True)
@@ -69,3 +78,101 @@ def cut_clip(y_mono: np.ndarray, sr: int, start: float, clip_seconds: float = 7.
     segment = np.asarray(y_mono)[i0 : i0 + n]
     out[: segment.size] = segment
     return out
+
+
+class TrackTooShort(AudioError):
+    """A track shorter than one clip (the builder skips it; ``housex predict`` pads one clip)."""
+
+
+@dataclass(frozen=True)
+class TrackDrops:
+    """One track's drop sections, in seconds inside the track, and where they came from.
+
+    ``fallback``: the detector found no section and gave its loudest window (or, with
+    ``whole_track_fallback``, the whole track); ``reason`` says why sections are missing or a
+    fallback; ``from_file``: the release's drop file listed the track.  Small: the builder caches it.
+    """
+
+    duration: float
+    sample_rate: int
+    channels: int
+    sections: list[tuple[float, float]]
+    fallback: bool = False
+    reason: str = ""
+    from_file: bool = False
+
+    @property
+    def silent(self) -> bool:
+        return not self.sections and self.reason.startswith("silent")
+
+
+@dataclass(frozen=True)
+class AnalysedTrack:
+    """:func:`analyse_track`'s result: the mono signal, its drops and the clips placed in them."""
+
+    mono: np.ndarray  # (samples,) float32 at drops.sample_rate
+    drops: TrackDrops
+    clips: list[ClipSpec]
+    clip_seconds: float
+
+    def clip_audio(self, clip: ClipSpec) -> np.ndarray:
+        """The samples of ``clip`` (:func:`cut_clip`: zero-padded past the end of the track)."""
+        return cut_clip(self.mono, self.drops.sample_rate, clip.start, self.clip_seconds)
+
+
+def analyse_track(
+    source: str | os.PathLike | np.ndarray,
+    sampling_rate: int | None = None,
+    *,
+    file_sections: Sequence[tuple[float, float]] | None = None,
+    drop_options: Mapping | None = None,
+    clip_seconds: float = 7.5,
+    clips_per_section: int = 4,
+    seed: int = 0,
+    placement: str = "random",
+    whole_track_fallback: bool = False,
+) -> AnalysedTrack:
+    """Decode → mono → drop sections → clips, for one track.
+
+    Args:
+        source: an audio file (decoded at its own rate), or a (samples,) / (channels, samples)
+            signal at ``sampling_rate``.
+        file_sections: the track's sections from the release's drop file (clamped to the track;
+            ones starting past its end are dropped); None: ``detect_drops(**drop_options)``.
+        placement: ``"random"``: ``clips_per_section`` clips per section (:func:`sample_clips`
+            with ``seed``); ``"section_start"``: one clip at the start of each section.
+        whole_track_fallback: no section found (and not silent) → the whole track, flagged fallback.
+
+    Raises :class:`AudioError` naming the file (:class:`TrackTooShort` when the track is shorter
+    than one clip) and ValueError for a bad signal or option.
+    """
+    if placement not in PLACEMENTS:
+        raise ValueError(f"placement: unknown {placement!r}; expected one of {', '.join(PLACEMENTS)}")
+    if isinstance(source, (str, os.PathLike)):
+        name = str(source)
+        y, sr = load_audio(source)
+    else:
+        if sampling_rate is None:
+            raise ValueError("sampling_rate is required for a signal")
+        name, y, sr = "<array>", np.asarray(source), int(sampling_rate)
+    mono = to_mono(y)
+    channels = y.shape[0] if y.ndim == 2 else 1
+    duration = mono.size / sr
+    if duration < clip_seconds:
+        raise TrackTooShort(f"{name}: shorter than one clip ({duration:.2f} s < {clip_seconds:g} s)")
+    if file_sections is not None:
+        inside = [(float(a), min(float(b), duration)) for a, b in file_sections if a < duration]
+        drops = TrackDrops(duration, sr, channels, inside, False,
+                           "" if inside else "the drop file lists no section inside the track", True)
+    else:
+        detection = detect_drops(mono, sr, **(drop_options or {}))
+        drops = TrackDrops(duration, sr, channels, [(float(a), float(b)) for a, b in detection.sections],
+                           detection.fallback, detection.reason)
+    if whole_track_fallback and not drops.sections and not drops.silent:
+        drops = TrackDrops(duration, sr, channels, [(0.0, duration)], True, drops.reason, drops.from_file)
+    if placement == "random":
+        clips = sample_clips(drops.sections, duration, clips_per_section=clips_per_section,
+                             clip_seconds=clip_seconds, seed=seed)
+    else:
+        clips = [ClipSpec(a, a + clip_seconds, i, b - a < clip_seconds) for i, (a, b) in enumerate(drops.sections)]
+    return AnalysedTrack(mono, drops, clips, clip_seconds)

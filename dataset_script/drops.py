@@ -20,6 +20,8 @@ import numpy as np
 import soxr
 from scipy import ndimage
 
+SILENCE_DBFS = -60.0  # a track whose loudest frame is below this level (dBFS) is silent; inference uses it too
+
 
 @dataclass(frozen=True)
 class DropDetection:
@@ -103,7 +105,7 @@ def detect_drops(
     smooth_frames: int = 128,
     analysis_sr: int | None = 22050,
     fallback: bool = True,
-    silence_dbfs: float = -60.0,
+    silence_dbfs: float = SILENCE_DBFS,
 ) -> DropDetection:
     """Drop sections of a mono track, in seconds from the start of ``y_mono``.
 

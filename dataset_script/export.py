@@ -29,7 +29,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 from ..cards import CARDS_DIR
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
 from .genres import GENRE_DESCRIPTIONS, GENRES
-from .synthetic import TRUTH_NAME  # the generator writes it next to its audio: marks a synthetic release
+from .release import is_synthetic_release
 
 CARD_TEMPLATE = CARDS_DIR / "dataset_card.md"
 
@@ -122,7 +122,7 @@ def export_dataset(
             del builder
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
 
-        synthetic = any((f / TRUTH_NAME).is_file() for f in folders)
+        synthetic = any(is_synthetic_release(f) for f in folders)
         card = render_card(
             summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], synthetic=synthetic,
             pretty_name=pretty_name, repo_hint=repo_hint or out_dir.name, options=options,
@@ -152,7 +152,7 @@ def _merge(total: BuildSummary, part: BuildSummary, *, first: bool) -> None:
     for split, n in part.clips.items():
         total.clips[split] = n
     for s in part.skipped:
-        total.skip(s.source, s.name, s.reason)
+        total.skip(s.source, s.name, s.reason, s.detail)
 
 
 def render_card(

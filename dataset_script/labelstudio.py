@@ -1,17 +1,15 @@
-"""Reading and writing Label-Studio exports in the HouseX-v2 release format.
+"""The Label-Studio task format of the HouseX-v2 exports (the release folder's files: :mod:`.release`).
 
 An export is a JSON list of tasks.  ``task["data"]["audio"]`` is an upload path whose basename is
 the audio file name; ``task["annotations"][0]["result"]`` holds one
-``{"from_name": <genre>, "value": {"number": w}}`` per genre.  Drop files are lists of
-``{"audio_path": ..., "drop_sections": [[start_s, end_s], ...]}``.
+``{"from_name": <genre>, "value": {"number": w}}`` per genre.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import posixpath
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -68,16 +66,6 @@ def resolve_in_folder(folder: str | os.PathLike, name: str, *, where: str = "") 
     return path
 
 
-def _load_json(path: Path, kind: str):
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except FileNotFoundError:
-        raise AnnotationError(f"{path}: {kind} file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise AnnotationError(f"{path}: not valid JSON ({e})") from None
-
-
 def parse_task(task: dict, *, export_file: str = "") -> AnnotatedTrack:
     """One Label-Studio task → :class:`AnnotatedTrack` (errors name the task id and file)."""
     task_id = str(task.get("id", "?")) if isinstance(task, dict) else "?"
@@ -111,57 +99,6 @@ def parse_task(task: dict, *, export_file: str = "") -> AnnotatedTrack:
     return AnnotatedTrack(task_id=task_id, audio_name=audio_name, label=label, export_file=export_file)
 
 
-def parse_export(path: str | os.PathLike) -> list[AnnotatedTrack]:
-    """All tasks of a Label-Studio JSON export (a list of tasks)."""
-    path = Path(path)
-    tasks = _load_json(path, "export")
-    if not isinstance(tasks, list):
-        raise AnnotationError(f"{path}: expected a JSON list of Label-Studio tasks, got {type(tasks).__name__}")
-    return [parse_task(t, export_file=path.name) for t in tasks]
-
-
-def read_drop_file(path: str | os.PathLike) -> dict[str, list[tuple[float, float]]]:
-    """Upstream ``detected_drops.json`` → ``{audio basename: [(start_s, end_s), ...]}``."""
-    path = Path(path)
-    entries = _load_json(path, "drop")
-    if not isinstance(entries, list):
-        raise AnnotationError(f"{path}: expected a JSON list of {{audio_path, drop_sections}}")
-    out: dict[str, list[tuple[float, float]]] = {}
-    for i, e in enumerate(entries):
-        where = f"{path.name} entry {i}"
-        try:
-            name = safe_audio_name(e["audio_path"], where=where)
-            sections = [(float(a), float(b)) for a, b in e["drop_sections"]]
-        except (KeyError, TypeError, ValueError):
-            raise AnnotationError(f"{where}: expected audio_path and drop_sections [[start, end], ...]") from None
-        for a, b in sections:
-            if not (np.isfinite(a) and np.isfinite(b) and 0 <= a < b):
-                raise AnnotationError(f"{where}: bad drop section [{a}, {b}] for {name}")
-        out[name] = sections
-    return out
-
-
-def find_release_files(folder: str | os.PathLike) -> tuple[Path, Path | None]:
-    """The export (name contains ``partition`` or, failing that, the only other JSON) and the
-    optional drop file (name contains ``detect``) of one release folder."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise AnnotationError(f"{folder}: release folder not found")
-    jsons = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".json" and p.is_file())
-    drops = [p for p in jsons if "detect" in p.name.lower()]
-    exports = [p for p in jsons if "partition" in p.name.lower()]
-    if not exports:
-        exports = [p for p in jsons if p not in drops]
-    if len(exports) != 1:
-        found = ", ".join(p.name for p in exports) or "none"
-        raise AnnotationError(
-            f"{folder}: expected exactly one Label-Studio export (*partition*.json), found {found}"
-        )
-    if len(drops) > 1:
-        raise AnnotationError(f"{folder}: several drop files: {', '.join(p.name for p in drops)}")
-    return exports[0], (drops[0] if drops else None)
-
-
 def make_task(task_id: int, audio_name: str, label: Sequence[float], upload_prefix: str = "/data/upload/1/") -> dict:
     """A Label-Studio task in the real export's shape (one number result per genre, 'Techno' name)."""
     names = [("Techno" if g == "Tech House" else g) for g in GENRES]
@@ -183,17 +120,3 @@ def make_task(task_id: int, audio_name: str, label: Sequence[float], upload_pref
         "data": {"audio": upload_prefix + audio_name},
         "meta": {},
     }
-
-
-def write_export(path: str | os.PathLike, tasks: Iterable[dict]) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(list(tasks), f, indent=1)
-
-
-def write_drop_file(path: str | os.PathLike, drops: dict[str, Sequence[tuple[float, float]]], prefix: str = "") -> None:
-    entries = [
-        {"audio_path": prefix + name, "drop_sections": [[float(a), float(b)] for a, b in secs]}
-        for name, secs in drops.items()
-    ]
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(entries, f, indent=1)

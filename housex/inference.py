@@ -1,4 +1,4 @@
-"""Whole-track and DJ-set classification with a trained HouseX model.
+"""Whole-track classification with a trained HouseX model (the DJ-set timeline is ``housex.djset``).
 
 ``classify_track``: decode (soundfile, or torchcodec + FFmpeg for mp3/m4a/...), mono, resample to
 the feature extractor's rate, detect the drops (``dataset_script.drops``; when none is found the
@@ -6,16 +6,10 @@ detector's fallback section is used and the result says so), sample 7.5 s clips 
 dataset builder does (``dataset_script.clips``), classify them in batches, and aggregate: the mean
 of the clip probabilities per drop, then the mean of the drop distributions for the track.
 
-``timeline``: slide a clip-long window over a long DJ set (hop ``hop_seconds``), classify the
-windows batch by batch (features for one batch at a time, never the whole set), smooth the
-probabilities over time (``scipy.ndimage`` median or uniform filter), and cut the set into
-segments of one top genre, merging segments shorter than ``min_segment_seconds`` into a
-neighbour.  Results write CSV, JSON and a PNG (stacked genre probabilities over time).
-
 Short or silent input (documented behaviour, tested):
 
-* no samples, non-finite samples, or a signal that never exceeds ``SILENCE_DBFS`` → ``AudioInputError``
-  (a ``ValueError``) naming the file;
+* no samples, non-finite samples, or a signal that never exceeds ``SILENCE_DBFS`` (the drop
+  detector's silence level) → ``AudioInputError`` (a ``ValueError``) naming the file;
 * shorter than ``min_seconds`` (default 1 s) → ``AudioInputError`` naming the file;
 * at least ``min_seconds`` but shorter than one clip → one zero-padded clip is classified (the
   feature extractor pads it and masks the padding); the result has ``padded=True`` and a note.
@@ -23,8 +17,6 @@ Short or silent input (documented behaviour, tested):
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 import os
 from collections.abc import Iterator, Sequence
@@ -35,11 +27,10 @@ import numpy as np
 import torch
 
 from .dataset_script.audio import load_audio, to_mono
-from .dataset_script.clips import cut_clip, sample_clips
-from .dataset_script.drops import detect_drops
+from .dataset_script.clips import TrackTooShort, analyse_track
+from .dataset_script.drops import SILENCE_DBFS
 
 DEFAULT_BATCH_SIZE = 16
-SILENCE_DBFS = -60.0  # peak level below which a file is treated as silent (the drop detector's level)
 DEFAULT_CLIP_SECONDS = 7.5  # the paper's clip length, used when a feature extractor does not say
 
 
@@ -60,7 +51,7 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
     """
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    import housex  # noqa: F401  registers the HouseX Auto classes
+    import housex.modeling  # noqa: F401  (importing it registers the HouseX Auto classes)
 
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)
@@ -82,8 +73,8 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
     return model, feature_extractor
 
 
-def clip_seconds_of(feature_extractor) -> float:
-    """Clip length in seconds the feature extractor pads/crops to."""
+def extractor_clip_seconds(feature_extractor) -> float:
+    """Clip length in seconds the feature extractor pads/crops to (its ``clip_seconds``, else 7.5 s)."""
     return float(getattr(feature_extractor, "clip_seconds", None) or DEFAULT_CLIP_SECONDS)
 
 
@@ -181,16 +172,8 @@ def dataset_embeddings(
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))
     ids = np.asarray(ds["label"], dtype=np.int64)
 
-    def clips():
-        for example in ds:
-            yield _decoded_mono(example["audio"])
-
-    emb = np.concatenate(
-        [
-            out.pooler_output.float().cpu().numpy()
-            for out in _iter_outputs(clips(), model, feature_extractor, batch_size, device=device)
-        ]
-    ) if len(ds) else np.zeros((0, model.config.hidden_size), np.float32)
+    clips = (_decoded_mono(example["audio"]) for example in ds)
+    emb = embed_clips(clips, model, feature_extractor, batch_size, device=device)
     return emb, ids, label_names(model)
 
 
@@ -377,34 +360,29 @@ def track_clips(
         AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
     """
     mono, name = _read_mono(source, sampling_rate, target_rate, min_seconds=min_seconds)
-    sr = target_rate
-    duration = mono.size / sr
-    if duration < clip_seconds:
+    try:
+        track = analyse_track(mono, target_rate, drop_options=drop_options, clip_seconds=clip_seconds,
+                              clips_per_section=clips_per_section, seed=seed, whole_track_fallback=True)
+    except TrackTooShort:
         # Documented short-input behaviour: one clip, padded (and masked) by the feature extractor.
+        duration = mono.size / target_rate
         note = f"track is {duration:.2f} s, shorter than one {clip_seconds:g} s clip: one zero-padded clip classified"
         return TrackClips(name, duration, [(0.0, duration)], [mono], [0.0], [0], fallback=True, padded=True, notes=[note])
-
-    detection = detect_drops(mono, sr, fallback=True, **(drop_options or {}))
-    sections = [(float(a), float(b)) for a, b in detection.sections]
-    fallback = bool(detection.fallback)
+    drops = track.drops
+    if drops.silent:
+        raise AudioInputError(f"{name}: audio is silent ({drops.reason}); nothing to classify")
     notes = []
-    if not sections:
-        if detection.reason.startswith("silent"):
-            raise AudioInputError(f"{name}: audio is silent ({detection.reason}); nothing to classify")
-        sections, fallback = [(0.0, duration)], True  # nothing found and no fallback offered: whole track
-    if fallback:
-        why = f" ({detection.reason})" if detection.reason else ""
-        notes.append(f"no drop detected{why}: classified the fallback section {sections[0][0]:.1f}-{sections[0][1]:.1f} s")
-
-    specs = sample_clips(sections, duration, clips_per_section=clips_per_section, clip_seconds=clip_seconds, seed=seed)
-    if not specs:
-        raise RuntimeError(f"{name}: no clips could be sampled from sections {sections}")
+    if drops.fallback:
+        why = f" ({drops.reason})" if drops.reason else ""
+        notes.append(f"no drop detected{why}: classified the fallback section {drops.sections[0][0]:.1f}-{drops.sections[0][1]:.1f} s")
+    if not track.clips:
+        raise RuntimeError(f"{name}: no clips could be sampled from sections {drops.sections}")
     return TrackClips(
-        name, duration, sections,
-        clips=[cut_clip(mono, sr, spec.start, clip_seconds) for spec in specs],
-        clip_starts=[float(spec.start) for spec in specs],
-        drop_index=[int(spec.drop_index) for spec in specs],
-        fallback=fallback, notes=notes,
+        name, drops.duration, drops.sections,
+        clips=[track.clip_audio(spec) for spec in track.clips],
+        clip_starts=[float(spec.start) for spec in track.clips],
+        drop_index=[int(spec.drop_index) for spec in track.clips],
+        fallback=drops.fallback, notes=notes,
     )
 
 
@@ -455,269 +433,9 @@ def classify_track(
     """
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     track = track_clips(
-        source, int(feature_extractor.sampling_rate), clip_seconds_of(feature_extractor),
+        source, int(feature_extractor.sampling_rate), extractor_clip_seconds(feature_extractor),
         sampling_rate=sampling_rate, clips_per_section=clips_per_section, seed=seed,
         min_seconds=min_seconds, drop_options=drop_options,
     )
     probs = classify_clips(track.clips, model, feature_extractor, batch_size, device=device)
     return aggregate_track(track, probs, label_names(model))
-
-
-# --------------------------------------------------------------------------------------------
-# DJ sets
-# --------------------------------------------------------------------------------------------
-
-
-def window_starts(duration: float, clip_seconds: float, hop_seconds: float) -> np.ndarray:
-    """Start times (s) of clip-long windows every ``hop_seconds``; the last window ends at the end.
-
-    A signal shorter than one clip gets a single window at 0 (padded by the feature extractor).
-    """
-    if hop_seconds <= 0:
-        raise ValueError(f"hop_seconds must be > 0, got {hop_seconds}")
-    last = duration - clip_seconds
-    if last <= 0:
-        return np.zeros(1)
-    starts = np.arange(0.0, last + 1e-9, hop_seconds)
-    if last - starts[-1] > 1e-6:
-        starts = np.append(starts, last)
-    return starts
-
-
-def smooth_probabilities(probs: np.ndarray, size: int, method: str = "median") -> np.ndarray:
-    """Smooth (N, C) window probabilities along time with a ``size``-window filter; rows renormalised.
-
-    ``median``: ``scipy.ndimage.median_filter`` (keeps sharp genre changes); ``mean``:
-    ``scipy.ndimage.uniform_filter1d``.  Edges use ``nearest``.
-    """
-    from scipy import ndimage
-
-    if size <= 1 or len(probs) < 2:
-        return probs.astype(np.float32, copy=True)
-    if method == "median":
-        out = ndimage.median_filter(probs, size=(size, 1), mode="nearest")
-    elif method == "mean":
-        out = ndimage.uniform_filter1d(probs, size=size, axis=0, mode="nearest")
-    else:
-        raise ValueError(f"smoothing method must be 'median' or 'mean', got {method!r}")
-    out = np.clip(out, 0, None)
-    return (out / np.maximum(out.sum(1, keepdims=True), 1e-12)).astype(np.float32)
-
-
-def segment_windows(probs: np.ndarray, min_windows: int) -> list[tuple[int, int]]:
-    """Cut (N, C) smoothed probabilities into runs ``[i0, i1)`` of one top class.
-
-    Runs shorter than ``min_windows`` are merged, shortest first, into the neighbour whose class
-    is more probable over the short run; adjacent runs that end up with the same top class (argmax
-    of their mean) are joined.
-    """
-    n = len(probs)
-    if n == 0:
-        return []
-    top = probs.argmax(1)
-    cuts = np.flatnonzero(np.diff(top)) + 1
-    runs = [[int(a), int(b)] for a, b in zip(np.r_[0, cuts], np.r_[cuts, n])]
-
-    def label(run):
-        return int(probs[run[0] : run[1]].mean(0).argmax())
-
-    while len(runs) > 1:
-        lengths = [b - a for a, b in runs]
-        i = int(np.argmin(lengths))
-        if lengths[i] >= min_windows:
-            break
-        a, b = runs[i]
-        if i == 0:
-            j = 1
-        elif i == len(runs) - 1:
-            j = i - 1
-        else:
-            left, right = label(runs[i - 1]), label(runs[i + 1])
-            mean = probs[a:b].mean(0)
-            j = i - 1 if mean[left] >= mean[right] else i + 1
-        lo, hi = min(i, j), max(i, j)
-        runs[lo:hi + 1] = [[runs[lo][0], runs[hi][1]]]
-        # join neighbours that now share a top class
-        k = 0
-        while k < len(runs) - 1:
-            if label(runs[k]) == label(runs[k + 1]):
-                runs[k:k + 2] = [[runs[k][0], runs[k + 1][1]]]
-            else:
-                k += 1
-    return [(a, b) for a, b in runs]
-
-
-@dataclass
-class Segment:
-    """A stretch of the set with one top genre and its mean (8,) distribution."""
-
-    start: float
-    end: float
-    probabilities: np.ndarray
-    labels: Sequence[str]
-
-    @property
-    def genre(self) -> str:
-        return self.labels[int(np.argmax(self.probabilities))]
-
-    @property
-    def score(self) -> float:
-        return float(np.max(self.probabilities))
-
-    def to_dict(self) -> dict:
-        return {
-            "start": round(self.start, 3),
-            "end": round(self.end, 3),
-            "genre": self.genre,
-            "score": round(self.score, 4),
-            "probabilities": {g: round(float(p), 4) for g, p in zip(self.labels, self.probabilities)},
-        }
-
-
-@dataclass
-class Timeline:
-    """Window-level and segment-level genre predictions over a long mix.
-
-    ``window_starts`` (N,) s; ``times`` (N,) window centres; ``probabilities`` (N, C) raw window
-    probabilities; ``smoothed`` (N, C) after temporal smoothing; ``segments`` in time order.
-    """
-
-    source: str
-    duration: float
-    clip_seconds: float
-    hop_seconds: float
-    window_starts: np.ndarray
-    probabilities: np.ndarray
-    smoothed: np.ndarray
-    segments: list[Segment]
-    labels: Sequence[str]
-    settings: dict = field(default_factory=dict)
-
-    @property
-    def times(self) -> np.ndarray:
-        return np.minimum(self.window_starts + self.clip_seconds / 2, self.duration)
-
-    def to_dict(self, *, windows: bool = True) -> dict:
-        d = {
-            "source": self.source,
-            "duration": round(self.duration, 3),
-            "clip_seconds": self.clip_seconds,
-            "hop_seconds": self.hop_seconds,
-            "labels": list(self.labels),
-            "settings": dict(self.settings),
-            "segments": [s.to_dict() for s in self.segments],
-        }
-        if windows:
-            d["windows"] = {
-                "start": [round(float(t), 3) for t in self.window_starts],
-                "probabilities": np.round(self.probabilities, 4).tolist(),
-                "smoothed": np.round(self.smoothed, 4).tolist(),
-            }
-        return d
-
-    def write_json(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=1) + "\n")
-        return path
-
-    def write_csv(self, path: str | os.PathLike) -> Path:
-        """One row per segment: start, end, genre, score, then one probability column per genre."""
-        path = Path(path)
-        with path.open("w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["start", "end", "genre", "score", *self.labels])
-            for s in self.segments:
-                w.writerow([f"{s.start:.3f}", f"{s.end:.3f}", s.genre, f"{s.score:.4f}",
-                            *(f"{p:.4f}" for p in s.probabilities)])
-        return path
-
-    def write_png(self, path: str | os.PathLike, title: str | None = None) -> Path:
-        from .plots import plot_timeline
-
-        return plot_timeline(self, path, title=title)
-
-    def write(self, prefix: str | os.PathLike) -> dict[str, Path]:
-        """Write ``PREFIX.csv``, ``PREFIX.json`` and ``PREFIX.png``; returns the paths."""
-        prefix = Path(prefix)
-        prefix.parent.mkdir(parents=True, exist_ok=True)
-        base = str(prefix.with_suffix("")) if prefix.suffix.lower() in (".csv", ".json", ".png") else str(prefix)
-        return {
-            "csv": self.write_csv(base + ".csv"),
-            "json": self.write_json(base + ".json"),
-            "png": self.write_png(base + ".png"),
-        }
-
-    def format(self) -> str:
-        lines = [f"{self.source}  ({mmss(self.duration)}, {len(self.window_starts)} windows, {len(self.segments)} segments)"]
-        for s in self.segments:
-            lines.append(f"  {mmss(s.start):>8} - {mmss(s.end):>8}  {s.genre:<18} {s.score:.2f}")
-        return "\n".join(lines)
-
-
-def timeline(
-    source,
-    model,
-    feature_extractor=None,
-    *,
-    sampling_rate: int | None = None,
-    hop_seconds: float = 2.5,
-    smooth_seconds: float = 15.0,
-    smoothing: str = "median",
-    min_segment_seconds: float = 30.0,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    min_seconds: float = 1.0,
-    device: str | torch.device | None = None,
-    progress: bool = False,
-) -> Timeline:
-    """Genre timeline of a long mix.
-
-    Args:
-        source: audio path or array (samples,) / (channels, samples) with ``sampling_rate``.
-        hop_seconds: window hop (windows are the model's clip length, 7.5 s by default).
-        smooth_seconds: temporal smoothing span (converted to an odd number of windows).
-        smoothing: ``median`` or ``mean``.
-        min_segment_seconds: segments shorter than this are merged into a neighbour.
-        progress: show a tqdm bar over window batches.
-
-    Returns:
-        ``Timeline``; ``.write(prefix)`` writes CSV, JSON and PNG.
-    """
-    model, feature_extractor = load_classifier(model, feature_extractor, device=device)
-    sr = int(feature_extractor.sampling_rate)
-    clip_seconds = clip_seconds_of(feature_extractor)
-    mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
-    duration = mono.size / sr
-    labels = label_names(model)
-
-    starts = window_starts(duration, clip_seconds, hop_seconds)
-    # Windows are cut lazily and featurised one batch at a time: memory stays at one batch.
-    windows = (cut_clip(mono, sr, float(s), clip_seconds) if duration >= clip_seconds else mono for s in starts)
-    blocks = _iter_probabilities(windows, model, feature_extractor, batch_size, device=device)
-    if progress:
-        from tqdm.auto import tqdm
-
-        blocks = tqdm(blocks, total=math.ceil(len(starts) / batch_size), desc="timeline", unit="batch")
-    probs = np.concatenate(list(blocks))
-
-    size = max(1, int(round(smooth_seconds / hop_seconds)))
-    size += 1 - size % 2  # odd: centred filter
-    smoothed = smooth_probabilities(probs, size, smoothing)
-    min_windows = max(1, int(math.ceil(min_segment_seconds / hop_seconds)))
-    runs = segment_windows(smoothed, min_windows)
-
-    # A segment reports the mean of its raw window probabilities; neighbours whose means agree on
-    # the top genre (possible after smoothing) are one segment.
-    joined: list[tuple[int, int]] = []
-    for a, b in runs:
-        if joined and probs[joined[-1][0]:joined[-1][1]].mean(0).argmax() == probs[a:b].mean(0).argmax():
-            a = joined.pop()[0]
-        joined.append((a, b))
-    centres = np.minimum(starts + clip_seconds / 2, duration)
-    segments = []
-    for a, b in joined:
-        seg_start = 0.0 if a == 0 else float((centres[a - 1] + centres[a]) / 2)
-        seg_end = duration if b == len(starts) else float((centres[b - 1] + centres[b]) / 2)
-        segments.append(Segment(seg_start, seg_end, probs[a:b].mean(0).astype(np.float32), labels))
-    settings = {"smooth_seconds": smooth_seconds, "smoothing": smoothing, "smooth_windows": size,
-                "min_segment_seconds": min_segment_seconds}
-    return Timeline(name, duration, clip_seconds, hop_seconds, starts, probs, smoothed, segments, labels, settings)

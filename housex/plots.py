@@ -13,15 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from .dataset_script.genres import GENRES
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+from .trainer.plots import plot_confusion  # noqa: F401  (drawn by training too; re-exported here)
+from .trainer.plots import pyplot as _pyplot
+from .trainer.plots import save_figure as _save
 
 
 def genre_colors(labels: Sequence[str] = GENRES) -> dict[str, tuple]:
@@ -32,18 +26,10 @@ def genre_colors(labels: Sequence[str] = GENRES) -> dict[str, tuple]:
     return {name: cmap(i % 10) for i, name in enumerate(labels)}
 
 
-def _save(fig, path: str | os.PathLike) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
-    return path
-
-
 def plot_timeline(tl, path: str | os.PathLike, *, title: str | None = None) -> Path:
     """Stacked smoothed genre probabilities over time, with the segments as a labelled band.
 
-    ``tl``: a ``housex.inference.Timeline`` (uses ``times``, ``smoothed``, ``segments``, ``labels``).
+    ``tl``: a ``housex.djset.Timeline`` (uses ``times``, ``smoothed``, ``segments``, ``labels``).
     """
     plt = _pyplot()
     colors = genre_colors(tl.labels)
@@ -72,40 +58,6 @@ def plot_timeline(tl, path: str | os.PathLike, *, title: str | None = None) -> P
     ax_band.set_yticks([])
     ax_band.set_ylabel("segments", rotation=0, ha="right", va="center")
     ax_band.set_title(title or f"Genre timeline: {Path(tl.source).name}", fontsize=11)
-    return _save(fig, path)
-
-
-def plot_confusion(
-    matrix,
-    path: str | os.PathLike,
-    *,
-    labels: Sequence[str] = GENRES,
-    normalize: bool = True,
-    title: str = "Confusion matrix",
-) -> Path:
-    """Confusion matrix (rows: true class, columns: predicted), row-normalised by default; counts annotated."""
-    plt = _pyplot()
-    cm = np.asarray(matrix, dtype=float)
-    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
-        raise ValueError(f"confusion matrix must be {len(labels)}x{len(labels)}, got shape {cm.shape}")
-    rows = cm.sum(1, keepdims=True)
-    shown = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0) if normalize else cm
-    fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    im = ax.imshow(shown, cmap="Blues", vmin=0, vmax=1 if normalize else None)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class" if normalize else "count")
-    n = len(labels)
-    ax.set_xticks(range(n), labels, rotation=40, ha="right")
-    ax.set_yticks(range(n), labels)
-    ax.set_xlabel("predicted genre")
-    ax.set_ylabel("true genre")
-    ax.set_title(title)
-    threshold = shown.max() / 2 if shown.size else 0
-    for i in range(n):
-        for j in range(n):
-            if cm[i, j]:
-                text = f"{shown[i, j]:.2f}\n({int(cm[i, j])})" if normalize else f"{int(cm[i, j])}"
-                ax.text(j, i, text, ha="center", va="center", fontsize=7,
-                        color="white" if shown[i, j] > threshold else "black")
     return _save(fig, path)
 
 
@@ -218,38 +170,38 @@ def spectrogram_previews(
 ) -> Path:
     """Mel spectrogram of one drop clip per genre, from a release folder (audio + export).
 
-    Per genre, the first annotated track (export order) whose primary genre (``sharpen_ids``) it
-    is; the clip starts at its first drop (the folder's drop file, else ``detect_drops``).
+    Per genre, the first track whose primary genre it is (export order, the tracks the dataset
+    builder reads; tracks shorter than one clip are passed over); the clip starts at its first
+    drop (the folder's drop file, else ``detect_drops``), as :func:`analyse_track` finds them.
     Deterministic: no random choice.  Genres without a track get an empty panel.
     """
     import librosa
 
-    from .dataset_script.audio import load_audio, to_mono
-    from .dataset_script.drops import detect_drops
-    from .dataset_script.genres import sharpen_ids
-    from .dataset_script.labelstudio import find_release_files, parse_export, read_drop_file, resolve_in_folder
+    from .dataset_script.builder import BuildSummary, plan_tracks
+    from .dataset_script.clips import TrackTooShort, analyse_track, cut_clip
 
-    folder = Path(release_dir)
-    export, drop_file = find_release_files(folder)
-    known_drops = read_drop_file(drop_file) if drop_file else {}
-    first: dict[int, object] = {}
-    for track in parse_export(export):
-        first.setdefault(int(sharpen_ids(track.label)), track)
+    entries = plan_tracks([Path(release_dir)], summary=BuildSummary())
+
+    def first_track(gid: int):
+        for entry in (e for e in entries if e.label == gid):
+            try:
+                return entry, analyse_track(entry.audio_path, file_sections=entry.file_sections,
+                                            clip_seconds=clip_seconds, placement="section_start")
+            except TrackTooShort:
+                continue
+        return None, None
+
     panels, sr_shown = [], None
     for gid, genre in enumerate(GENRES):
-        track = first.get(gid)
+        entry, track = first_track(gid)
         if track is None:
             panels.append((genre, "", None))
             continue
-        audio_path = resolve_in_folder(folder, track.audio_name, where=export.name)
-        y, sr = load_audio(audio_path)
-        mono = to_mono(y)
-        sections = known_drops.get(track.audio_name) or detect_drops(mono, sr).sections
-        start = float(sections[0][0]) if sections else 0.0
-        a = int(start * sr)
-        clip = mono[a : a + int(round(clip_seconds * sr))]
+        sr = track.drops.sample_rate
+        start = track.clips[0].start if track.clips else 0.0
+        clip = cut_clip(track.mono, sr, start, clip_seconds)
         mel = librosa.feature.melspectrogram(y=clip, sr=sr, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
         mel_db = librosa.power_to_db(mel, ref=np.max)
-        panels.append((genre, f"{track.audio_name} @ {start:.0f} s", mel_db))
+        panels.append((genre, f"{entry.audio_path.name} @ {start:.0f} s", mel_db))
         sr_shown = sr_shown or sr
     return plot_spectrogram_grid(panels, path, sampling_rate=sr_shown or 44100, hop_length=hop_length)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from transformers import AutoModelForAudioClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
-from .inference import DEFAULT_BATCH_SIZE, aggregate_track, classify_clips, clip_seconds_of, label_names, track_clips
+from .inference import DEFAULT_BATCH_SIZE, aggregate_track, classify_clips, extractor_clip_seconds, label_names, track_clips
 
 TASK = "housex-track-classification"
 _PREPROCESS_OPTIONS = ("sampling_rate", "clips_per_section", "seed", "min_seconds", "drop_options")
@@ -61,7 +61,7 @@ class HouseXTrackClassificationPipeline(Pipeline):
 
     def preprocess(self, inputs, **options):
         fe = self.feature_extractor
-        return {"track": track_clips(inputs, int(fe.sampling_rate), clip_seconds_of(fe), **options)}
+        return {"track": track_clips(inputs, int(fe.sampling_rate), extractor_clip_seconds(fe), **options)}
 
     def _forward(self, model_inputs, clip_batch_size: int = DEFAULT_BATCH_SIZE):
         # classify_clips featurises and runs the model one batch of clips at a time, as classify_track does
@@ -84,3 +84,6 @@ def register_track_pipeline() -> None:
         PIPELINE_REGISTRY.register_pipeline(
             TASK, pipeline_class=HouseXTrackClassificationPipeline, pt_model=AutoModelForAudioClassification, type="audio"
         )
+
+
+register_track_pipeline()  # importing this module registers the task (see housex/__init__.py)

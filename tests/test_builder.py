@@ -15,9 +15,10 @@ import yaml
 from conftest import loud_section_track
 
 from housex.cli import main as cli_main
-from housex.dataset_script.builder import BuildSummary, HouseXBuilder, TrackEntry, plan_tracks, split_tracks
+from housex.dataset_script.builder import BuildSummary, HouseXBuilder, SkipReason, TrackEntry, plan_tracks, split_tracks
 from housex.dataset_script.export import export_dataset
-from housex.dataset_script.labelstudio import make_task, write_drop_file, write_export
+from housex.dataset_script.labelstudio import make_task
+from housex.dataset_script.release import write_drop_file, write_export
 
 # Small and fast: 16 s tracks with a loud part at 6–14 s, 3 s clips, 4 s minimum drops.
 # Seed 2 puts three good tracks (a0, a2, b0) into validation; the bad ones all fall in train.
@@ -222,7 +223,7 @@ def test_strict_skips_fallback_tracks(tiny, tmp_path):
                       validation_fraction=0.0, **PARAMS)
     b.download_and_prepare()
     assert b.as_dataset()["train"]["track_id"] == ["t0", "t0"]
-    assert [s.category for s in b.summary.skipped] == ["fallback drop (strict)"]
+    assert [s.reason for s in b.summary.skipped] == [SkipReason.STRICT_FALLBACK] == ["fallback drop (strict)"]
 
 
 def test_export_is_deterministic_atomic_and_overwritable(tiny, tmp_path):

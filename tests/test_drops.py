@@ -11,8 +11,8 @@ import soundfile as sf
 from conftest import loud_section_track
 
 from bench.reference_drops import avg_smooth, find_drop, max_smooth
-from housex.dataset_script.audio import AudioError, load_audio, to_mono
-from housex.dataset_script.clips import cut_clip, sample_clips, track_seed
+from housex.dataset_script.audio import AudioError, EmptyAudioFile, NonFiniteAudio, load_audio, to_mono
+from housex.dataset_script.clips import TrackTooShort, analyse_track, cut_clip, sample_clips, track_seed
 from housex.dataset_script.drops import detect_drops, frame_rms, smooth_loudness
 
 FAST = dict(min_seconds=5.0, skip_seconds=3.0)
@@ -118,6 +118,43 @@ def test_cut_clip_pads_past_the_end():
         sample_clips([(0, 10)], 10, clips_per_section=0, seed=0)
 
 
+def test_analyse_track_file_and_signal_give_the_same_drops_and_clips(tmp_path):
+    y = loud_section_track(seconds=20, sr=22050, loud=(8.0, 18.0), channels=2)
+    sf.write(tmp_path / "t.wav", y, 22050, subtype="FLOAT")
+    options = dict(drop_options=FAST, clip_seconds=3.0, clips_per_section=2, seed=5)
+    from_file = analyse_track(tmp_path / "t.wav", **options)
+    from_signal = analyse_track(y.T, 22050, **options)
+    detected = detect_drops(to_mono(y.T), 22050, **FAST)
+    for track in (from_file, from_signal):
+        assert track.drops.sections == detected.sections and not track.drops.from_file and track.drops.channels == 2
+        assert track.clips == sample_clips(detected.sections, 20.0, clips_per_section=2, clip_seconds=3.0, seed=5)
+    clip = from_file.clips[0]
+    assert np.array_equal(from_file.clip_audio(clip), cut_clip(to_mono(y.T), 22050, clip.start, 3.0))
+    # one clip at each section's start instead of random ones
+    starts = analyse_track(y.T, 22050, **{**options, "placement": "section_start"}).clips
+    assert [(c.start, c.drop_index) for c in starts] == [(a, i) for i, (a, _) in enumerate(detected.sections)]
+    with pytest.raises(ValueError, match="placement"):
+        analyse_track(y.T, 22050, placement="evenly")
+
+
+def test_analyse_track_drop_file_short_and_silent_tracks():
+    y = loud_section_track(seconds=20, sr=16000, loud=(8.0, 18.0), channels=1)[:, 0]
+    # drop-file sections are clamped to the track; ones starting after its end are dropped
+    track = analyse_track(y, 16000, file_sections=[(30.0, 40.0), (2.0, 25.0)], clip_seconds=3.0, seed=1)
+    assert track.drops.from_file and track.drops.sections == [(2.0, 20.0)] and not track.drops.fallback
+    assert {c.drop_index for c in track.clips} == {0} and all(c.end <= 20.0 for c in track.clips)
+    none_inside = analyse_track(y, 16000, file_sections=[(25.0, 30.0)], clip_seconds=3.0).drops
+    assert none_inside.sections == [] and "no section inside" in none_inside.reason and not none_inside.silent
+    with pytest.raises(TrackTooShort, match=r"<array>: shorter than one clip \(2.00 s < 3 s\)"):
+        analyse_track(y[: 2 * 16000], 16000, clip_seconds=3.0)
+    silent = analyse_track(np.zeros(16000 * 20, np.float32), 16000, clip_seconds=3.0, whole_track_fallback=True)
+    assert silent.drops.silent and silent.drops.sections == [] and silent.clips == []
+    # no section and not silent: the whole track as a flagged fallback section, when asked for
+    whole = analyse_track(y, 16000, drop_options=dict(min_seconds=15.0, skip_seconds=3.0, fallback=False),
+                          clip_seconds=3.0, whole_track_fallback=True).drops
+    assert whole.sections == [(0.0, 20.0)] and whole.fallback and "no section" in whole.reason
+
+
 # -- audio loading ------------------------------------------------------------------------------
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
 @pytest.mark.parametrize("sr, channels", [(22050, 1), (44100, 2), (48000, 6)])
@@ -148,7 +185,7 @@ def test_audio_errors_name_the_file(tmp_path):
     with pytest.raises(AudioError, match=r"missing\.ogg: audio file not found"):
         load_audio(tmp_path / "missing.ogg")
     (tmp_path / "empty.ogg").write_bytes(b"")
-    with pytest.raises(AudioError, match=r"empty\.ogg: audio file is empty"):
+    with pytest.raises(EmptyAudioFile, match=r"empty\.ogg: audio file is empty"):
         load_audio(tmp_path / "empty.ogg")
     (tmp_path / "corrupt.ogg").write_bytes(b"OggS" + np.random.default_rng(0).bytes(5000))
     with pytest.raises(AudioError, match=r"corrupt\.ogg: cannot decode audio"):
@@ -156,5 +193,5 @@ def test_audio_errors_name_the_file(tmp_path):
     y = np.zeros((1000, 2), dtype=np.float32)
     y[10, 1] = np.nan
     sf.write(tmp_path / "nan.wav", y, 22050, subtype="FLOAT")
-    with pytest.raises(AudioError, match=r"nan\.wav: 1 samples are NaN"):
+    with pytest.raises(NonFiniteAudio, match=r"nan\.wav: 1 samples are NaN"):
         load_audio(tmp_path / "nan.wav")

@@ -22,15 +22,8 @@ from conftest import loud_section_track
 import housex
 from housex.cli import main as housex_main
 from housex.dataset_script.genres import GENRES, LABEL2ID, NUM_GENRES
-from housex.inference import (
-    AudioInputError,
-    classify_track,
-    load_classifier,
-    segment_windows,
-    smooth_probabilities,
-    timeline,
-    window_starts,
-)
+from housex.djset import segment_windows, smooth_probabilities, timeline, window_starts
+from housex.inference import AudioInputError, classify_track, load_classifier
 from housex.modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification
 
 TRACK_SECONDS = 40.0
@@ -352,7 +345,8 @@ def test_plot_confusion_from_metrics_json(tmp_path, capsys):
 
 
 def test_plot_spectrograms_of_a_release_folder(tmp_path, capsys):
-    from housex.dataset_script.labelstudio import make_task, write_export
+    from housex.dataset_script.labelstudio import make_task
+    from housex.dataset_script.release import write_export
 
     release = tmp_path / "release"
     release.mkdir()

@@ -19,16 +19,8 @@ from housex.dataset_script.genres import (
     sharpen_ids,
     soft_label_pattern,
 )
-from housex.dataset_script.labelstudio import (
-    AnnotationError,
-    find_release_files,
-    make_task,
-    parse_export,
-    read_drop_file,
-    resolve_in_folder,
-    safe_audio_name,
-    write_export,
-)
+from housex.dataset_script.labelstudio import AnnotationError, make_task, resolve_in_folder, safe_audio_name
+from housex.dataset_script.release import find_release_files, parse_export, read_drop_file, write_export
 
 
 def test_upstream_exports_parse_with_paper_statistics(fixtures_dir):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import re
 import shlex
 from pathlib import Path
@@ -64,8 +65,12 @@ def test_training_commands_parse(line, tmp_path, monkeypatch):
     from housex.trainer.train import parse_args
 
     argv = shlex.split(line)[2:]
-    script, config, *rest = argv
-    assert (ROOT / script).is_file(), script
+    if argv[0] in ("-m", "--module"):  # accelerate launch -m housex.trainer.run CONFIG ...
+        module, config, *rest = argv[1:]
+        assert importlib.util.find_spec(module), module
+    else:
+        script, config, *rest = argv
+        assert (ROOT / script).is_file(), script
     assert (ROOT / config).is_file(), config
     monkeypatch.chdir(tmp_path)  # output_dir in the README is relative
     model_args, data_args, training_args = parse_args([str(ROOT / config), *rest])

@@ -13,7 +13,7 @@ import soundfile as sf
 
 from housex.dataset_script import synthetic
 from housex.dataset_script.genres import GENRES, LabelError, sharpen_ids, soft_label_pattern
-from housex.dataset_script.labelstudio import find_release_files, parse_export
+from housex.dataset_script.release import find_release_files, parse_export
 
 
 def _digests(folder):
@@ -193,7 +193,7 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
     import datasets
 
     from housex.cli import main
-    from housex.dataset_script.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe
 
     release, records = small_release
     out = tmp_path / "built"
@@ -212,7 +212,7 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
 def test_probe_names_the_row_it_cannot_decode():
     import datasets
 
-    from housex.dataset_script.probe import dataset_features
+    from housex.trainer.baselines.probe import dataset_features
 
     good = io.BytesIO()
     sf.write(good, np.random.default_rng(0).uniform(-0.5, 0.5, 8000), 8000, format="FLAC")
@@ -244,7 +244,7 @@ def test_synth_cli_writes_release_and_previews(tmp_path):
 def test_dsp_blocks_match_their_references():
     from scipy import signal
 
-    from housex.dataset_script import dsp
+    from housex.dataset_script.synthetic import dsp
 
     sr = 44100
     y = dsp.karplus_strong(196.0, 20000, sr, np.random.default_rng(1), decay=0.99, brightness=0.3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,8 @@ import torch
 import yaml
 
 from housex.dataset_script.genres import NUM_GENRES
-from housex.dataset_script.labelstudio import make_task, write_drop_file, write_export
+from housex.dataset_script.labelstudio import make_task
+from housex.dataset_script.release import write_drop_file, write_export
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 0
@@ -343,7 +345,7 @@ def test_feature_augmentation_is_a_seeded_shift_tilt_and_masks():
     from transformers import DataCollatorWithPadding
 
     from housex.modeling import HouseXFeatureExtractor
-    from housex.trainer.train import FeatureAugmentCollator, augment_features
+    from housex.trainer.augmentation import FeatureAugmentCollator, augment_features
 
     x = torch.rand(3, 16, 40) * 0.8 + 0.1
     x[1:] = x[0]  # mel plane repeated, as without chroma
@@ -387,3 +389,75 @@ def test_feature_augmentation_is_a_seeded_shift_tilt_and_masks():
     expected = augment_features(x, torch.Generator().manual_seed(__import__("zlib").crc32(b"7/0/12")),
                                 tilt_planes=3, roll=False)
     assert torch.equal(again, expected)
+
+
+def _fresh_install(tmp_path: Path) -> Path:
+    """A new venv with a regular (non-editable) ``pip install .`` of a copy of the project.
+
+    No downloads: the venv reads the dependencies (torch ..., and the setuptools >= 77 that torch
+    requires, for the build) from this interpreter's site-packages through a .pth file, the
+    project is installed with --no-deps --no-build-isolation, and built from a copy so that the
+    checkout gets no build/ folder.  The copy is where the code comes from, not the checkout.
+    """
+    import site
+
+    src = tmp_path / "src"
+    ignore = shutil.ignore_patterns("__pycache__", "*.egg-info")
+    for name in ("housex", "dataset_script", "modeling", "trainer", "cards"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    shared = str(Path(torch.__file__).resolve().parents[1])  # first: the site-packages with torch and setuptools
+    purelib = venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
+    paths = [shared] + [p for p in site.getsitepackages() if p != shared]
+    (purelib / "00-shared.pth").write_text("\n".join(paths) + "\n")
+    proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
+                           "--no-build-isolation", "--no-index", "--ignore-installed", str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return venv
+
+
+@pytest.mark.slow
+def test_a_regular_install_runs_the_demo_launcher_build_and_training(tiny, tmp_path):
+    """Item 8 of issue 14: nothing needs the source checkout (trainer/run.py, trainer/configs/)."""
+    release, config, _, _ = tiny
+    venv = _fresh_install(tmp_path)
+    python, housex_cli = str(venv / "bin" / "python"), str(venv / "bin" / "housex")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    work = tmp_path / "work"  # not the checkout: python -m puts the cwd on sys.path
+    work.mkdir()
+
+    def run(*cmd):
+        proc = subprocess.run([str(c) for c in cmd], env=env, cwd=work, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        return proc.stdout
+
+    where = run(python, "-c", "import housex.trainer as t; print(t.__file__); print(t.CONFIGS_DIR)").split()
+    assert all(p.startswith(str(venv)) for p in where), where
+    assert Path(where[1], "cpu.yaml").is_file()
+    assert "--train-args" in run(housex_cli, "demo", "--help")
+
+    dataset = tmp_path / "housex-tiny"
+    run(housex_cli, "build", "--data-dir", release, "--out", dataset, "--config", "clips", "--seed", SEED,
+        "--clip-seconds", 2, "--clips-per-section", 2, "--quiet")
+    assert (dataset / "README.md").is_file()
+
+    # The demo's own launch command (accelerate launch -m housex.trainer.run ...), one step.
+    values = yaml.safe_load(config.read_text())
+    for key in ("release_dirs", "build_dir", "build_options"):
+        values.pop(key)
+    run_config = tmp_path / "run.yaml"
+    run_config.write_text(yaml.safe_dump(values))
+    out = tmp_path / "model"
+    code = ("import json, sys; from housex.commands.demo import train_command; "
+            "print(json.dumps(train_command(sys.argv[1], sys.argv[2], sys.argv[3], extra=['--max_steps', '1'])))")
+    cmd = json.loads(run(python, "-c", code, run_config, dataset, out))
+    assert cmd[0] == python and "housex.trainer.run" in cmd and not any(c.endswith("run.py") for c in cmd)
+    run(*cmd)
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 1
+    for name in ("model.safetensors", "modeling_housex.py", "metrics.json", "confusion_matrix.png", "README.md"):
+        assert (out / name).is_file(), name

@@ -1,11 +1,15 @@
-"""The model card (README.md) of a trained HouseX model, from ``cards/model_card.md``."""
+"""The model card (README.md) of a trained HouseX model, from ``cards/model_card.md``, and the Hub push
+of the finished model folder."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
+
 from ..cards import CARDS_DIR
+from ..dataset_script.genres import GENRE_DESCRIPTIONS, GENRES
 
 TEMPLATE_PATH = CARDS_DIR / "model_card.md"
 
@@ -32,10 +36,6 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
                      training: dict, synthetic: bool, model_name: str, repo_id: str | None,
                      template_path: str | os.PathLike = TEMPLATE_PATH):
     """A ``huggingface_hub.ModelCard`` with ``model-index`` results from ``metrics`` (metrics.json)."""
-    from huggingface_hub import EvalResult, ModelCard, ModelCardData
-
-    from housex.dataset_script.genres import GENRE_DESCRIPTIONS, GENRES
-
     template_path = Path(template_path)
     if not template_path.is_file():
         raise FileNotFoundError(f"{template_path}: model card template not found")
@@ -148,3 +148,24 @@ def write_model_card(out_dir, *, metrics, model, model_args, data_args, training
     path = Path(out_dir) / "README.md"
     card.save(path)
     return path
+
+
+def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token=None, private=None,
+                       commit_message: str = "Upload HouseX model") -> str:
+    """Upload a saved model folder with the official huggingface_hub API.
+
+    Any failure (offline, no token, no permission) raises ``RuntimeError`` that says the local
+    folder is complete and how to retry; nothing local is changed.
+    """
+    api = HfApi(token=token)
+    try:
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                 commit_message=commit_message,
+                                 ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "*.pth"])
+    except Exception as e:  # offline mode, network, auth: all end the same way for the user
+        raise RuntimeError(
+            f"push_to_hub to {repo_id!r} failed ({type(e).__name__}: {e}). The trained model is saved "
+            f"locally in {folder}; retry later with `huggingface-cli upload {repo_id} {folder}`."
+        ) from None
+    return getattr(info, "commit_url", str(info))

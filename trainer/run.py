@@ -1,6 +1,7 @@
 """Train and evaluate a HouseX classifier.
 
     accelerate launch trainer/run.py trainer/configs/cpu.yaml --dataset_name housex-v2 --output_dir runs/cpu
+    accelerate launch -m housex.trainer.run CONFIG.yaml ...   # the same as a module (an installed package too)
     accelerate launch --multi_gpu --num_processes 2 trainer/run.py trainer/configs/cpu.yaml ...   # 2-process DDP
     python trainer/run.py trainer/configs/paper.yaml --release_dirs release/ --output_dir runs/paper
     python trainer/run.py --help

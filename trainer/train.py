@@ -8,6 +8,8 @@ card, ``save_pretrained`` (safetensors + feature extractor + custom code) -> opt
 
 ``main(model_args, data_args, training_args)`` is what ``trainer/run.py``, the grid and the tests
 call; ``parse_args(argv)`` turns ``CONFIG.yaml --key value ...`` into the three dataclasses.
+Augmentation lives in ``augmentation.py``, the model card and the Hub push in ``card.py``, the
+confusion-matrix figure in ``plots.py``.
 """
 
 from __future__ import annotations
@@ -17,18 +19,30 @@ import json
 import logging
 import os
 import sys
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import datasets
+import evaluate
 import numpy as np
-from transformers import HfArgumentParser, Trainer, TrainingArguments
+import torch
+import transformers
+import yaml
+from transformers import DataCollatorWithPadding, HfArgumentParser, Trainer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
 
+from ..dataset_script.builder import HouseXBuilder, HouseXBuilderConfig
+from ..dataset_script.genres import GENRES, LABEL_MODES, sharpen_ids
+from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification, register_auto_classes
 from . import peer_models
+from .augmentation import AugmentEpochCallback, FeatureAugmentCollator, SeededAugmenter, clip_keys
+from .card import push_folder_to_hub, write_model_card
+from .plots import plot_confusion
 
 logger = logging.getLogger("housex.trainer")
 
 METRIC_PATH = Path(__file__).resolve().parent / "housex_metric.py"
-LABEL_MODES = ("soft", "sharpen", "clean")
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,8 +201,6 @@ class HouseXTrainingArguments(TrainingArguments):
 def _resolve_bf16(value) -> bool:
     """``bf16: auto`` -> True on a CUDA GPU with bf16 support, False elsewhere."""
     if isinstance(value, str) and value.strip().lower() == "auto":
-        import torch
-
         return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
     return value
 
@@ -206,8 +218,6 @@ def load_config_file(path: str | os.PathLike) -> dict:
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not valid JSON ({e})") from None
     else:
-        import yaml
-
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
@@ -255,10 +265,6 @@ def parse_args(argv: list[str] | None = None, **overrides):
 # --------------------------------------------------------------------------------------------
 def parse_build_options(text: str | None) -> dict:
     """``"clip_seconds=2,min_drop_seconds=4"`` -> builder config overrides (numbers and booleans parsed)."""
-    import yaml
-
-    from housex.dataset_script.builder import HouseXBuilderConfig
-
     allowed = {f.name for f in dataclasses.fields(HouseXBuilderConfig)} - {"name", "version", "data_dir", "data_files",
                                                                            "description"}
     out = {}
@@ -277,11 +283,7 @@ def load_clip_datasets(data_args: DataTrainingArguments, training_args):
     Release folders go through ``HouseXBuilder`` (cached under ``build_dir`` or the datasets cache,
     keyed by the release files and build options); under DDP the main process builds first.
     """
-    import datasets
-
     if data_args.release_dirs:
-        from housex.dataset_script.builder import HouseXBuilder
-
         options = {"seed": training_args.seed, **parse_build_options(data_args.build_options)}
         with training_args.main_process_first(desc="building the dataset"):
             builder = HouseXBuilder(config_name=data_args.dataset_config_name, data_dir=list(data_args.release_dirs),
@@ -311,9 +313,9 @@ def dataset_looks_synthetic(ds, data_args: DataTrainingArguments) -> bool:
     """True when a release folder holds the generator's ``generator-truth.json``, or the dataset's
     description or card (README.md of a dataset folder) says it is synthetic."""
     if data_args.release_dirs:
-        from ..dataset_script.synthetic import TRUTH_NAME
+        from ..dataset_script.release import is_synthetic_release
 
-        return any(Path(d, TRUTH_NAME).is_file() for d in data_args.release_dirs)
+        return any(is_synthetic_release(d) for d in data_args.release_dirs)
     texts = [ds.info.description or ""]
     if data_args.dataset_name and Path(data_args.dataset_name, "README.md").is_file():
         texts.append(Path(data_args.dataset_name, "README.md").read_text(encoding="utf-8", errors="replace"))
@@ -331,8 +333,6 @@ def clip_seconds_of(ds) -> float | None:
 
 def training_targets(soft_labels: np.ndarray, label_mode: str) -> np.ndarray:
     """(N, 8) soft labels -> training targets: (N, 8) float32 for 'soft', (N,) int64 ids otherwise."""
-    from housex.dataset_script.genres import sharpen_ids
-
     soft = np.asarray(soft_labels, dtype=np.float64)
     if label_mode == "soft":
         return (soft / soft.sum(axis=-1, keepdims=True)).astype(np.float32)
@@ -353,139 +353,6 @@ def class_weights_from_targets(targets: np.ndarray, num_labels: int) -> list[flo
     return weights.tolist()
 
 
-def clip_seed(seed: int, epoch: int, key) -> int:
-    """The seed of one clip's augmentation in one epoch: depends on nothing else (not on call order)."""
-    import zlib
-
-    return zlib.crc32(f"{seed}/{epoch}/{key}".encode())
-
-
-class SeededAugmenter:
-    """audiomentations chain whose draws depend only on (seed, epoch, clip key), never on call order.
-
-    So a resumed run, a run with prefetching data loaders and each DDP process all augment a
-    given clip in a given epoch identically.  audiomentations draws from the global ``random`` and
-    ``numpy.random`` streams: they are seeded per clip and restored afterwards, so nothing else
-    sees a change.  Gain, Gaussian noise, pitch shift of at most 1 semitone and a 7-band EQ; no
-    time-stretch, because tempo (BPM) is a genre cue.
-    """
-
-    def __init__(self, p: float, seed: int):
-        import audiomentations as am
-
-        self.seed = int(seed)
-        self.epoch = 0  # set by AugmentEpochCallback at the start of each epoch
-        self.compose = am.Compose(
-            [
-                am.Gain(min_gain_db=-6.0, max_gain_db=6.0, p=p),
-                am.AddGaussianSNR(min_snr_db=20.0, max_snr_db=40.0, p=p),
-                am.PitchShift(min_semitones=-1.0, max_semitones=1.0, p=p),
-                am.SevenBandParametricEQ(min_gain_db=-6.0, max_gain_db=6.0, p=p),
-            ]
-        )
-
-    def __call__(self, samples: np.ndarray, sample_rate: int, key: str) -> np.ndarray:
-        """(samples,) float32 -> (samples,) float32, deterministic in (seed, epoch, key)."""
-        import random
-
-        seed = clip_seed(self.seed, self.epoch, key)
-        py_state, np_state = random.getstate(), np.random.get_state()
-        try:
-            random.seed(seed)
-            np.random.seed(seed)
-            return self.compose(samples=samples, sample_rate=sample_rate).astype(np.float32)
-        finally:
-            random.setstate(py_state)
-            np.random.set_state(np_state)
-
-
-def augment_epoch_callback(augmenter):
-    """A ``TrainerCallback`` that tells an augmenter (anything with an ``epoch``) which epoch is starting
-    (resume-safe)."""
-    from transformers import TrainerCallback
-
-    class AugmentEpochCallback(TrainerCallback):
-        def on_epoch_begin(self, args, state, control, **kwargs):
-            augmenter.epoch = int(state.epoch or 0)
-
-    return AugmentEpochCallback()
-
-
-def augment_features(features, generator, *, tilt_planes: int, max_tilt_db: float = 4.0,
-                     mask_fraction: float = 0.125, roll: bool = True):
-    """One clip's features (C, n_mels, T), scaled as the extractor's (0 = loudest bin, 1 = 80 dB
-    below) -> a new tensor of the same shape, drawn from ``generator``:
-
-    - a circular time shift (skipped with ``roll=False``, e.g. for padded clips): the drops are
-      loop-based, so a rotated clip is still a plausible clip;
-    - a spectral tilt that moves the lowest and the highest band by up to +-``max_tilt_db`` in
-      opposite directions, on the first ``tilt_planes`` planes (the dB planes; chroma planes are not
-      levels), clamped to [0, 1];
-    - one frequency mask and one time mask of up to ``mask_fraction`` of the bands / frames, filled
-      with the clip's mean (SpecAugment).
-    """
-    import torch
-
-    x = torch.as_tensor(features, dtype=torch.float32)
-    _, n_bands, n_frames = x.shape
-
-    def draw(high: int) -> int:  # uniform integer in [0, high)
-        return int(torch.randint(0, max(1, high), (), generator=generator))
-
-    # one copy either way: torch.roll returns a new tensor
-    x = torch.roll(x, shifts=draw(n_frames), dims=-1) if roll else x.clone()
-    tilt = (2 * float(torch.rand((), generator=generator)) - 1) * max_tilt_db / 80.0
-    ramp = torch.linspace(-1.0, 1.0, n_bands)[:, None] * tilt
-    x[:tilt_planes] = (x[:tilt_planes] + ramp).clamp(0.0, 1.0)
-    fill = x.mean()
-    width = draw(int(mask_fraction * n_bands) + 1)
-    start = draw(n_bands - width + 1)
-    x[:, start:start + width, :] = fill
-    width = draw(int(mask_fraction * n_frames) + 1)
-    start = draw(n_frames - width + 1)
-    x[:, :, start:start + width] = fill
-    return x
-
-
-class FeatureAugmentCollator:
-    """Wraps the Trainer's collator: rows that carry an ``augment_key`` (training rows, when
-    ``feature_augment`` is on) get :func:`augment_features` with a generator seeded by (seed,
-    epoch, key); the key is dropped before collating.  Evaluation rows have no key and pass as
-    they are.  Like :class:`SeededAugmenter`, the draws never depend on call order, so resumed,
-    prefetching and DDP runs augment a clip identically; the epoch comes from
-    :func:`augment_epoch_callback`.
-    """
-
-    def __init__(self, collate, seed: int, tilt_planes: int):
-        self.collate = collate
-        self.seed = int(seed)
-        self.tilt_planes = int(tilt_planes)
-        self.epoch = 0
-
-    def __call__(self, rows: list[dict]):
-        import torch
-
-        out = []
-        for row in rows:
-            row = dict(row)
-            key = row.pop("augment_key", None)
-            if key is not None:
-                generator = torch.Generator().manual_seed(clip_seed(self.seed, self.epoch, int(key)))
-                mask = row.get("attention_mask")
-                padded = mask is not None and not bool(torch.as_tensor(mask).all())
-                row["input_features"] = augment_features(row["input_features"], generator,
-                                                         tilt_planes=self.tilt_planes, roll=not padded)
-            out.append(row)
-        return self.collate(out)
-
-
-def clip_keys(batch, audio_column: str) -> list[str]:
-    """Stable per-clip keys: track id + clip start when the columns exist, else the audio path."""
-    if "track_id" in batch and "clip_start" in batch:
-        return [f"{t}@{float(s):.4f}" for t, s in zip(batch["track_id"], batch["clip_start"])]
-    return [str((a or {}).get("path") if isinstance(a, dict) else i) for i, a in enumerate(batch[audio_column])]
-
-
 def make_transform(feature_extractor, *, audio_column: str, label_column: str, label_mode: str | None,
                    augmenter=None, augment_keys: bool = False, max_length_seconds: float | None = None):
     """``with_transform`` function: decoded audio -> ``input_features``; soft label -> ``labels``.
@@ -495,8 +362,6 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
     ``augment_keys`` adds ``augment_key`` (CRC-32 of the clip key) for :class:`FeatureAugmentCollator`.
     ``max_length_seconds`` keeps the first seconds of each clip.
     """
-    import zlib
-
     sr = int(feature_extractor.sampling_rate)
     input_name = feature_extractor.model_input_names[0]  # input_features (HouseX, AST...), input_values (wav2vec2)
     max_samples = int(round(max_length_seconds * sr)) if max_length_seconds else None
@@ -536,8 +401,6 @@ def precompute(ds, transform, num_proc: int | None, split: str, feature_extracto
     The shapes come from the extractor's settings: running it here, before ``map`` forks its
     workers, would leave torch's thread pool in a state that hangs them.
     """
-    import datasets
-
     # the label column's type follows what training_targets returns for this mode (validation: soft)
     targets = training_targets(np.ones((1, 8)), label_mode or "soft")
     columns = {
@@ -558,11 +421,8 @@ def precompute(ds, transform, num_proc: int | None, split: str, feature_extracto
 # --------------------------------------------------------------------------------------------
 def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | None = None):
     """From ``model_name_or_path`` or new; ``clip_seconds`` (the dataset's clip length) unless set."""
-    from housex.modeling import HouseXFeatureExtractor
-
     if peer_models.is_peer(model_args):
         return peer_models.load_feature_extractor(model_args)
-
     overrides = model_args.feature_extractor_overrides()
     if clip_seconds is not None and not model_args.model_name_or_path:
         overrides.setdefault("clip_seconds", clip_seconds)
@@ -572,11 +432,8 @@ def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | No
 
 
 def build_model(model_args: ModelArguments, feature_extractor, class_weights: list[float] | None):
-    from housex.modeling import HouseXConfig, HouseXForAudioClassification
-
     if peer_models.is_peer(model_args):
         return peer_models.build_model(model_args, class_weights)
-
     overrides = model_args.config_overrides()
     if model_args.model_name_or_path:
         config = HouseXConfig.from_pretrained(model_args.model_name_or_path, **overrides)
@@ -597,8 +454,6 @@ class HouseXTrainer(Trainer):
 
     def create_scheduler(self, num_training_steps, optimizer=None):
         if self.lr_scheduler is None and getattr(self.args, "step_lr_step_size", 0) > 0:
-            import torch
-
             self.lr_scheduler = torch.optim.lr_scheduler.StepLR(
                 optimizer if optimizer is not None else self.optimizer,
                 step_size=self.args.step_lr_step_size,
@@ -623,75 +478,9 @@ class PeerTrainer(peer_models.SoftLabelLossMixin, HouseXTrainer):
 
 
 # --------------------------------------------------------------------------------------------
-# Outputs
+# The steps of main
 # --------------------------------------------------------------------------------------------
-def save_confusion_png(matrix, labels, path: str | os.PathLike, title: str = "") -> Path:
-    """Row-normalised confusion matrix (rows = target, columns = prediction) with counts, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    m = np.asarray(matrix, dtype=np.float64)
-    rows = m.sum(axis=1, keepdims=True)
-    frac = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(7.5, 6.5), dpi=120)
-    im = ax.imshow(frac, vmin=0, vmax=1, cmap="Blues")
-    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(labels)), labels)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("target (sharpened)")
-    for i in range(m.shape[0]):
-        for j in range(m.shape[1]):
-            if m[i, j]:
-                ax.text(j, i, f"{int(m[i, j])}", ha="center", va="center",
-                        color="white" if frac[i, j] > 0.5 else "black", fontsize=8)
-    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the target row")
-    if title:
-        ax.set_title(title)
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def push_folder_to_hub(folder: str | os.PathLike, repo_id: str, *, token=None, private=None,
-                       commit_message: str = "Upload HouseX model") -> str:
-    """Upload a saved model folder with the official huggingface_hub API.
-
-    Any failure (offline, no token, no permission) raises ``RuntimeError`` that says the local
-    folder is complete and how to retry; nothing local is changed.
-    """
-    from huggingface_hub import HfApi
-
-    api = HfApi(token=token)
-    try:
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        info = api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
-                                 commit_message=commit_message,
-                                 ignore_patterns=["checkpoint-*", "checkpoint-*/**", "runs/**", "*.pt", "*.pth"])
-    except Exception as e:  # offline mode, network, auth: all end the same way for the user
-        raise RuntimeError(
-            f"push_to_hub to {repo_id!r} failed ({type(e).__name__}: {e}). The trained model is saved "
-            f"locally in {folder}; retry later with `huggingface-cli upload {repo_id} {folder}`."
-        ) from None
-    return getattr(info, "commit_url", str(info))
-
-
-# --------------------------------------------------------------------------------------------
-# main
-# --------------------------------------------------------------------------------------------
-def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_args, *, callbacks=None) -> dict:
-    """Train (when ``do_train``), evaluate, save.  Returns the metrics (as written to metrics.json)."""
-    import datasets
-    import evaluate
-    import transformers
-    from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
-
-    from housex.dataset_script.genres import GENRES
-
+def setup_logging(training_args) -> None:
     logging.basicConfig(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         level=logging.INFO if training_args.should_log else logging.WARNING,
@@ -704,24 +493,12 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         training_args.process_index, training_args.world_size, training_args.device,
         training_args.parallel_mode.value, training_args.bf16,
     )
-    set_seed(training_args.seed)
-    if not training_args.do_train and not model_args.model_name_or_path:
-        raise ValueError("do_train is false and no model_name_or_path is given: nothing to evaluate")
 
-    # Our evaluation needs the raw columns (audio, soft_label) inside the transform.
-    training_args.remove_unused_columns = False
-    push_repo = None
-    if training_args.push_to_hub:
-        # Pushed at the very end with our own call, so an offline machine trains and saves first.
-        push_repo = training_args.hub_model_id or Path(training_args.output_dir).name
-        training_args.push_to_hub = False
 
-    raw, source = load_clip_datasets(data_args, training_args)
+def select_clips(raw, data_args: DataTrainingArguments, training_args, source: str):
+    """``(train, validation)`` splits after the label mode's filter and the ``max_*_samples`` truncation."""
     train_ds = raw[data_args.train_split_name]
     eval_ds = raw[data_args.eval_split_name]
-    synthetic = data_args.dataset_is_synthetic
-    if synthetic is None:
-        synthetic = dataset_looks_synthetic(train_ds, data_args)
     if data_args.label_mode == "clean":
         before = len(train_ds)
         train_ds = train_ds.filter(lambda s: max(s) >= 1.0 - 1e-9, input_columns=[data_args.label_column_name])
@@ -736,33 +513,23 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         raise ValueError(f"dataset {source!r}: the {data_args.train_split_name!r} split is empty")
     if len(eval_ds) == 0:
         raise ValueError(f"dataset {source!r}: the {data_args.eval_split_name!r} split is empty")
+    return train_ds, eval_ds
 
-    peer = peer_models.is_peer(model_args)
-    if peer:
-        peer_models.check_data_args(data_args, model_args)
-    feature_extractor = build_feature_extractor(model_args, clip_seconds_of(train_ds if len(train_ds) else eval_ds))
-    audio_feature = datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate))
-    train_ds = train_ds.cast_column(data_args.audio_column_name, audio_feature)
-    eval_ds = eval_ds.cast_column(data_args.audio_column_name, audio_feature)
 
-    weights = None
-    if data_args.class_weights:
-        soft = np.asarray(train_ds[data_args.label_column_name], dtype=np.float64)
-        weights = class_weights_from_targets(training_targets(soft, data_args.label_mode), len(GENRES))
-        logger.info("class weights: %s", [round(w, 3) for w in weights])
-
+def build_augmentation(data_args: DataTrainingArguments, training_args, feature_extractor):
+    """``(waveform augmenter or None, feature-augmenting collator or None, their epoch callbacks)``."""
     augmenter = SeededAugmenter(data_args.augment_probability, training_args.seed) if data_args.augment else None
-    callbacks = list(callbacks or [])
-    if augmenter is not None:
-        callbacks.append(augment_epoch_callback(augmenter))
     collator = None
     if data_args.feature_augment:
-        from transformers import DataCollatorWithPadding
-
         # chroma planes are not levels: only the dB plane gets the tilt
         tilt_planes = 1 if feature_extractor.use_chroma else feature_extractor.feature_shape[0]
         collator = FeatureAugmentCollator(DataCollatorWithPadding(feature_extractor), training_args.seed, tilt_planes)
-        callbacks.append(augment_epoch_callback(collator))
+    callbacks = [AugmentEpochCallback(a) for a in (augmenter, collator) if a is not None]
+    return augmenter, collator, callbacks
+
+
+def add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args: DataTrainingArguments, training_args):
+    """Both splits with ``input_features`` + ``labels``: on the fly (``set_transform``) or precomputed."""
     train_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                      label_column=data_args.label_column_name, label_mode=data_args.label_mode,
                                      augmenter=augmenter, augment_keys=data_args.feature_augment,
@@ -779,32 +546,106 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     else:
         train_ds.set_transform(train_transform)
         eval_ds.set_transform(eval_transform)
+    return train_ds, eval_ds
 
-    from housex.modeling import register_auto_classes
 
-    # Auto classes + auto_map so the saved folder loads with pipeline(..., trust_remote_code=True).
+class MetricScorer:
+    """``compute_metrics`` for the Trainer with the HouseX metric; keeps the last full scores (the
+    confusion matrix too) for metrics.json, while only scalars go to the Trainer's logs."""
+
+    def __init__(self, metric):
+        self.metric = metric
+        self.last: dict = {}
+
+    def __call__(self, eval_pred):
+        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        self.last = self.metric.compute(predictions=logits, references=eval_pred.label_ids, prediction_type="logits")
+        return {k: v for k, v in self.last.items() if isinstance(v, (int, float))}
+
+    @staticmethod
+    def logits_only(logits, labels):
+        """``preprocess_logits_for_metrics``: the model also returns pooled embeddings and patch masks."""
+        return logits[0] if isinstance(logits, tuple) else logits
+
+
+def resume_checkpoint(training_args):
+    """``resume_from_checkpoint`` with ``last``/``latest``/``true`` resolved to the newest checkpoint."""
+    resume = training_args.resume_from_checkpoint
+    if isinstance(resume, str) and resume.lower() in ("last", "latest", "true"):
+        resume = get_last_checkpoint(training_args.output_dir)
+        if resume is None:
+            raise FileNotFoundError(f"resume_from_checkpoint=last: no checkpoint-* folder in {training_args.output_dir}")
+    return resume
+
+
+def save_outputs(out_dir: Path, metrics: dict, trainer, *, model_args, data_args, training_args, feature_extractor,
+                 synthetic: bool, push_repo: str | None) -> None:
+    """metrics.json, confusion_matrix.png and the model card (README.md) next to the model; then the Hub push."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    plot_confusion(metrics["confusion_matrix"], out_dir / "confusion_matrix.png",
+                   title=f"HouseX validation ({data_args.label_mode} labels)")
+    write_model_card(out_dir, metrics=metrics, model=trainer.model, model_args=model_args,
+                     data_args=data_args, training_args=training_args, feature_extractor=feature_extractor,
+                     synthetic=synthetic, repo_id=push_repo)
+    logger.info("saved model, metrics.json, confusion_matrix.png and README.md to %s", out_dir)
+    if push_repo:
+        url = push_folder_to_hub(out_dir, push_repo, token=training_args.hub_token,
+                                 private=training_args.hub_private_repo)
+        logger.info("pushed to the Hub: %s", url)
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_args, *, callbacks=None) -> dict:
+    """Train (when ``do_train``), evaluate, save.  Returns the metrics (as written to metrics.json)."""
+    # 1. arguments
+    setup_logging(training_args)
+    set_seed(training_args.seed)
+    if not training_args.do_train and not model_args.model_name_or_path:
+        raise ValueError("do_train is false and no model_name_or_path is given: nothing to evaluate")
+    # Our evaluation needs the raw columns (audio, soft_label) inside the transform.
+    training_args.remove_unused_columns = False
+    push_repo = None
+    if training_args.push_to_hub:
+        # Pushed at the very end with our own call, so an offline machine trains and saves first.
+        push_repo = training_args.hub_model_id or Path(training_args.output_dir).name
+        training_args.push_to_hub = False
+
+    # 2. data
+    raw, source = load_clip_datasets(data_args, training_args)
+    synthetic = data_args.dataset_is_synthetic
+    if synthetic is None:
+        synthetic = dataset_looks_synthetic(raw[data_args.train_split_name], data_args)
+    train_ds, eval_ds = select_clips(raw, data_args, training_args, source)
+
+    # 3. features (a peer model brings its own extractor)
+    peer = peer_models.is_peer(model_args)
+    if peer:
+        peer_models.check_data_args(data_args, model_args)
+    feature_extractor = build_feature_extractor(model_args, clip_seconds_of(train_ds if len(train_ds) else eval_ds))
+    audio_feature = datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate))
+    train_ds = train_ds.cast_column(data_args.audio_column_name, audio_feature)
+    eval_ds = eval_ds.cast_column(data_args.audio_column_name, audio_feature)
+    weights = None
+    if data_args.class_weights:
+        soft = np.asarray(train_ds[data_args.label_column_name], dtype=np.float64)
+        weights = class_weights_from_targets(training_targets(soft, data_args.label_mode), len(GENRES))
+        logger.info("class weights: %s", [round(w, 3) for w in weights])
+    augmenter, collator, augment_callbacks = build_augmentation(data_args, training_args, feature_extractor)
+    train_ds, eval_ds = add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args, training_args)
+
+    # 4. model (Auto classes + auto_map so the saved folder loads with pipeline(..., trust_remote_code=True))
     register_auto_classes()
     model = build_model(model_args, feature_extractor, weights)
     if list(model.config.id2label.values()) != list(GENRES):
         raise ValueError(f"model {model_args.model_name_or_path!r}: labels {list(model.config.id2label.values())} "
                          f"are not the 8 HouseX genres in canonical order")
 
+    # 5. Trainer
     with training_args.main_process_first(desc="loading the metric"):
-        metric = evaluate.load(str(METRIC_PATH))
-    last_scores: dict = {}
-
-    def compute_metrics(eval_pred):
-        logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
-        scores = metric.compute(predictions=logits, references=eval_pred.label_ids, prediction_type="logits")
-        last_scores.clear()
-        last_scores.update(scores)
-        # Only scalars go to the Trainer's logs (tensorboard); the matrix is kept for metrics.json.
-        return {k: v for k, v in scores.items() if isinstance(v, (int, float))}
-
-    def logits_only(logits, labels):
-        # The model also returns pooled embeddings and patch masks; only the logits are scored.
-        return logits[0] if isinstance(logits, tuple) else logits
-
+        scorer = MetricScorer(evaluate.load(str(METRIC_PATH)))
     trainer = (PeerTrainer if peer else HouseXTrainer)(
         model=model,
         args=training_args,
@@ -812,28 +653,22 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         eval_dataset=eval_ds,
         processing_class=feature_extractor,
         data_collator=collator,  # None: the Trainer's default (padding with the feature extractor)
-        compute_metrics=compute_metrics,
-        preprocess_logits_for_metrics=logits_only,
-        callbacks=callbacks,
+        compute_metrics=scorer,
+        preprocess_logits_for_metrics=MetricScorer.logits_only,
+        callbacks=[*(callbacks or []), *augment_callbacks],
     )
-
     train_metrics: dict = {}
     if training_args.do_train:
-        resume = training_args.resume_from_checkpoint
-        if isinstance(resume, str) and resume.lower() in ("last", "latest", "true"):
-            resume = get_last_checkpoint(training_args.output_dir)
-            if resume is None:
-                raise FileNotFoundError(f"resume_from_checkpoint=last: no checkpoint-* folder in {training_args.output_dir}")
-        result = trainer.train(resume_from_checkpoint=resume)
+        result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
         train_metrics = dict(result.metrics)
         trainer.save_model()  # safetensors + config + custom code (+ feature extractor via processing_class)
         trainer.save_state()
 
-    eval_metrics = trainer.evaluate()
-    eval_metrics = {k.removeprefix("eval_"): v for k, v in eval_metrics.items()}
+    # 6. evaluate
+    eval_metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
     metrics = {
         **eval_metrics,
-        "confusion_matrix": last_scores.get("confusion_matrix"),
+        "confusion_matrix": scorer.last.get("confusion_matrix"),
         "labels": list(GENRES),
         "label_mode": data_args.label_mode,
         "model_name_or_path": model_args.model_name_or_path,
@@ -846,24 +681,13 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         "train": train_metrics,
     }
 
-    out_dir = Path(training_args.output_dir)
+    # 7. save
     if not training_args.do_train:
         trainer.save_model()  # an evaluated model folder is complete too (card, metrics, weights)
     if trainer.is_world_process_zero():
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-        save_confusion_png(metrics["confusion_matrix"], GENRES, out_dir / "confusion_matrix.png",
-                           title=f"HouseX validation ({data_args.label_mode} labels)")
-        from housex.trainer.card import write_model_card
-
-        write_model_card(out_dir, metrics=metrics, model=trainer.model, model_args=model_args,
-                         data_args=data_args, training_args=training_args, feature_extractor=feature_extractor,
-                         synthetic=bool(synthetic), repo_id=push_repo)
-        logger.info("saved model, metrics.json, confusion_matrix.png and README.md to %s", out_dir)
-        if push_repo:
-            url = push_folder_to_hub(out_dir, push_repo, token=training_args.hub_token,
-                                     private=training_args.hub_private_repo)
-            logger.info("pushed to the Hub: %s", url)
+        save_outputs(Path(training_args.output_dir), metrics, trainer, model_args=model_args, data_args=data_args,
+                     training_args=training_args, feature_extractor=feature_extractor, synthetic=bool(synthetic),
+                     push_repo=push_repo)
     trainer.accelerator.wait_for_everyone()
     return metrics
 
@@ -883,8 +707,4 @@ __all__ = [
     "cli",
     "training_targets",
     "class_weights_from_targets",
-    "augment_features",
-    "FeatureAugmentCollator",
-    "save_confusion_png",
-    "push_folder_to_hub",
 ]

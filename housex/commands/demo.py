@@ -6,7 +6,8 @@ launch`` is real), and is skipped when its output already exists, so a rerun reu
 1. ``housex synth``    — a synthetic release folder (audio + Label-Studio export)
 2. ``housex build``    — the Hub-ready dataset folder ``housex-v2/`` (Parquet + card)
 3. ``housex probe``    — the linear-probe baseline on clip-mean log-mel features
-4. ``accelerate launch trainer/run.py trainer/configs/cpu.yaml`` — train + evaluate
+4. ``accelerate launch -m housex.trainer.run cpu.yaml`` — train + evaluate (the module, so an
+   installed package runs it too)
 5. ``housex plot``     — confusion matrix and embedding scatter
 6. ``housex predict`` on one held-out track, ``housex timeline`` on a mix of held-out tracks
 """
@@ -21,9 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-HELP = "run the whole benchmark on synthetic data: synth, build, probe, train, evaluate, plots, predict, timeline"
+from housex.trainer import CONFIGS_DIR
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+HELP = "run the whole benchmark on synthetic data: synth, build, probe, train, evaluate, plots, predict, timeline"
 
 
 def add_arguments(p) -> None:
@@ -40,8 +41,8 @@ def add_arguments(p) -> None:
     p.add_argument("--duration", type=float, nargs=2, default=(70.0, 100.0), metavar=("MIN", "MAX"),
                    help="track length range in seconds (default: 70 100)")
     p.add_argument("--clips-per-section", type=int, default=1, help="clips per drop section in the build (default: 1)")
-    p.add_argument("--config", default=str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml"), help="training config")
-    p.add_argument("--train-args", default="", help="extra arguments for trainer/run.py, e.g. '--num_train_epochs 1'")
+    p.add_argument("--config", default=str(CONFIGS_DIR / "cpu.yaml"), help="training config (default: the shipped cpu.yaml)")
+    p.add_argument("--train-args", default="", help="extra arguments for housex.trainer.run, e.g. '--num_train_epochs 1'")
     p.add_argument("--num-processes", type=int, default=1, help="accelerate processes (CPU)")
     p.add_argument("--mix-tracks", type=int, default=4, help="held-out tracks concatenated into the demo mix")
 
@@ -85,6 +86,21 @@ def _housex(*args: str) -> list[str]:
     return [sys.executable, "-m", "housex.cli", *args]
 
 
+def train_command(config: str, dataset: str | os.PathLike, run_dir: str | os.PathLike, *, num_processes: int = 1,
+                  extra: list[str] | tuple = ()) -> list[str]:
+    """``accelerate launch ... -m housex.trainer.run CONFIG --dataset_name DATASET --output_dir RUN_DIR``.
+
+    The module, not ``trainer/run.py``: that file exists only in a source checkout.  accelerate's
+    --cpu launcher starts a single process; several CPU processes (DDP on gloo) need --multi_gpu
+    with the config's use_cpu: true.
+    """
+    mode = ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
+    return [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(num_processes),
+            "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "-m", "housex.trainer.run", str(config), "--dataset_name", str(dataset), "--output_dir", str(run_dir),
+            *extra]
+
+
 def _validation_tracks(release: Path, dataset: Path, n: int) -> list[Path]:
     """Audio files of held-out (validation) tracks, from the built ``clips`` config's track ids."""
     import datasets
@@ -120,13 +136,12 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     end to end as in the demo mix: one line per track, ``start - end  genre weights``."""
     import soundfile as sf
 
-    from housex.dataset_script.synthetic import TRUTH_NAME
+    from housex.dataset_script.release import TRUTH_NAME, is_synthetic_release, read_truth
     from housex.inference import format_genres, mmss
 
-    truth_file = release / TRUTH_NAME
-    if not truth_file.is_file():
+    if not is_synthetic_release(release):
         return []
-    labels = {t["audio"]: t["label"] for t in json.loads(truth_file.read_text())["tracks"]}
+    labels = {t["audio"]: t["label"] for t in read_truth(release)}
     lines, start = [], 0.0
     for path in tracks:
         end = start + sf.info(path).duration
@@ -171,7 +186,9 @@ def run(args) -> int:
     probe_file = out / "probe.json"
     t_start = time.perf_counter()
 
-    if (release / "synthetic-partition.json").exists():
+    from housex.dataset_script.release import EXPORT_NAME
+
+    if (release / EXPORT_NAME).exists():
         _skip("1/6 synthesise", str(release))
     else:
         import shutil
@@ -197,17 +214,8 @@ def run(args) -> int:
     if (run_dir / "metrics.json").exists() and (run_dir / "config.json").exists():
         _skip("4/6 train + evaluate", str(run_dir))
     else:
-        # accelerate's --cpu launcher starts a single process; several CPU processes (DDP on gloo)
-        # need --multi_gpu with the config's use_cpu: true.
-        mode = ["--multi_gpu"] if args.num_processes > 1 else ["--cpu"]
-        launch = [sys.executable, "-m", "accelerate.commands.launch", *mode,
-                  "--num_processes", str(args.num_processes), "--num_machines", "1", "--mixed_precision", "no",
-                  "--dynamo_backend", "no"]
-        _step(
-            "4/6 train + evaluate",
-            [*launch, str(PROJECT_ROOT / "trainer" / "run.py"), args.config,
-             "--dataset_name", str(dataset), "--output_dir", str(run_dir), *shlex.split(args.train_args)],
-        )
+        _step("4/6 train + evaluate", train_command(args.config, dataset, run_dir, num_processes=args.num_processes,
+                                                    extra=shlex.split(args.train_args)))
 
     _step("5/6 plots", _housex("plot", "confusion", "--metrics", str(run_dir / "metrics.json"), "--out", str(out / "confusion.png")))
     if not (out / "embeddings.png").exists():

@@ -5,9 +5,11 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from housex.trainer import CONFIGS_DIR
+
 HELP = "run the Table-3 grid (backbone x {mel, mel+chroma} x {hard, soft}); writes table.md and grid.json, resumable"
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "trainer" / "configs" / "cpu.yaml"
+DEFAULT_CONFIG = CONFIGS_DIR / "cpu.yaml"
 
 
 def add_arguments(p) -> None:
@@ -15,11 +17,11 @@ def add_arguments(p) -> None:
     src.add_argument("--dataset", help="dataset folder or Hub id with the 'clips' config")
     src.add_argument("--release-dirs", nargs="+", metavar="DIR", help="release folder(s) to build the dataset from")
     p.add_argument("--out", default="grid-out", help="grid folder: one run folder per cell + table.md + grid.json")
-    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="base training config (default: trainer/configs/cpu.yaml)")
+    p.add_argument("--config", default=str(DEFAULT_CONFIG), help="base training config (default: the shipped cpu.yaml)")
     p.add_argument("--backbones", nargs="+", default=["resnet18"], help="torchvision backbones (default: resnet18)")
     p.add_argument("--features", nargs="+", default=["mel", "mel+chroma"], choices=["mel", "mel+chroma"])
     p.add_argument("--labels", nargs="+", default=["hard", "soft"], choices=["hard", "soft"])
-    p.add_argument("--train-args", default="", help="extra trainer/run.py flags for every cell, e.g. '--num_train_epochs 1'")
+    p.add_argument("--train-args", default="", help="extra housex.trainer.run flags for every cell, e.g. '--num_train_epochs 1'")
     p.add_argument("--force", action="store_true", help="rerun cells that already finished")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 

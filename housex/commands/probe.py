@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     import datasets
 
-    from housex.dataset_script.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe
 
     if Path(args.dataset).exists() and not Path(args.dataset).is_dir():
         raise ValueError(f"{args.dataset}: expected a dataset folder")

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from housex.inference import timeline
+    from housex.djset import timeline
 
     tl = timeline(args.mix, args.model, hop_seconds=args.hop, smooth_seconds=args.smooth, smoothing=args.smoothing,
                   min_segment_seconds=args.min_segment, batch_size=args.batch_size, device=args.device,

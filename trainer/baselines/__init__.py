@@ -1,1 +1,1 @@
-"""Baselines scored on the HouseX clips with the same split, sharpening and metric as the HouseX model."""
+"""Baselines the HouseX model is compared with (the linear probe on clip-mean log-mel features)."""

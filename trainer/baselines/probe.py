@@ -13,8 +13,16 @@ import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
+import datasets
 import librosa
 import numpy as np
+import soundfile as sf
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from ...dataset_script.audio import load_audio, to_mono
 
 
 @dataclass
@@ -50,10 +58,6 @@ def clip_features(y: np.ndarray, sr: int, *, n_mels: int = 64, n_fft: int = 2048
 
 def _decode(audio, where: str) -> tuple[np.ndarray, int]:
     """Mono samples of one ``audio`` cell read with ``Audio(decode=False)``: {bytes, path}."""
-    import soundfile as sf
-
-    from .audio import load_audio, to_mono
-
     try:
         if audio.get("bytes"):
             y, sr = sf.read(io.BytesIO(audio["bytes"]), dtype="float32", always_2d=True)
@@ -68,8 +72,6 @@ def _decode(audio, where: str) -> tuple[np.ndarray, int]:
 
 def dataset_features(ds, *, n_mels: int = 64, split_name: str = "") -> tuple[np.ndarray, np.ndarray]:
     """Features X (N, n_mels) and sharpened labels y (N,) of a clips split (``audio``, ``label``)."""
-    import datasets
-
     for col in ("audio", "label"):
         if col not in ds.column_names:
             raise ValueError(f"split {split_name or '?'}: missing column {col!r} (a 'clips' dataset is expected)")
@@ -86,11 +88,6 @@ def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: in
 
     ``dataset``: a ``datasets.DatasetDict`` (or mapping of splits) of the "clips" config.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     for split in ("train", "validation"):
         if split not in dataset:
             raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
