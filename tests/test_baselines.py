@@ -313,6 +313,10 @@ def test_mllm_tiny_qwen2_audio_end_to_end_resumes_and_refuses_to_mix(clips_dir, 
         assert housex(argv) == 2
         err = capsys.readouterr().err.strip()
         assert f"answers.jsonl:1: written with {key} {value!r}" in err and len(err.splitlines()) == 1, err
+    for text, message in (("{not json\n", "answers.jsonl:1: not a JSON line"), ('{"a": 1}\n', "not an answer row")):
+        (out / "answers.jsonl").write_text(text)
+        assert housex(argv) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_mllm_tiny_qwen2_5_omni_answers_through_its_thinker(clips_dir, tiny_qwen2_5_omni, tmp_path):

@@ -169,6 +169,8 @@ def read_answers(path: Path, identity: dict) -> dict[str, dict]:
                 row = json.loads(line)
             except json.JSONDecodeError:
                 raise ValueError(f"{path}:{line_no}: not a JSON line") from None
+            if not isinstance(row, dict) or not {"clip_id", "parsed", "raw_answer"} <= set(row):
+                raise ValueError(f"{path}:{line_no}: not an answer row (needs clip_id, raw_answer, parsed)")
             for key, want in identity.items():
                 if row.get(key) != want:
                     raise ValueError(f"{path}:{line_no}: written with {key} {row.get(key)!r}, this run has {want!r}; "
@@ -239,7 +241,8 @@ def run_mllm(model: str, dataset: str, out: str | Path, *, split: str = "validat
     processor = load_processor(model, trust_remote_code=trust_remote_code)
     sampling_rate = int(processor.feature_extractor.sampling_rate)
     clips = load_clips(dataset, split, sampling_rate=sampling_rate, max_seconds=clip_seconds)
-    identity = {"model": str(model), "prompt_version": prompt_version, "prompt_hash": prompt_hash(prompt)}
+    model_id = str(Path(model).resolve()) if Path(model).is_dir() else str(model)  # a folder by its absolute path
+    identity = {"model": model_id, "prompt_version": prompt_version, "prompt_hash": prompt_hash(prompt)}
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     answers_path = out / ANSWERS_FILE
@@ -258,7 +261,7 @@ def run_mllm(model: str, dataset: str, out: str | Path, *, split: str = "validat
     pred_ids = [_parsed_id(answers[cid]) for cid in clips.ids]
     record = {
         "baseline": "mllm",
-        "model": str(model),
+        "model": model_id,
         "model_type": model_type,
         "prompt_version": prompt_version,
         "prompt_hash": identity["prompt_hash"],
