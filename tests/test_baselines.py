@@ -287,6 +287,7 @@ def test_mllm_tiny_qwen2_audio_end_to_end_resumes_and_refuses_to_mix(clips_dir, 
     record = json.loads((out / "metrics.json").read_text())
     clips = load_clips(clips_dir, "validation", sampling_rate=SR)
     assert [r["clip_id"] for r in rows] == clips.ids and record["num_asked"] == len(clips)
+    assert record["clip_seconds"] == 1.5 and clips.seconds == 2.0  # --clip-seconds cuts the 2 s clips
     assert {r["prompt_hash"] for r in rows} == {mllm.prompt_hash(mllm.load_prompt())}
     parsed = [mllm.parse_answer(r["raw_answer"]) for r in rows]
     assert [r["parsed"] for r in rows] == ["UNPARSED" if p is None else GENRES[p] for p in parsed]
@@ -520,7 +521,8 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
         runs / n for n in ("housex-mel-soft", "grid", "still-training")]
     assert housex(["table", *map(str, sources), "--out", str(tmp_path / "table")]) == 0
     shown = capsys.readouterr().out
-    print(shown)  # the tiny-settings Table 3 (pytest -s shows it)
+    with capsys.disabled():
+        print("\n" + shown)  # the tiny-settings Table 3 (shown with pytest -s)
     table = json.loads((tmp_path / "table" / "table.json").read_text())
     rows = table["rows"]
     assert [r["kind"] for r in rows] == ["HouseX", "HouseX", "peer model", "linear probe", "zero-shot", "MLLM"]
@@ -530,6 +532,7 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     assert house["f1_weighted"] == rows[1]["f1_weighted"] == metrics["f1_weighted"]
     assert rows[2]["model"] == tiny_ast_config.name and rows[2]["f1_weighted"] == ast_run[1]["f1_weighted"]
     mllm_metrics = json.loads((runs / "mllm" / "metrics.json").read_text())
+    assert rows[2]["features"] == "ASTFeatureExtractor" and rows[5]["features"] == "2.0 s audio + prompt"
     assert rows[5]["num_unparsed"] == mllm_metrics["num_unparsed"] and rows[5]["top2_accuracy"] is None
     md = (tmp_path / "table" / "table.md").read_text().splitlines()
     body = [line for line in md if line.startswith("| ") and not line.startswith("| Model")]

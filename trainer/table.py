@@ -64,7 +64,9 @@ def _training_run_row(folder: Path, metrics: dict) -> dict:
         features = "mel+chroma" if config.get("use_chroma") else "mel"
         return _row("HouseX", config.get("backbone", "?"), metrics, folder, features=features, labels=labels)
     name = metrics.get("model_name_or_path") or metrics.get("config_name") or config.get("model_type", "?")
-    return _row("peer model", _name(str(name)), metrics, folder, features="waveform/extractor", labels=labels)
+    extractor = folder / "preprocessor_config.json"
+    features = _read_json(extractor).get("feature_extractor_type") if extractor.is_file() else None
+    return _row("peer model", _name(str(name)), metrics, folder, features=features, labels=labels)
 
 
 def rows_of(source: str | os.PathLike) -> tuple[list[dict], list[str]]:

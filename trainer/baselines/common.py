@@ -31,6 +31,12 @@ class Clips:
     sampling_rate: int
     max_seconds: float | None = None
 
+    @property
+    def seconds(self) -> float:
+        """The audio length a model gets: the median clip length, cut to ``max_seconds``."""
+        stored = float(np.median(np.asarray(self.dataset["clip_end"]) - np.asarray(self.dataset["clip_start"])))
+        return round(min(stored, self.max_seconds or stored), 4)
+
     def __len__(self) -> int:
         return len(self.ids)
 

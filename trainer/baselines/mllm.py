@@ -267,7 +267,7 @@ def run_mllm(model: str, dataset: str, out: str | Path, *, split: str = "validat
         "prompt_hash": identity["prompt_hash"],
         "dataset": clips.source,
         "split": split,
-        "clip_seconds": clip_seconds,
+        "clip_seconds": clips.seconds,
         "sampling_rate": sampling_rate,
         "max_new_tokens": max_new_tokens,
         "labels": list(GENRES),
