@@ -57,6 +57,8 @@ _ALIASES.update(
         _key("Progressive"): LABEL2ID["Progressive House"],
         _key("Deep"): LABEL2ID["Deep House"],
         _key("Slap"): LABEL2ID["Slap House"],
+        _key("Future Bounce"): LABEL2ID["Future House"],  # names the MLLM prompt of the authors used
+        _key("Brazilian Bass"): LABEL2ID["Slap House"],
     }
 )
 

@@ -21,6 +21,8 @@ COMMANDS = {
     "plot": "plot",
     "grid": "grid",
     "probe": "probe",
+    "baseline": "baseline",
+    "table": "table",
     "demo": "demo",
     "label-studio": "label_studio",
     "review": "review",

@@ -440,6 +440,7 @@ def test_a_regular_install_runs_the_demo_launcher_build_and_training(tiny, tmp_p
     assert all(p.startswith(str(venv)) for p in where), where
     assert Path(where[1], "cpu.yaml").is_file()
     assert "--train-args" in run(housex_cli, "demo", "--help")
+    assert "8. Slap House" in run(housex_cli, "baseline", "mllm", "--show-prompt")  # the prompt is package data
 
     dataset = tmp_path / "housex-tiny"
     run(housex_cli, "build", "--data-dir", release, "--out", dataset, "--config", "clips", "--seed", SEED,

@@ -82,12 +82,13 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         label_mode=label_mode,
         class_weights=class_weights,
         clip_seconds=getattr(feature_extractor, "clip_seconds", 7.5),
-        n_mels=getattr(feature_extractor, "n_mels", model_config.patch_size),
+        n_mels=getattr(feature_extractor, "n_mels", getattr(model_config, "patch_size", None)),
         features="mel + chroma" if use_chroma else "mel",
-        backbone=model_config.backbone,
+        model_type=model_config.model_type,
+        backbone=getattr(model_config, "backbone", None),
         num_hidden_layers=model_config.num_hidden_layers,
-        num_attention_heads=model_config.num_attention_heads,
-        d_model=model_config.d_model,
+        num_attention_heads=getattr(model_config, "num_attention_heads", None),
+        d_model=getattr(model_config, "d_model", getattr(model_config, "hidden_size", None)),
         genres=[{"id": i, "name": g, "description": GENRE_DESCRIPTIONS[g]} for i, g in enumerate(GENRES)],
         metric_rows=[
             {"name": title, "value": f"{float(metrics[key]):.4f}"}
@@ -102,10 +103,19 @@ def write_model_card(out_dir, *, metrics, model, model_args, data_args, training
                      synthetic: bool, repo_id: str | None) -> Path:
     """Render the card for a finished run and save it as ``out_dir/README.md``."""
     cfg = model.config
+    if cfg.model_type == "housex":
+        architecture = {
+            "backbone": f"`{cfg.backbone}`" + (" (ImageNet init)" if getattr(cfg, "backbone_pretrained", False) else " (random init)"),
+            "patches": f"{cfg.patch_size}×{cfg.patch_size}, hop {cfg.patch_hop} frames",
+            "transformer": f"{cfg.num_hidden_layers} layer(s), {cfg.num_attention_heads} heads, d_model {cfg.d_model}",
+        }
+    else:  # a peer model (trainer/peer_models.py)
+        start = (f"weights of `{model_args.model_name_or_path}`" if model_args.model_name_or_path
+                 else f"random init from the config `{model_args.config_name}`")
+        architecture = {"model": f"`{cfg.model_type}`, {start}",
+                        "feature encoder": "frozen" if model_args.freeze_feature_encoder else "trained"}
     training = {
-        "backbone": f"`{cfg.backbone}`" + (" (ImageNet init)" if getattr(cfg, "backbone_pretrained", False) else " (random init)"),
-        "patches": f"{cfg.patch_size}×{cfg.patch_size}, hop {cfg.patch_hop} frames",
-        "transformer": f"{cfg.num_hidden_layers} layer(s), {cfg.num_attention_heads} heads, d_model {cfg.d_model}",
+        **architecture,
         "optimizer": f"`{getattr(training_args.optim, 'value', training_args.optim)}`, lr {training_args.learning_rate:g}, weight decay {training_args.weight_decay:g}",
         "schedule": (
             f"StepLR every {training_args.step_lr_step_size} steps × {training_args.step_lr_gamma:g}"

@@ -35,6 +35,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..dataset_script.builder import HouseXBuilder, HouseXBuilderConfig
 from ..dataset_script.genres import GENRES, LABEL_MODES, sharpen_ids
 from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification, register_auto_classes
+from . import peer_models
 from .augmentation import AugmentEpochCallback, FeatureAugmentCollator, SeededAugmenter, clip_keys
 from .card import push_folder_to_hub, write_model_card
 from .plots import plot_confusion
@@ -78,6 +79,9 @@ class DataTrainingArguments:
         metadata={"help": "Training targets: 'soft' (weights as is), 'sharpen' (class of the max weight, ties to the "
                   "last genre) or 'clean' (only clips whose track has one genre at weight 1). Validation always "
                   "keeps the soft labels; the metric sharpens them, so every mode is scored on the same clips."},
+    )
+    max_length_seconds: float | None = field(
+        default=None, metadata={"help": "Cut clips to this many seconds before the feature extractor (default: whole clip)."}
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Truncate train (debugging, tests)."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate validation (debugging, tests)."})
@@ -133,7 +137,19 @@ class ModelArguments:
     the loaded model).
     """
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Trained HouseX folder or Hub id."})
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "Trained HouseX folder or Hub id, or any AutoModelForAudioClassification (AST, wav2vec2, "
+                  "HuBERT, Whisper, ...) with its feature extractor: trained with our labels and loss."},
+    )
+    config_name: str | None = field(
+        default=None,
+        metadata={"help": "Config (folder or Hub id, with its feature extractor) of any AutoModelForAudioClassification "
+                  "to train from random weights."},
+    )
+    freeze_feature_encoder: bool = field(
+        default=False, metadata={"help": "Freeze the convolutional feature encoder (wav2vec2, HuBERT, ...)."}
+    )
     backbone: str | None = field(default=None, metadata={"help": "torchvision model name, e.g. resnet18, resnet152."})
     backbone_pretrained: bool | None = field(default=None, metadata={"help": "Start from ImageNet weights."})
     backbone_weights_path: str | None = field(default=None, metadata={"help": "Local ImageNet weights file."})
@@ -338,14 +354,17 @@ def class_weights_from_targets(targets: np.ndarray, num_labels: int) -> list[flo
 
 
 def make_transform(feature_extractor, *, audio_column: str, label_column: str, label_mode: str | None,
-                   augmenter=None, augment_keys: bool = False):
+                   augmenter=None, augment_keys: bool = False, max_length_seconds: float | None = None):
     """``with_transform`` function: decoded audio -> ``input_features``; soft label -> ``labels``.
 
     ``label_mode=None`` keeps the soft label (validation).  Audio is decoded by ``datasets``
     (already resampled to the feature extractor's rate by ``cast_column``) and averaged to mono.
     ``augment_keys`` adds ``augment_key`` (CRC-32 of the clip key) for :class:`FeatureAugmentCollator`.
+    ``max_length_seconds`` keeps the first seconds of each clip.
     """
     sr = int(feature_extractor.sampling_rate)
+    input_name = feature_extractor.model_input_names[0]  # input_features (HouseX, AST...), input_values (wav2vec2)
+    max_samples = int(round(max_length_seconds * sr)) if max_length_seconds else None
 
     def transform(batch):
         waves = []
@@ -354,11 +373,13 @@ def make_transform(feature_extractor, *, audio_column: str, label_column: str, l
             y = np.asarray(audio["array"], dtype=np.float32)
             if y.ndim == 2:  # (channels, samples) -> channel mean
                 y = y.mean(axis=0)
+            if max_samples is not None:
+                y = y[:max_samples]
             if augmenter is not None:
                 y = augmenter(y, sr, keys[i])
             waves.append(y)
         features = feature_extractor(waves, sampling_rate=sr, return_tensors="np")
-        out = {"input_features": list(features["input_features"])}
+        out = {input_name: list(features[input_name])}
         if "attention_mask" in features:
             out["attention_mask"] = list(features["attention_mask"])
         soft = np.asarray(batch[label_column], dtype=np.float64)
@@ -400,6 +421,8 @@ def precompute(ds, transform, num_proc: int | None, split: str, feature_extracto
 # --------------------------------------------------------------------------------------------
 def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | None = None):
     """From ``model_name_or_path`` or new; ``clip_seconds`` (the dataset's clip length) unless set."""
+    if peer_models.is_peer(model_args):
+        return peer_models.load_feature_extractor(model_args)
     overrides = model_args.feature_extractor_overrides()
     if clip_seconds is not None and not model_args.model_name_or_path:
         overrides.setdefault("clip_seconds", clip_seconds)
@@ -409,6 +432,8 @@ def build_feature_extractor(model_args: ModelArguments, clip_seconds: float | No
 
 
 def build_model(model_args: ModelArguments, feature_extractor, class_weights: list[float] | None):
+    if peer_models.is_peer(model_args):
+        return peer_models.build_model(model_args, class_weights)
     overrides = model_args.config_overrides()
     if model_args.model_name_or_path:
         config = HouseXConfig.from_pretrained(model_args.model_name_or_path, **overrides)
@@ -446,6 +471,10 @@ class HouseXTrainer(Trainer):
         folder = Path(output_dir if output_dir is not None else self.args.output_dir)
         (folder / "training_args.bin").unlink(missing_ok=True)
         (folder / "training_args.json").write_text(self.args.to_json_string() + "\n", encoding="utf-8")
+
+
+class PeerTrainer(peer_models.SoftLabelLossMixin, HouseXTrainer):
+    """``HouseXTrainer`` for any HF audio classifier: the HouseX soft-label loss from its logits."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -503,9 +532,11 @@ def add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args: Dat
     """Both splits with ``input_features`` + ``labels``: on the fly (``set_transform``) or precomputed."""
     train_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                      label_column=data_args.label_column_name, label_mode=data_args.label_mode,
-                                     augmenter=augmenter, augment_keys=data_args.feature_augment)
+                                     augmenter=augmenter, augment_keys=data_args.feature_augment,
+                                     max_length_seconds=data_args.max_length_seconds)
     eval_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
-                                    label_column=data_args.label_column_name, label_mode=None)
+                                    label_column=data_args.label_column_name, label_mode=None,
+                                    max_length_seconds=data_args.max_length_seconds)
     if data_args.precompute_features:
         with training_args.main_process_first(desc="computing features"):
             train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train",
@@ -589,7 +620,10 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         synthetic = dataset_looks_synthetic(raw[data_args.train_split_name], data_args)
     train_ds, eval_ds = select_clips(raw, data_args, training_args, source)
 
-    # 3. features
+    # 3. features (a peer model brings its own extractor)
+    peer = peer_models.is_peer(model_args)
+    if peer:
+        peer_models.check_data_args(data_args, model_args)
     feature_extractor = build_feature_extractor(model_args, clip_seconds_of(train_ds if len(train_ds) else eval_ds))
     audio_feature = datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate))
     train_ds = train_ds.cast_column(data_args.audio_column_name, audio_feature)
@@ -612,7 +646,7 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     # 5. Trainer
     with training_args.main_process_first(desc="loading the metric"):
         scorer = MetricScorer(evaluate.load(str(METRIC_PATH)))
-    trainer = HouseXTrainer(
+    trainer = (PeerTrainer if peer else HouseXTrainer)(
         model=model,
         args=training_args,
         train_dataset=train_ds if training_args.do_train else None,
@@ -637,6 +671,8 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         "confusion_matrix": scorer.last.get("confusion_matrix"),
         "labels": list(GENRES),
         "label_mode": data_args.label_mode,
+        "model_name_or_path": model_args.model_name_or_path,
+        "config_name": model_args.config_name,
         "dataset": source,
         "dataset_config": data_args.dataset_config_name,
         "synthetic_dataset": bool(synthetic),

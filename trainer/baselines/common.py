@@ -1,0 +1,118 @@
+"""What every baseline shares: the clips split at a model's sampling rate, the metric, the outputs.
+
+Every baseline scores the validation clips of the same ``clips`` dataset with the same ``evaluate``
+metric module (``trainer/housex_metric.py``, loaded by path), whose targets are the soft labels
+sharpened as in the paper (ties go to the last genre).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from housex.dataset_script.genres import NUM_GENRES
+
+METRIC_FILE = Path(__file__).resolve().parents[1] / "housex_metric.py"
+
+
+@dataclass
+class Clips:
+    """One split of a clips dataset, decoded mono at ``sampling_rate`` and cut to ``max_seconds``."""
+
+    dataset: object  # datasets.Dataset with the audio column cast to the model's rate
+    ids: list[str]
+    soft_labels: np.ndarray  # (N, 8) rows summing to 1
+    source: str
+    split: str
+    sampling_rate: int
+    max_seconds: float | None = None
+
+    @property
+    def seconds(self) -> float:
+        """The audio length a model gets: the median clip length, cut to ``max_seconds``."""
+        stored = float(np.median(np.asarray(self.dataset["clip_end"]) - np.asarray(self.dataset["clip_start"])))
+        return round(min(stored, self.max_seconds or stored), 4)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def audio(self, index: int) -> np.ndarray:
+        a = self.dataset[int(index)]["audio"]
+        y = np.asarray(a["array"], dtype=np.float32)
+        y = y.mean(axis=0) if y.ndim > 1 else y
+        if self.max_seconds:
+            y = y[: int(round(self.max_seconds * self.sampling_rate))]
+        return y
+
+    def batches(self, batch_size: int, indices=None) -> Iterator[tuple[list[int], list[np.ndarray]]]:
+        """``(indices, waveforms)`` in groups of ``batch_size`` over ``indices`` (default: all)."""
+        order = list(range(len(self))) if indices is None else list(indices)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            yield chunk, [self.audio(i) for i in chunk]
+
+
+def clip_ids(track_ids, starts, ends) -> list[str]:
+    """Stable clip ids ``track@start-end`` (a repeated id gets ``#2``, ``#3``...)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for t, a, b in zip(track_ids, starts, ends):
+        base = f"{t}@{float(a):.3f}-{float(b):.3f}"
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return ids
+
+
+def load_clips(dataset: str, split: str = "validation", *, sampling_rate: int, max_seconds: float | None = None,
+               config: str = "clips") -> Clips:
+    """The ``split`` of the ``clips`` config of a dataset folder or Hub id; one-line errors naming it."""
+    import datasets
+
+    if max_seconds is not None and max_seconds <= 0:
+        raise ValueError(f"--clip-seconds must be > 0, got {max_seconds}")
+    try:
+        ds = datasets.load_dataset(str(dataset), config, split=split)
+    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
+        raise FileNotFoundError(f"dataset {dataset}: not found ({str(e).splitlines()[0]})") from None
+    except ValueError as e:
+        first = str(e).splitlines()[0]
+        if "BuilderConfig" in first or "config" in first.lower():
+            raise ValueError(f"dataset {dataset}: has no {config!r} config ({first}); build it with `housex build`") from None
+        if "split" in first.lower():
+            raise ValueError(f"dataset {dataset}: has no split {split!r} ({first})") from None
+        raise
+    for column in ("audio", "soft_label", "track_id", "clip_start", "clip_end"):
+        if column not in ds.column_names:
+            raise ValueError(f"dataset {dataset} split {split}: column {column!r} missing (not a HouseX clips dataset)")
+    if len(ds) == 0:
+        raise ValueError(f"dataset {dataset} split {split}: no clips")
+    soft = np.asarray(ds["soft_label"], dtype=np.float64)
+    if soft.shape[1:] != (NUM_GENRES,):
+        raise ValueError(f"dataset {dataset}: soft_label has shape {soft.shape[1:]}, expected ({NUM_GENRES},)")
+    soft = soft / soft.sum(axis=1, keepdims=True)
+    ids = clip_ids(ds["track_id"], ds["clip_start"], ds["clip_end"])
+    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(sampling_rate), num_channels=1))
+    return Clips(ds, ids, soft, str(dataset), split, int(sampling_rate), max_seconds)
+
+
+def housex_metric():
+    """The project's ``evaluate`` metric module, loaded by path (no Hub fetch)."""
+    import evaluate
+
+    return evaluate.load(str(METRIC_FILE))
+
+
+def score_probabilities(probs: np.ndarray, soft_labels: np.ndarray) -> dict:
+    """All HouseX scores of (N, 8) predicted probabilities against (N, 8) soft targets."""
+    return housex_metric().compute(predictions=np.asarray(probs, dtype=np.float64), references=soft_labels,
+                                   prediction_type="probs")
+
+
+def write_json(path: Path, payload: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return path
