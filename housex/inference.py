@@ -286,7 +286,7 @@ def _read_mono(source, sampling_rate: int | None, target_rate: int, *, min_secon
     seconds = mono.size / sr
     if seconds < min_seconds:
         raise AudioInputError(f"{name}: only {seconds:.2f} s of audio; need at least {min_seconds:g} s to classify")
-    peak = float(np.abs(mono).max())
+    peak = float(np.abs(mono - mono.mean(dtype=np.float64)).max())  # a DC offset alone is no sound
     if peak <= 10 ** (SILENCE_DBFS / 20):
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
         raise AudioInputError(f"{name}: audio is silent (peak {level} dBFS); nothing to classify")
