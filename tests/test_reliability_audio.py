@@ -147,3 +147,13 @@ def test_an_unexpected_error_on_one_track_is_a_skip_with_its_class(tmp_path, mon
     assert skip.reason is SkipReason.UNEXPECTED
     assert skip.detail.endswith("boom.flac: RuntimeError: encoder exploded")
     assert summary.tracks == {"train": 1}
+
+
+def test_the_detector_judges_silence_without_the_dc_offset():
+    from housex.dataset_script.drops import detect_drops
+
+    options = dict(min_seconds=4.0, skip_seconds=2.0)
+    assert detect_drops(np.full(SR * 16, 0.5, np.float32), SR, **options).reason.startswith("silent")
+    music = good_track(0)[:, 0] + np.float32(0.3)  # music riding on a DC offset is still music
+    offset = detect_drops(music, SR, **options)
+    assert offset.sections and not offset.fallback  # (the loudness itself still includes the offset)
