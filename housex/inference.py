@@ -66,7 +66,7 @@ def check_model_folder(folder: str | os.PathLike) -> None:
 
     folder = Path(folder)
     if not folder.is_dir():
-        raise ModelFolderError(f"{folder}: model folder not found")
+        raise ModelFolderError(f"{folder}: not a model folder (no such folder)")
     if not (folder / "config.json").is_file():
         raise ModelFolderError(
             f"{folder}: not a model folder (expected config.json and model.safetensors written by save_pretrained)"
