@@ -11,8 +11,16 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import struct
+
 import numpy as np
 import soundfile as sf
+
+# file suffixes read as audio (a release folder's audio files; the rest is ignored)
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".wma")
+# the dataset builder skips tracks above this rate by name (FLAC clips and the drop detector are not
+# meant for ultrasonic rates; resample such files first); inference resamples any rate
+MAX_SAMPLE_RATE = 192_000
 
 
 class AudioError(ValueError):
@@ -85,3 +93,66 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int] | None:
     except Exception:
         return None
     return info.frames / info.samplerate, int(info.samplerate), int(info.channels)
+
+
+# peaks above full scale worth a note: lossy decoders overshoot loud masters by a fraction of a dB
+OVER_FULL_SCALE_DB = 1.0
+
+
+def over_full_scale(y: np.ndarray) -> bool:
+    """True when a (float) signal peaks more than ``OVER_FULL_SCALE_DB`` above ±1 (full scale),
+    where a 16-bit encoding audibly clips it."""
+    return bool(np.asarray(y).size) and float(np.abs(y).max()) > 10 ** (OVER_FULL_SCALE_DB / 20)
+
+
+def truncation(path: str | os.PathLike, decoded_seconds: float) -> str:
+    """Why the file holds less audio than its header promises ("" when it does not, or cannot tell).
+
+    WAV: the ``data`` chunk's declared size against the bytes present; Ogg: the last page lacks the
+    end-of-stream flag (the file was cut); other formats: soundfile's header frame count against
+    the ``decoded_seconds`` the decoder returned.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            if head[:4] == b"RIFF" and head[8:12] == b"WAVE":
+                return _wav_truncation(f, path.stat().st_size, decoded_seconds)
+            if head[:4] == b"OggS":
+                size = path.stat().st_size
+                f.seek(max(0, size - 65536))
+                tail = f.read()
+                last = tail.rfind(b"OggS")
+                if last >= 0 and len(tail) > last + 5 and not tail[last + 5] & 0x04:
+                    return f"the Ogg stream ends without its end-of-stream page: the file was cut ({decoded_seconds:.1f} s decoded)"
+                return ""
+        info = sf.info(str(path))
+    except Exception:
+        return ""
+    if info.format not in ("FLAC", "AIFF"):  # sample-exact headers only (an MP3's length is an estimate)
+        return ""
+    header_seconds = info.frames / info.samplerate if info.samplerate else 0.0
+    if header_seconds > decoded_seconds + 0.05:
+        return f"header says {header_seconds:.1f} s, the data holds {decoded_seconds:.1f} s"
+    return ""
+
+
+def _wav_truncation(f, size: int, decoded_seconds: float) -> str:
+    byte_rate = 0
+    while True:
+        chunk = f.read(8)
+        if len(chunk) < 8:
+            return ""
+        kind, length = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if kind == b"fmt ":
+            fmt = f.read(min(length, 16))
+            if len(fmt) >= 12:
+                byte_rate = struct.unpack("<I", fmt[8:12])[0]
+            f.seek(length - len(fmt) + (length & 1), 1)
+        elif kind == b"data":
+            present = size - f.tell()
+            if length in (0, 0xFFFFFFFF) or length <= present or not byte_rate:  # 0/-1: written as a stream
+                return ""
+            return f"header says {length / byte_rate:.1f} s, the data holds {present / byte_rate:.1f} s"
+        else:
+            f.seek(length + (length & 1), 1)

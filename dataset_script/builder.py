@@ -16,7 +16,10 @@ shuffle, optionally stratified by primary genre), so a track's clips never cross
 split is drawn over the annotated tracks whose audio file exists, before decoding, so that each
 track is decoded once; tracks skipped while decoding leave their split smaller.  Bad
 input (missing/corrupt/empty/silent/NaN audio, tracks shorter than a clip, bad annotations,
-duplicate names) is skipped and reported in :attr:`HouseXBuilder.summary`, never silently.
+duplicate names, rates above ``MAX_SAMPLE_RATE``, and any unexpected error on one track) is skipped
+and reported in :attr:`HouseXBuilder.summary`, never silently; only whole-run failures stop a build.
+The summary's notes name kept tracks that are truncated, over full scale, and audio files the
+export does not list.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import datasets
 import numpy as np
 import soundfile as sf
 
-from .audio import AudioError, EmptyAudioFile, NonFiniteAudio
+from .audio import (AUDIO_SUFFIXES, MAX_SAMPLE_RATE, AudioError, EmptyAudioFile, NonFiniteAudio, over_full_scale,
+                    truncation)
 from .clips import TrackDrops, TrackTooShort, analyse_track, track_seed
 from .genres import GENRES, LABEL_MODES, LabelError, apply_label_mode, sharpen_ids
 from .labelstudio import AnnotationError, parse_task, resolve_in_folder
@@ -113,6 +117,9 @@ class SkipReason(StrEnum):
     SILENT = "silent"
     NO_DROP = "no drop section"
     STRICT_FALLBACK = "fallback drop (strict)"
+    UNSUPPORTED_RATE = f"sampling rate above {MAX_SAMPLE_RATE // 1000} kHz"
+    TRUNCATED = "truncated audio (strict)"
+    UNEXPECTED = "unexpected error"
 
     @classmethod
     def of_error(cls, error: Exception) -> SkipReason:
@@ -147,7 +154,14 @@ class BuildSummary:
     drops_detected: int = 0
     fallback_tracks: int = 0
     padded_clips: int = 0
+    # note kind -> "source/file" of tracks kept (or left out) with something worth a word (NOTE_*)
+    notes: dict[str, list[str]] = field(default_factory=dict)
     out_dir: str = ""
+
+    def note(self, kind: str, where: str) -> None:
+        names = self.notes.setdefault(kind, [])
+        if where not in names:
+            names.append(where)
 
     def skip(self, source: str, name: str, reason: SkipReason, detail: str = "") -> None:
         if not any(s.source == source and s.name == name for s in self.skipped):
@@ -174,9 +188,17 @@ class BuildSummary:
             lines.append(f"    {s.source}/{s.name}: {s.text}")
         if len(self.skipped) > 20:
             lines.append(f"    ... and {len(self.skipped) - 20} more")
+        for kind, names in self.notes.items():
+            shown = ", ".join(names[:5]) + (f", ... and {len(names) - 5} more" if len(names) > 5 else "")
+            lines.append(f"note: {len(names)} × {kind}: {shown}")
         if self.out_dir:
             lines.append(f"written to: {self.out_dir}")
         return "\n".join(lines)
+
+
+NOTE_TRUNCATED = "truncated audio (the file holds less than its header says; kept)"
+NOTE_CLIPPED = "audio over +1 dBFS (float files above full scale; clipped to ±1 in the FLAC clips)"
+NOTE_UNLISTED = "audio files in a release folder that its export does not list (not read)"
 
 
 @dataclass
@@ -216,6 +238,7 @@ def plan_tracks(
         if not isinstance(tasks, list):
             raise AnnotationError(f"{export_path}: expected a JSON list of Label-Studio tasks")
         drops = read_drop_file(drop_path) if (drop_path is not None and use_drop_file) else {}
+        listed: set[Path] = set()
         for index, task in enumerate(tasks):
             summary.tracks_read += 1
             try:
@@ -229,6 +252,7 @@ def plan_tracks(
             except AnnotationError as e:
                 summary.skip(source, track.audio_name, SkipReason.UNSAFE_PATH, str(e))
                 continue
+            listed.add(audio_path.resolve())
             if not audio_path.is_file():
                 summary.skip(source, track.audio_name, SkipReason.MISSING_AUDIO,
                              f"{audio_path} not found (task {track.task_id})")
@@ -245,6 +269,9 @@ def plan_tracks(
                 TrackEntry(source, track_id, track.task_id, audio_path, np.asarray(label, dtype=np.float64),
                            drops.get(track.audio_name))
             )
+        for path in sorted(folder.iterdir()):
+            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and path.resolve() not in listed:
+                summary.note(NOTE_UNLISTED, f"{source}/{path.name}")
     return entries
 
 
@@ -286,6 +313,7 @@ class TrackOutcome:
     examples: list = field(default_factory=list)
     skip: SkipReason | None = None
     detail: str = ""
+    notes: tuple[str, ...] = ()  # NOTE_* kinds that apply to the track
 
 
 # (path, size, mtime, drop-file sections, detection parameters) -> TrackDrops | TrackOutcome of a
@@ -389,13 +417,34 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
         """An analysed track's outcome: skipped when it has no drop section, or only a fallback
         one under ``strict``."""
         where = f"{entry.audio_path}: {drops.reason}"
+        if drops.sample_rate > MAX_SAMPLE_RATE:
+            return TrackOutcome(drops, skip=SkipReason.UNSUPPORTED_RATE,
+                                detail=f"{entry.audio_path}: {drops.sample_rate} Hz (resample it to ≤ {MAX_SAMPLE_RATE} Hz)")
+        cut = truncation(entry.audio_path, drops.duration)
+        if cut and self.config.strict:
+            return TrackOutcome(drops, skip=SkipReason.TRUNCATED, detail=f"{entry.audio_path}: {cut}")
+        notes = (NOTE_TRUNCATED,) if cut else ()
+        if examples and any(clipped for _, clipped in examples):
+            notes += (NOTE_CLIPPED,)
+        examples = [example for example, _ in examples or []]
         if not drops.sections:
             return TrackOutcome(drops, skip=SkipReason.SILENT if drops.silent else SkipReason.NO_DROP, detail=where)
         if drops.fallback and self.config.strict:
             return TrackOutcome(drops, skip=SkipReason.STRICT_FALLBACK, detail=where)
-        return TrackOutcome(drops, examples or [])
+        return TrackOutcome(drops, examples, notes=notes)
 
     def _decode(self, entry: TrackEntry, is_clips: bool) -> TrackOutcome:
+        """:meth:`_decode_track`; any error there concerns this one track: a skip with its reason
+        (an unexpected one carries the exception's class and message), never the end of the build."""
+        try:
+            return self._decode_track(entry, is_clips)
+        except (AudioError, OSError) as e:
+            return TrackOutcome(None, skip=SkipReason.of_error(e), detail=str(e))
+        except Exception as e:  # noqa: BLE001 - a bug or a library's surprise on one file
+            return TrackOutcome(None, skip=SkipReason.UNEXPECTED,
+                                detail=f"{entry.audio_path}: {type(e).__name__}: {str(e).strip() or '(no message)'}")
+
+    def _decode_track(self, entry: TrackEntry, is_clips: bool) -> TrackOutcome:
         """One track's work that needs no bookkeeping (run in a worker process when ``num_workers``
         > 1): :func:`analyse_track`, then (clips config) the clips cut and FLAC-encoded.
 
@@ -429,9 +478,10 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
         soft = entry.soft_label.astype(np.float32)
         examples = []
         for k, clip in enumerate(track.clips):
-            examples.append((f"{entry.source}/{entry.track_id}/{k}", {
+            samples = track.clip_audio(clip)
+            examples.append(((f"{entry.source}/{entry.track_id}/{k}", {
                 "audio": {"path": f"{entry.track_id}_drop{clip.drop_index}_clip{k}.flac",
-                          "bytes": encode_flac(track.clip_audio(clip), track.drops.sample_rate)},
+                          "bytes": encode_flac(samples, track.drops.sample_rate)},
                 "label": entry.label,
                 "soft_label": soft,
                 "track_id": entry.track_id,
@@ -440,7 +490,7 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
                 "drop_index": clip.drop_index,
                 "fallback": track.drops.fallback,
                 "padded": clip.padded,
-            }))
+            }), over_full_scale(samples)))
         return self._outcome(entry, track.drops, examples)
 
     def _decoded(self, entries: list[TrackEntry], is_clips: bool):
@@ -470,6 +520,8 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
         if outcome.skip is not None:
             self.summary.skip(entry.source, entry.audio_path.name, outcome.skip, outcome.detail)
             return False
+        for kind in outcome.notes:
+            self.summary.note(kind, f"{entry.source}/{entry.audio_path.name}")
         if outcome.drops.from_file:
             self.summary.drops_from_file += 1
         else:

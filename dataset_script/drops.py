@@ -118,7 +118,8 @@ def detect_drops(
         analysis_sr: rate the signal is resampled to first (soxr HQ, like ``librosa.load``);
             None analyses at ``sr``.
         fallback: return the loudest ``min_seconds`` window (flagged) when no run qualifies.
-        silence_dbfs: a track whose loudest frame RMS is below this is silent: no sections.
+        silence_dbfs: a track whose loudest frame RMS (of the signal minus its mean: a DC offset is
+            no sound) is below this is silent: no sections.
 
     Raises ValueError for a non-1-D or non-finite signal or a bad rate.
     """
@@ -142,7 +143,8 @@ def detect_drops(
         return DropDetection([], False, "empty signal")
 
     rms = frame_rms(y, frame_length, hop_length)
-    peak = float(rms.max())
+    # silence is judged on the signal minus its mean: a DC offset alone (no sound) is silent
+    peak = float(frame_rms(y - np.float32(y.mean(dtype=np.float64)), frame_length, hop_length).max())
     if peak <= 10 ** (silence_dbfs / 20):
         return DropDetection([], False, f"silent: loudest frame is {20 * np.log10(max(peak, 1e-12)):.1f} dBFS")
     loudness_db = librosa.amplitude_to_db(rms, ref=np.max)  # (frames,), top_db=80 floor like the authors

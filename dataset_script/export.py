@@ -159,6 +159,9 @@ def _merge(total: BuildSummary, part: BuildSummary, *, first: bool) -> None:
         total.clips[split] = n
     for s in part.skipped:
         total.skip(s.source, s.name, s.reason, s.detail)
+    for kind, names in part.notes.items():
+        for where in names:
+            total.note(kind, where)
 
 
 def render_card(

@@ -13,6 +13,9 @@ Short or silent input (documented behaviour, tested):
 * shorter than ``min_seconds`` (default 1 s) → ``AudioInputError`` naming the file;
 * at least ``min_seconds`` but shorter than one clip → one zero-padded clip is classified (the
   feature extractor pads it and masks the padding); the result has ``padded=True`` and a note.
+
+A DC offset alone counts as silence.  A truncated file (header longer than its data) and audio
+peaking above +1 dBFS are classified as they are, with a note in ``TrackPrediction.notes``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset_script.audio import load_audio, to_mono
+from .dataset_script.audio import load_audio, over_full_scale, to_mono, truncation
 from .dataset_script.clips import TrackTooShort, analyse_track
 from .dataset_script.drops import SILENCE_DBFS
 
@@ -261,18 +264,57 @@ def _decoded_mono(audio) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
+def _audio_value(source, sampling_rate: int | None):
+    """transformers'/datasets' audio values → ``(array, sampling_rate)``; anything else as given.
+
+    Accepts ``{"raw": x, "sampling_rate": sr}`` and ``{"array": x, "sampling_rate": sr}`` (the
+    audio pipelines' input dicts, a decoded ``datasets.Audio`` row) and a torchcodec
+    ``AudioDecoder`` (what ``datasets`` 4+ returns for an audio column).
+    """
+    if isinstance(source, dict):
+        keys = [k for k in ("raw", "array") if k in source]
+        if len(keys) != 1 or "sampling_rate" not in source:
+            raise ValueError(
+                f"audio dict: expected {{'raw' or 'array': samples, 'sampling_rate': rate}}, got keys {sorted(source)}"
+            )
+        rate = int(source["sampling_rate"])
+        if sampling_rate is not None and int(sampling_rate) != rate:
+            raise ValueError(f"audio dict: sampling_rate={sampling_rate} disagrees with the dict's {rate}")
+        return source[keys[0]], rate
+    if hasattr(source, "get_all_samples") and not isinstance(source, (str, os.PathLike)):
+        samples = source.get_all_samples()
+        return samples.data.numpy(), int(samples.sample_rate)
+    return source, sampling_rate
+
+
 def _read_mono(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float) -> tuple[np.ndarray, str]:
     """Path or array → (mono float32 at ``target_rate``, display name); checks silence/length."""
+    mono, name, _ = _read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
+    return mono, name
+
+
+def _read_audio(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float
+                ) -> tuple[np.ndarray, str, list[str]]:
+    """:func:`_read_mono` plus notes on odd input (a truncated file, peaks above full scale)."""
+    notes = []
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
         if sampling_rate is not None:
             raise ValueError(f"{name}: sampling_rate is only for array input (a file carries its own rate)")
         y, sr = load_audio(source)
+        cut = truncation(source, y.shape[1] / sr)
+        if cut:
+            notes.append(f"truncated file: {cut}; classified what is there")
     else:
         name = "<array>"
+        source, sampling_rate = _audio_value(source, sampling_rate)
         if sampling_rate is None:
             raise ValueError("sampling_rate is required when classifying an array")
+        if isinstance(source, torch.Tensor):
+            source = source.detach().cpu().numpy()
         y, sr = np.asarray(source, dtype=np.float32), int(sampling_rate)
+        if sr <= 0:
+            raise ValueError(f"{name}: invalid sampling rate {sr}")
         if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[0] > 16):
             raise ValueError(
                 f"{name}: expected (samples,) or (channels, samples) audio, got shape {y.shape}"
@@ -286,15 +328,17 @@ def _read_mono(source, sampling_rate: int | None, target_rate: int, *, min_secon
     seconds = mono.size / sr
     if seconds < min_seconds:
         raise AudioInputError(f"{name}: only {seconds:.2f} s of audio; need at least {min_seconds:g} s to classify")
-    peak = float(np.abs(mono).max())
+    peak = float(np.abs(mono - mono.mean(dtype=np.float64)).max())  # a DC offset alone is no sound
     if peak <= 10 ** (SILENCE_DBFS / 20):
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
         raise AudioInputError(f"{name}: audio is silent (peak {level} dBFS); nothing to classify")
+    if over_full_scale(mono):
+        notes.append(f"audio peaks at {20 * math.log10(float(np.abs(mono).max())):+.1f} dBFS (above full scale); classified as is")
     if sr != target_rate:
         import soxr
 
         mono = soxr.resample(mono, sr, target_rate, quality="HQ").astype(np.float32, copy=False)
-    return np.ascontiguousarray(mono, dtype=np.float32), name
+    return np.ascontiguousarray(mono, dtype=np.float32), name, notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,7 +473,7 @@ def track_clips(
     Raises:
         AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
     """
-    mono, name = _read_mono(source, sampling_rate, target_rate, min_seconds=min_seconds)
+    mono, name, notes = _read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
     try:
         track = analyse_track(mono, target_rate, drop_options=drop_options, clip_seconds=clip_seconds,
                               clips_per_section=clips_per_section, seed=seed, whole_track_fallback=True)
@@ -437,11 +481,11 @@ def track_clips(
         # Documented short-input behaviour: one clip, padded (and masked) by the feature extractor.
         duration = mono.size / target_rate
         note = f"track is {duration:.2f} s, shorter than one {clip_seconds:g} s clip: one zero-padded clip classified"
-        return TrackClips(name, duration, [(0.0, duration)], [mono], [0.0], [0], fallback=True, padded=True, notes=[note])
+        return TrackClips(name, duration, [(0.0, duration)], [mono], [0.0], [0], fallback=True, padded=True,
+                          notes=[*notes, note])
     drops = track.drops
     if drops.silent:
         raise AudioInputError(f"{name}: audio is silent ({drops.reason}); nothing to classify")
-    notes = []
     if drops.fallback:
         why = f" ({drops.reason})" if drops.reason else ""
         notes.append(f"no drop detected{why}: classified the fallback section {drops.sections[0][0]:.1f}-{drops.sections[0][1]:.1f} s")
@@ -488,8 +532,10 @@ def classify_track(
     """Classify a whole track from its drops.
 
     Args:
-        source: audio file path (any format soundfile or FFmpeg reads), or an array
-            (samples,) / (channels, samples) with ``sampling_rate``.
+        source: audio file path (any format soundfile or FFmpeg reads), an array
+            (samples,) / (channels, samples) with ``sampling_rate``, a ``{"raw" or "array": x,
+            "sampling_rate": sr}`` dict (the pipelines' input), or a torchcodec ``AudioDecoder``
+            (a ``datasets`` audio value).
         model: model folder or a loaded ``HouseXForAudioClassification`` (then pass
             ``feature_extractor`` unless the model was loaded from a folder).
         clips_per_section, seed: clip sampling per drop, as the dataset builder does it.

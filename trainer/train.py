@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import sys
 import zlib
@@ -196,6 +197,58 @@ class HouseXTrainingArguments(TrainingArguments):
                   "optimizer steps) instead of lr_scheduler_type. The paper: 256."},
     )
     step_lr_gamma: float = field(default=0.9, metadata={"help": "StepLR factor (paper: 0.9)."})
+
+
+# Numeric options -> (what they must be, test); None values are "not set" and pass.  Non-finite
+# floats (nan, inf) always fail.  Checked before anything is read or written.
+_AT_LEAST_1 = ("an integer ≥ 1", lambda v: v >= 1)
+_NON_NEGATIVE = ("≥ 0", lambda v: v >= 0)
+_POSITIVE = ("> 0", lambda v: v > 0)
+_PROBABILITY = ("in [0, 1]", lambda v: 0 <= v <= 1)
+_DROPOUT = ("in [0, 1)", lambda v: 0 <= v < 1)
+NUMERIC_RULES = {
+    **dict.fromkeys(("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
+                     "eval_accumulation_steps", "max_train_samples", "max_eval_samples",
+                     "preprocessing_num_workers", "backbone_chunk_size", "n_mels", "patch_hop", "d_model",
+                     "num_hidden_layers", "num_attention_heads", "intermediate_size", "sampling_rate", "n_fft",
+                     "hop_length", "save_total_limit"), _AT_LEAST_1),
+    **dict.fromkeys(("learning_rate", "num_train_epochs", "weight_decay", "max_grad_norm", "warmup_steps",
+                     "dataloader_num_workers", "seed", "step_lr_step_size", "label_smoothing_factor"), _NON_NEGATIVE),
+    **dict.fromkeys(("adam_epsilon", "step_lr_gamma", "clip_seconds", "logging_steps", "eval_steps", "save_steps"),
+                    _POSITIVE),
+    **dict.fromkeys(("augment_probability",), _PROBABILITY),
+    **dict.fromkeys(("hidden_dropout_prob", "classifier_dropout", "adam_beta1", "adam_beta2"), _DROPOUT),
+}
+
+
+def check_arguments(model_args, data_args, training_args) -> None:
+    """Refuse bad option values with one line naming the option, before anything is read or written.
+
+    Numbers must be finite and in range (:data:`NUMERIC_RULES`; ``max_steps`` is -1 or ≥ 1); the
+    ``output_dir`` must not be, contain or sit inside the dataset folder or a release folder
+    (:func:`check_output_path`: a run's checkpoints never land in, or replace, its inputs).
+    """
+    from ..dataset_script.paths import check_output_path
+
+    for args in (model_args, data_args, training_args):
+        for f in dataclasses.fields(args):
+            rule = NUMERIC_RULES.get(f.name)
+            value = getattr(args, f.name, None)
+            if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            what, ok = rule
+            if not math.isfinite(value) or not ok(value):
+                raise ValueError(f"--{f.name}: must be {what}, got {value}")
+    steps = training_args.max_steps
+    if steps is not None and steps != -1 and steps < 1:
+        raise ValueError(f"--max_steps: must be -1 (use num_train_epochs) or an integer ≥ 1, got {steps}")
+    if training_args.do_train and steps == -1 and training_args.num_train_epochs <= 0:
+        raise ValueError(f"--num_train_epochs: must be > 0 to train, got {training_args.num_train_epochs}")
+    inputs = list(data_args.release_dirs or [])
+    if data_args.dataset_name:
+        inputs.append(data_args.dataset_name)
+    if training_args.output_dir:
+        check_output_path(training_args.output_dir, inputs, option="--output_dir")
 
 
 def _resolve_bf16(value) -> bool:
@@ -601,6 +654,7 @@ def save_outputs(out_dir: Path, metrics: dict, trainer, *, model_args, data_args
 def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_args, *, callbacks=None) -> dict:
     """Train (when ``do_train``), evaluate, save.  Returns the metrics (as written to metrics.json)."""
     # 1. arguments
+    check_arguments(model_args, data_args, training_args)
     setup_logging(training_args)
     set_seed(training_args.seed)
     if not training_args.do_train and not model_args.model_name_or_path:

@@ -50,9 +50,15 @@ def read_confusion(path: str | Path) -> list[list[float]]:
 
 def run(args) -> int:
     from housex import plots
+    from housex.dataset_script.paths import check_output_path
 
+    inputs = {"confusion": ["metrics"], "embeddings": ["model", "dataset"], "spectrograms": ["data_dir"]}[args.what]
     if args.what == "confusion":
-        out = args.out or str(Path(args.metrics).with_name("confusion.png"))
+        args.out = args.out or str(Path(args.metrics).with_name("confusion.png"))
+    # never over an input file, nor inside an input folder (a model or dataset folder stays as written)
+    check_output_path(args.out, [getattr(args, name) for name in inputs], option="--out")
+    if args.what == "confusion":
+        out = args.out
         path = plots.plot_confusion(read_confusion(args.metrics), out, normalize=not args.counts,
                                     title=f"Confusion matrix ({Path(args.metrics).parent.name or 'evaluation'})")
     elif args.what == "embeddings":

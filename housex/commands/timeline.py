@@ -26,12 +26,15 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from housex.dataset_script.paths import check_output_path
     from housex.djset import timeline
 
+    prefix = args.out or str(Path(args.mix).with_suffix("")) + "-timeline"
+    for suffix in (".csv", ".json", ".png"):  # never over the mix, nor inside the model folder
+        check_output_path(prefix + suffix, [args.mix, args.model], option="--out")
     tl = timeline(args.mix, args.model, hop_seconds=args.hop, smooth_seconds=args.smooth, smoothing=args.smoothing,
                   min_segment_seconds=args.min_segment, batch_size=args.batch_size, device=args.device,
                   progress=not args.no_progress)
-    prefix = args.out or str(Path(args.mix).with_suffix("")) + "-timeline"
     paths = tl.write(prefix)
     print(tl.format())
     print("wrote " + "  ".join(str(p) for p in paths.values()))
