@@ -303,11 +303,24 @@ with `save_pretrained`). Made with `housex app --space`.
 _SPACE_PACKAGES = ("housex", "housex.dataset_script", "housex.modeling", "housex.cards")
 
 
+def _requirements() -> list[str]:
+    """The package's dependencies: from pyproject.toml in a source checkout, else the installed metadata."""
+    import importlib.metadata
+    import tomllib
+
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    if pyproject.is_file():
+        return list(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
+    try:
+        return [r for r in importlib.metadata.requires("housex-v2") or [] if "extra ==" not in r]
+    except importlib.metadata.PackageNotFoundError:
+        return []
+
+
 def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -> Path:
     """Write a Space folder: ``app.py``, ``requirements.txt``, ``README.md`` (Space header), the
     ``housex`` package (source files) and ``model/`` (copied from the model folder)."""
     import importlib
-    import importlib.metadata
 
     import gradio
 
@@ -317,11 +330,7 @@ def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "app.py").write_text(SPACE_APP.replace("{max_file_size}", str(max_file_size)))
     (folder / "README.md").write_text(SPACE_README.format(gradio_version=gradio.__version__))
-    try:
-        requires = importlib.metadata.requires("housex-v2") or []
-    except importlib.metadata.PackageNotFoundError:
-        requires = []
-    deps = [r for r in requires if "extra ==" not in r]
+    deps = _requirements()
     (folder / "requirements.txt").write_text("\n".join(deps) + "\n")
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
     for name in _SPACE_PACKAGES:  # the package's source files, laid out as installed
