@@ -71,6 +71,11 @@ def _loudness_figure(mono: np.ndarray, sr: int, pred):
     return fig
 
 
+def _playable(sr: int, clip: np.ndarray) -> tuple[int, np.ndarray]:
+    """A mono float clip as Gradio audio: (rate, int16 samples)."""
+    return sr, (np.clip(clip, -1.0, 1.0) * 32767).astype(np.int16)
+
+
 class HouseXApp:
     """The app's analysis functions around one loaded model (used by the Gradio callbacks)."""
 
@@ -161,13 +166,13 @@ def build_app(model, feature_extractor=None, *, library=None, device=None, batch
         choices = out["clips"]
         return (out["label"], out["summary"], out["figure"], out["drops"],
                 gr.update(choices=choices, value=choices[0] if choices else None), out["json"], out["track"],
-                (core.sr, out["track"].clips[0]) if choices else None)
+                _playable(core.sr, out["track"].clips[0]) if choices else None)
 
     def play_clip(choice, track):
         if track is None or not choice:
             return None
         k = int(choice.split(":")[0].split()[1]) - 1
-        return core.sr, track.clips[k]
+        return _playable(core.sr, track.clips[k])
 
     def run_set(upload, hop, smooth, smoothing, min_segment, progress=gr.Progress(track_tqdm=True)):
         if not upload:
@@ -252,11 +257,11 @@ def build_app(model, feature_extractor=None, *, library=None, device=None, batch
     return demo
 
 
-def launch(model, *, host: str = "127.0.0.1", port: int | None = 7860, library=None, device=None,
-           max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, quiet: bool = False):
+def launch(model, feature_extractor=None, *, host: str = "127.0.0.1", port: int | None = 7860, library=None,
+           device=None, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, quiet: bool = False):
     """Build and serve the app; returns ``(demo, url)`` (with ``block=False`` the server runs in a thread)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    demo = build_app(model, library=library, device=device)
+    demo = build_app(model, feature_extractor, library=library, device=device)
     allowed = [library] if library else None
     _, url, _ = demo.queue().launch(server_name=host, server_port=port, max_file_size=max_file_size,
                                     prevent_thread_lock=not block, quiet=quiet, allowed_paths=allowed,

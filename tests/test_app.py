@@ -12,7 +12,10 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -90,7 +93,7 @@ def test_mix_segments_equal_timeline_and_files_download(client, files):
     assert [r[1] for r in rows] == [round(s.end, 1) for s in ref.segments]
     names = sorted(os.path.basename(str(f)) for f in downloads)
     assert names == ["cues.json", "cues.mid", "mix-timeline.csv", "mix-timeline.json", "mix-timeline.png"]
-    doc = json.loads(open(next(str(f) for f in downloads if str(f).endswith("timeline.json"))).read())
+    doc = json.loads(Path(next(str(f) for f in downloads if str(f).endswith("timeline.json"))).read_text())
     assert doc["segments"] == ref.to_dict()["segments"]
     assert os.path.getsize(png) > 10_000 and "segments" in summary
 
@@ -119,6 +122,12 @@ def test_space_export_writes_a_space_folder(files, tmp_path, capsys):
     assert (space / "model" / "config.json").is_file() and (space / "housex" / "app.py").is_file()
     assert (space / "housex" / "modeling" / "modeling_housex.py").is_file()
     assert "gradio" in (space / "requirements.txt").read_text()
+    # the folder's own copy of the package builds the app on the folder's model
+    code = ("import app, housex; assert housex.__file__.startswith(%r), housex.__file__; "
+            "print(type(app.demo).__name__)" % str(space))
+    done = subprocess.run([sys.executable, "-c", code], cwd=space, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"})
+    assert done.returncode == 0 and done.stdout.strip() == "Blocks", done.stderr[-2000:]
 
 
 # --------------------------------------------------------------------------------------------
