@@ -3,10 +3,11 @@
 Lighting desks and VJ tools switch on bars, so every cue sits on a bar line:
 
 * **beats**: librosa's dynamic-programming beat tracker (``librosa.beat.beat_track``) on a
-  kick-band onset envelope (the lowest mel bands), with a time-varying tempo (the local tempogram
+  kick-band onset envelope (the lowest mel bands, up to ~400 Hz,
+  at 11.025 kHz), with a time-varying tempo (the local tempogram
   estimate, median-smoothed over 8 s), so a mix whose tracks have different tempi keeps its grid;
 * **bars**: every 4th beat; the downbeat phase is the one where the beat-synchronous spectrum
-  changes most (chords and sections change on bars), chosen over a sliding 8-bar window so the
+  changes most (chords and sections change on bars), chosen over a sliding 16-bar window so the
   phase can change between tracks.  Time before the first downbeat is a lead-in bar (bar 0);
 * **genres**: the set's ``Timeline`` (``housex.inference.timeline``): its segments with their
   boundaries moved to the nearest bar line, and per-bar probabilities (the smoothed window
@@ -34,10 +35,12 @@ from pathlib import Path
 
 import numpy as np
 
-BEAT_SR = 22050  # rate of the beat analysis (the tracker's usual rate)
-BEAT_HOP = 512
+BEAT_SR = 11025  # rate of the beat analysis: frames of 23 ms, as librosa's default 22.05 kHz / 512
+BEAT_HOP = 256
+BEAT_MELS = 40  # ~66 Hz per band below 1 kHz
+KICK_BANDS = 6  # the lowest bands, up to ~400 Hz: kick (and bass), no hats or stabs
 BEATS_PER_BAR = 4
-PHASE_WINDOW_BARS = 8
+PHASE_WINDOW_BARS = 16
 TICKS_PER_BEAT = 480
 CC_BASE = 20  # CC 20-27: undefined controllers in the MIDI spec, free for genre lanes
 DROP_NOTE = 36  # C1
@@ -104,9 +107,9 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
         import soxr
 
         y = soxr.resample(y, sr, BEAT_SR, quality="LQ").astype(np.float32, copy=False)
-    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(y=y, sr=BEAT_SR, hop_length=BEAT_HOP, n_mels=48))
-    # the kick band: the lowest mel bands (up to ~150 Hz); hats and offbeat stabs stay out
-    env = librosa.onset.onset_strength(S=mel_db[:6], sr=BEAT_SR, hop_length=BEAT_HOP)
+    mel = librosa.feature.melspectrogram(y=y, sr=BEAT_SR, n_fft=1024, hop_length=BEAT_HOP, n_mels=BEAT_MELS)
+    mel_db = librosa.power_to_db(mel)
+    env = librosa.onset.onset_strength(S=mel_db[:KICK_BANDS], sr=BEAT_SR, hop_length=BEAT_HOP)
     local = librosa.feature.tempo(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None)
     local = ndimage.median_filter(local, size=max(1, int(8 * BEAT_SR / BEAT_HOP)), mode="nearest")
     _, frames = librosa.beat.beat_track(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, bpm=local, trim=False)
@@ -117,8 +120,10 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     if len(beats) < beats_per_bar:
         return BeatGrid(beats, np.zeros(1), duration)
     # Downbeat phase: the spectrum changes most across bar lines (chords, bass notes, sections).
-    synced = librosa.util.sync(mel_db, frames, aggregate=np.mean)  # column k + 1 = beat k to beat k + 1
-    change = np.linalg.norm(np.diff(synced, axis=1), axis=0)[: len(beats)]  # change entering beat k
+    bounds = librosa.util.fix_frames(frames, x_min=0, x_max=mel_db.shape[1], pad=True)
+    synced = librosa.util.sync(mel_db, bounds, aggregate=np.mean)  # column j: frames bounds[j] to bounds[j + 1]
+    after = np.searchsorted(bounds, frames)  # the column that starts at beat k
+    change = np.linalg.norm(synced[:, after] - synced[:, np.maximum(after - 1, 0)], axis=0)  # entering beat k
     k = np.arange(len(beats))
     window = PHASE_WINDOW_BARS * beats_per_bar
     score = np.stack([ndimage.uniform_filter1d(change * (k % beats_per_bar == p), window, mode="nearest")
