@@ -114,7 +114,7 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     local = ndimage.median_filter(local, size=max(1, int(8 * BEAT_SR / BEAT_HOP)), mode="nearest")
     _, frames = librosa.beat.beat_track(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, bpm=local, trim=False)
     frames = np.asarray(frames, dtype=int)
-    beats = _refine(env, frames) * BEAT_HOP / BEAT_SR
+    beats = np.maximum(_refine(env, frames) * BEAT_HOP / BEAT_SR, 0.0)
     beats = beats[beats < duration]
     frames = frames[: len(beats)]
     if len(beats) < beats_per_bar:
@@ -129,7 +129,9 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     score = np.stack([ndimage.uniform_filter1d(change * (k % beats_per_bar == p), window, mode="nearest")
                       for p in range(beats_per_bar)])
     downbeats = beats[k % beats_per_bar == score.argmax(0)]
-    bars = downbeats if downbeats[0] <= 1e-3 else np.r_[0.0, downbeats]
+    if downbeats.size == 0:
+        return BeatGrid(beats, np.zeros(1), duration)
+    bars = np.r_[0.0, downbeats[1:]] if downbeats[0] <= 1e-3 else np.r_[0.0, downbeats]
     return BeatGrid(beats, bars.astype(np.float64), duration)
 
 
@@ -332,8 +334,7 @@ def _midi_beat_times(grid: BeatGrid) -> np.ndarray:
     times = np.concatenate([lead, beats, tail])
     if times[0] > 1e-3:
         times = np.r_[0.0, times]
-    # every bar line must be a MIDI beat: bars are detected beats, or 0
-    return times
+    return times  # every bar line is one of them: bars are detected beats, or 0
 
 
 def build_cues(tl, mono: np.ndarray, sr: int, *, grid: BeatGrid | None = None, drop_options: dict | None = None) -> SetCues:
