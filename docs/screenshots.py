@@ -59,13 +59,10 @@ def main() -> int:
         time.sleep(3)
         _save(driver, Path(args.out) / "app-track.png")
 
-        driver.save_screenshot("/tmp/housex-screenshot-step.png")
         driver.find_element(By.XPATH, "//button[@role='tab' and contains(., 'Set')]").click()
         time.sleep(1)
         time.sleep(3)
-        driver.save_screenshot("/tmp/housex-screenshot-step.png")
         inputs = [e for e in driver.find_elements(By.CSS_SELECTOR, "input[type=file]")]
-        print("file inputs:", len(inputs), flush=True)
         inputs[1 if len(inputs) > 1 else 0].send_keys(str(Path(args.mix).resolve()))
         wait.until(lambda d: d.find_elements(By.XPATH, f"//*[contains(text(), '{Path(args.mix).name}')]"))
         wait.until(ec.element_to_be_clickable((By.XPATH, "//button[contains(., 'Analyse set')]"))).click()
