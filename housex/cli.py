@@ -18,6 +18,8 @@ COMMANDS = {
     "build": "build",
     "predict": "predict",
     "timeline": "timeline",
+    "cues": "cues",
+    "app": "app",
     "plot": "plot",
     "grid": "grid",
     "probe": "probe",

@@ -1,0 +1,115 @@
+"""The web app and the cues: app round trip for a 3-minute track, timeline + cues of a 60-minute mix.
+
+Model: the demo model when trained, else the demo config at random init (``bench_inference.demo_model``).
+
+- App round trip: the app served on 127.0.0.1 (``housex.app.launch``), a 3-minute synthetic OGG
+  uploaded and classified with ``gradio_client`` (upload → result, including the loudness figure
+  and the per-drop table), against ``classify_track`` alone on the same file
+  (alternated, best of 3).  Target: within 1.5×.
+- ``housex.cues.set_cues`` on a 60-minute mix (decode, timeline at hop 2.5 s, beats/bars, drops,
+  cues) + writing cues.json and cues.mid.  The mix is 12 minutes of synthesized tracks (4 × 3 min,
+  each its own tempo) repeated 5 times, written as FLAC at the model's rate: rendering 60 distinct
+  minutes would take longer than the benchmark itself.  Target: ≥ 200× real time on 2 cores.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from bench.bench_inference import TRACK_SECONDS, demo_model, synthetic_track
+from bench.timing import best_time
+
+MIX_MINUTES = 60
+PART_SECONDS = 180.0
+APP_TARGET = 1.5
+CUES_TARGET_RTF = 200.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_round_trip(model, fe, track: Path) -> tuple[float, float]:
+    """(seconds of classify_track alone, seconds of the app's upload → result), best of 3 each."""
+    from gradio_client import Client, handle_file
+
+    from housex.app import launch
+    from housex.inference import classify_track
+
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    demo, url = launch(model, fe, port=_free_port(), block=False, quiet=True)
+    try:
+        client = Client(url, verbose=False, download_files=False)
+        classify_track(track, model, fe)  # warm-ups
+        client.predict(handle_file(str(track)), None, api_name="/classify_track")
+        # alternated, best of 3 each: the machine's load drifts between the two
+        direct, app = [], []
+        for _ in range(3):
+            direct.append(best_time(lambda: classify_track(track, model, fe))[0])
+            app.append(best_time(lambda: client.predict(handle_file(str(track)), None, api_name="/classify_track"))[0])
+    finally:
+        demo.close()
+    return min(direct), min(app)
+
+
+def long_mix(folder: Path, sr: int) -> Path:
+    """A 60-minute mono FLAC at ``sr``: 4 synthesized 3-minute tracks, repeated."""
+    import soundfile as sf
+
+    from housex.dataset_script.synthetic import plan_track, render_track
+
+    parts = [render_track(plan_track(2, i, duration=(PART_SECONDS, PART_SECONDS), fallback_share=0.0), sr=sr)
+             .mean(axis=1).astype(np.float32) for i in range(4)]
+    block = np.concatenate(parts)
+    repeats = int(np.ceil(MIX_MINUTES * 60 * sr / block.size))
+    path = folder / "mix-60min.flac"
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, format="FLAC") as f:
+        for _ in range(repeats):
+            f.write(block)
+    return path
+
+
+def main() -> None:
+    from housex.cues import set_cues
+
+    model, fe, what = demo_model()
+    print(f"model: {what}; torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs")
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        track = synthetic_track(tmp, TRACK_SECONDS)
+        t_direct, t_app = app_round_trip(model, fe, track)
+        ratio = t_app / t_direct
+        print(f"\n3-minute track ({track.suffix[1:].upper()}), app round trip vs classify_track")
+        print(f"| {'path':<44} | {'seconds':>8} |")
+        print(f"|{'-' * 46}|{'-' * 10}|")
+        print(f"| {'classify_track':<44} | {t_direct:>8.2f} |")
+        print(f"| {'app: upload -> result (gradio_client)':<44} | {t_app:>8.2f} |")
+        verdict = "meets" if ratio <= APP_TARGET else "MISSES"
+        print(f"app / classify_track = {ratio:.2f}x; {verdict} the target of <= {APP_TARGET}x")
+
+        mix = long_mix(tmp, int(fe.sampling_rate))
+
+        def run():
+            tl, cues = set_cues(mix, model, fe, hop_seconds=2.5)
+            cues.write(tmp / "cues")
+            return tl, cues
+
+        t_cues, (tl, cues) = best_time(run, 1)
+        rtf = tl.duration / t_cues
+        verdict = "meets" if rtf >= CUES_TARGET_RTF else "MISSES"
+        print(f"\n{tl.duration / 60:.0f}-minute mix (FLAC {fe.sampling_rate} Hz): timeline (hop 2.5 s, "
+              f"{len(tl.window_starts)} windows) + cues ({len(cues.grid.bars)} bars, {cues.tempo:.1f} BPM, "
+              f"{len(cues.drops)} drops, {len(cues.segments)} segments) + cues.json/cues.mid: "
+              f"{t_cues:.1f} s = {rtf:.0f}x real time; {verdict} the target of >= {CUES_TARGET_RTF:.0f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""Bar-aligned cues of a DJ set: the beat/bar grid, cues.json, cues.mid (read back with mido), OSC replay.
+
+The mix is four synthetic tracks of known tempo (the generator's plan gives each track's BPM and
+its bar grid) concatenated; the tiny random model of ``test_inference`` gives the genres (the
+cues must follow whatever the timeline says, so a trained model is not needed here).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+
+import mido
+import numpy as np
+import pytest
+import soundfile as sf
+from test_inference import tiny_model
+
+from housex.cli import main as housex_main
+from housex.cues import CC_BASE, DROP_NOTE, GENRE_NOTE_BASE, beat_grid, replay_osc, set_cues
+from housex.dataset_script.drops import detect_drops
+from housex.djset import timeline
+
+SR = 22050
+TRACK_SECONDS = 60.0  # drops of 10 bars (~19 s): long enough for the drop detector (15 s)
+N_TRACKS = 4
+
+
+@pytest.fixture(scope="module")
+def mix(tmp_path_factory):
+    """(path, mono, plans, track offsets): four 60 s synthetic tracks back to back, at 22.05 kHz."""
+    from housex.dataset_script.synthetic import plan_track, render_track
+
+    plans = [plan_track(7, i, duration=(TRACK_SECONDS, TRACK_SECONDS), fallback_share=0.0) for i in range(N_TRACKS)]
+    parts = [render_track(p, sr=SR).mean(axis=1).astype(np.float32) for p in plans]
+    offsets = np.cumsum([0] + [y.size / SR for y in parts])[:-1]
+    mono = np.concatenate(parts)
+    path = tmp_path_factory.mktemp("mix") / "mix.flac"
+    sf.write(path, mono, SR)
+    return path, mono, plans, offsets
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    return tiny_model(tmp_path_factory.mktemp("cue-model"), sr=16000, clip_seconds=3.0)
+
+
+OPTIONS = dict(hop_seconds=2.5, smooth_seconds=7.5, min_segment_seconds=10)
+CLI_OPTIONS = ("--hop", "2.5", "--smooth", "7.5", "--min-segment", "10", "--no-progress")
+
+
+@pytest.fixture(scope="module")
+def api_cues(mix, model_dir):
+    """``set_cues`` on the mix with the options the CLI tests pass: (Timeline, SetCues)."""
+    return set_cues(mix[0], model_dir, **OPTIONS)
+
+
+def _run(capsys, *argv):
+    code = housex_main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_bar_grid_follows_the_generator_tempo_and_bars(mix):
+    """Where the music has a bar structure (every section but the drums-only outro and the tail
+    after the last full bar, where all beats sound alike), bar lines fall within one beat of the
+    generator's bar lines: >= 90 % of the estimated ones, and >= 90 % of the true ones have one
+    (measured: 93-97 % on seeds 7 and 8; misses come where the tracker skips or adds a beat and
+    the downbeat phase re-locks within the 16-bar window).  The median bar tempo over a track's
+    drops is within 1 BPM of its BPM."""
+    _, mono, plans, offsets = mix
+    grid = beat_grid(mono, SR)
+    assert grid.bars[0] == 0 and np.all(np.diff(grid.bars) > 0) and grid.bar_ends[-1] == pytest.approx(grid.duration)
+    bpm = grid.bar_tempi()
+    near, found, missing = [], [], []
+    for plan, offset in zip(plans, offsets):
+        beat = 60.0 / plan.bpm
+        structured = [(offset + a, offset + b) for name, a, b in plan.section_times() if name != "outro"]
+        drops = [(offset + a, offset + b) for a, b in plan.drop_sections()]
+        truth = offset + np.arange(0, plan.sections[-1][1] + 1) * plan.bar_seconds  # bar lines up to the outro
+        drop_bpm = []
+        for i, t in enumerate(grid.bars):
+            if any(a + beat <= t <= b - beat for a, b in structured):
+                (near if np.abs(truth - t).min() <= beat else missing).append(round(float(t), 2))
+            if any(a <= t and grid.bar_ends[i] <= b for a, b in drops):
+                drop_bpm.append(bpm[i])
+        assert np.median(drop_bpm) == pytest.approx(plan.bpm, abs=1.0), f"track at {offset:.0f} s"
+        found += [np.abs(grid.bars - t).min() <= beat for t in truth
+                  if any(a + beat <= t <= b - beat for a, b in structured)]
+    assert len(near) + len(missing) >= 80
+    assert len(near) >= 0.9 * (len(near) + len(missing)), f"bar lines off the true grid at {missing} s"
+    assert np.mean(found) >= 0.9
+
+
+def _midi_notes(path):
+    """{note: [(start s, end s), ...]}, controller events [(time s, control, value)], total seconds."""
+    mid = mido.MidiFile(path)
+    now, open_notes, notes, cc = 0.0, {}, {}, []
+    for msg in mid:  # merged tracks, times in seconds through the tempo map
+        now += msg.time
+        if msg.type == "note_on" and msg.velocity > 0:
+            open_notes[msg.note] = now
+        elif msg.type in ("note_off", "note_on"):
+            notes.setdefault(msg.note, []).append((open_notes.pop(msg.note), now))
+        elif msg.type == "control_change":
+            cc.append((now, msg.control, msg.value))
+    assert not open_notes
+    return notes, cc, now
+
+
+def test_timeline_cues_write_json_and_midi_that_parse_back_to_segments_and_drops(mix, model_dir, tmp_path, capsys):
+    path, mono, plans, _ = mix
+    prefix = tmp_path / "set"
+    code, out, err = _run(capsys, "timeline", path, "--model", model_dir, *CLI_OPTIONS, "--out", prefix, "--cues")
+    assert code == 0, err
+    doc = json.loads((tmp_path / "set-cues" / "cues.json").read_text())
+    tl_doc = json.loads(prefix.with_suffix(".json").read_text())
+    labels = doc["labels"]
+    bars = np.asarray(doc["bars"]["start"] + [doc["duration"]])
+    bar = float(np.diff(bars[1:]).max())  # the longest full bar
+
+    # segments: the timeline's, on bar lines
+    tl_segments = tl_doc["segments"]
+    assert [s["genre"] for s in doc["segments"]] == [s["genre"] for s in tl_segments]
+    for cue, seg in zip(doc["segments"], tl_segments):
+        assert abs(cue["start"] - seg["start"]) <= bar / 2 + 1e-3 and abs(cue["end"] - seg["end"]) <= bar / 2 + 1e-3
+        assert cue["start"] == pytest.approx(bars[cue["bar_start"]], abs=1e-3)
+    # drops: the detector's sections on this mix, on bar lines
+    sections = detect_drops(mono, SR, fallback=False).sections
+    assert len(doc["drops"]) == len(sections) >= 1
+    # per-bar probabilities sum to 1
+    probs = np.asarray(doc["bars"]["probabilities"])
+    assert probs.shape == (len(bars) - 1, len(labels)) and np.allclose(probs.sum(1), 1, atol=1e-3)
+
+    notes, cc, total = _midi_notes(tmp_path / "set-cues" / "cues.mid")
+    assert total == pytest.approx(doc["duration"], abs=0.01)
+    midi_segments = sorted((a, b, labels[n - GENRE_NOTE_BASE]) for n, spans in notes.items()
+                           if GENRE_NOTE_BASE <= n < GENRE_NOTE_BASE + len(labels) for a, b in spans)
+    assert [g for _, _, g in midi_segments] == [s["genre"] for s in tl_segments]
+    for (a, b, _), seg in zip(midi_segments, tl_segments):
+        assert abs(a - seg["start"]) <= bar and abs(b - seg["end"]) <= bar
+    midi_drops = notes.get(DROP_NOTE, [])
+    assert len(midi_drops) == len(sections)
+    for (a, b), (s0, s1) in zip(midi_drops, sections):
+        assert abs(a - s0) <= bar and abs(b - s1) <= bar
+    # one CC per genre per bar, at the bar start, value = probability x 127
+    assert len(cc) == probs.size
+    for k, (t, control, value) in enumerate(cc):
+        b, g = divmod(k, len(labels))
+        assert control == CC_BASE + g and abs(value - probs[b, g] * 127) <= 0.51  # JSON keeps 4 decimals
+        assert t == pytest.approx(bars[b], abs=0.005)
+    assert "wrote" in out and "cues.mid" in out
+
+
+def test_osc_replay_at_high_speed_delivers_every_cue_in_order(mix, model_dir, api_cues, tmp_path, capsys):
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import BlockingOSCUDPServer
+
+    path, *_ = mix
+    received = []
+    dispatcher = Dispatcher()
+    dispatcher.set_default_handler(lambda address, *args: received.append((time.perf_counter(), address, list(args))))
+    server = BlockingOSCUDPServer(("127.0.0.1", 0), dispatcher)
+    # a large receive buffer: on a loaded machine the handler thread may lag the sender by
+    # hundreds of datagrams (the default buffer holds ~300); UDP drops what does not fit
+    server.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        speed = 100.0  # the 4-minute mix in 2.4 s
+        t0 = time.perf_counter()
+        code, out, err = _run(capsys, "cues", path, "--model", model_dir, "--out", tmp_path / "cues", "--format",
+                              "json,osc", "--osc", f"127.0.0.1:{port}", "--speed", speed, *CLI_OPTIONS)
+        assert code == 0, err
+        expected = api_cues[1].osc_messages()
+        deadline = time.time() + 30
+        while len(received) < len(expected) and time.time() < deadline:
+            time.sleep(0.01)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(received) == len(expected)
+    for (_, address, args), (_, want_address, want_args) in zip(received, expected):
+        assert address == want_address
+        assert args == pytest.approx(want_args, abs=1e-4) if isinstance(want_args[-1], float) else args == want_args
+    addresses = {a for _, a, _ in expected}
+    assert {"/housex/bar", "/housex/genre", "/housex/segment", "/housex/drop"} <= addresses
+    # paced: the last cue comes no earlier than its time / speed after the replay began
+    assert received[-1][0] - t0 >= expected[-1][0] / speed
+    assert f"sent {len(expected)} OSC messages" in out
+
+
+def test_cues_reject_bad_osc_target_and_format(mix, model_dir, tmp_path, capsys):
+    path, *_ = mix
+    code, _, err = _run(capsys, "cues", path, "--model", model_dir, "--out", tmp_path, "--osc", "localhost")
+    assert code == 2 and "HOST:PORT" in err
+    code, _, err = _run(capsys, "cues", path, "--model", model_dir, "--out", tmp_path, "--format", "json,xml")
+    assert code == 2 and "xml" in err
+    with pytest.raises(ValueError, match="speed"):
+        replay_osc(None, "127.0.0.1", 9, speed=0)
+
+
+def test_set_cues_timeline_equals_timeline_of_the_file(mix, model_dir, api_cues):
+    """``set_cues`` decodes once; the timeline it holds equals ``timeline`` on the file."""
+    path, *_ = mix
+    tl, cues = api_cues
+    ref = timeline(path, model_dir, **OPTIONS)
+    assert tl.to_dict() == ref.to_dict()
+    assert cues.source == str(path) and len(cues.bar_probabilities) == len(cues.grid.bars)
