@@ -187,7 +187,7 @@ def test_browser_uploads_a_track_and_shows_the_genre(served, files):
     driver = open_browser()
     try:
         driver.get(served)
-        wait = WebDriverWait(driver, 60)
+        wait = WebDriverWait(driver, 180)  # a cold first start (fresh venv, new browser profile) is slow
         upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
         upload.send_keys(str(track))
         wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(text(), '{track.name}')]")))
