@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import evaluate
 import numpy as np
@@ -11,8 +10,9 @@ import pytest
 from sklearn.metrics import accuracy_score, confusion_matrix, precision_recall_fscore_support
 
 from housex.dataset_script.genres import NUM_GENRES, sharpen_ids
+from housex.trainer import METRIC_FILE
 
-METRIC_PATH = str(Path(__file__).resolve().parents[1] / "trainer" / "housex_metric.py")
+METRIC_PATH = str(METRIC_FILE)
 
 
 @pytest.fixture(scope="module")

@@ -36,14 +36,13 @@ from transformers.trainer_utils import get_last_checkpoint
 from ..dataset_script.builder import HouseXBuilder, HouseXBuilderConfig
 from ..dataset_script.genres import GENRES, LABEL_MODES, sharpen_ids
 from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification, register_auto_classes
-from . import peer_models
+from . import METRIC_FILE, peer_models
 from .augmentation import AugmentEpochCallback, FeatureAugmentCollator, SeededAugmenter, clip_keys
 from .card import push_folder_to_hub, write_model_card
 from .plots import plot_confusion
 
 logger = logging.getLogger("housex.trainer")
 
-METRIC_PATH = Path(__file__).resolve().parent / "housex_metric.py"
 
 
 # --------------------------------------------------------------------------------------------
@@ -699,7 +698,7 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
 
     # 5. Trainer
     with training_args.main_process_first(desc="loading the metric"):
-        scorer = MetricScorer(evaluate.load(str(METRIC_PATH)))
+        scorer = MetricScorer(evaluate.load(str(METRIC_FILE)))
     trainer = (PeerTrainer if peer else HouseXTrainer)(
         model=model,
         args=training_args,

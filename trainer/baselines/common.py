@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from housex.dataset_script.genres import NUM_GENRES
-
-METRIC_FILE = Path(__file__).resolve().parents[1] / "housex_metric.py"
+from housex.trainer import METRIC_FILE
 
 
 @dataclass
