@@ -10,7 +10,7 @@ attention), and the pooled vector is classified.
 
 Options that save memory never change the math: in training a BatchNorm backbone always sees
 the whole batch (chunking would change its batch statistics), and gradient checkpointing
-recomputes backbone blocks and encoder layers without updating BatchNorm running statistics a
+recomputes backbone blocks (and a ResNet's stem) and encoder layers without updating BatchNorm running statistics a
 second time.  The forward has no data-dependent Python branch, so ``torch.export`` and
 ``torch.compile(fullgraph=True)`` work with and without an attention mask.
 
