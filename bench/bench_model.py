@@ -5,12 +5,24 @@ Rows, all measured in this run:
   eval/no_grad: ``HouseXForAudioClassification`` (one backbone call on 108 patches) vs
   ``bench.reference_model.loop_forward`` (one call per patch).  Target >= 1.5x, logits equal.
 - ``train step peak memory``: forward + backward + Adam step with and without
-  ``gradient_checkpointing_enable()`` (each backbone block and encoder layer recomputed in the
-  backward pass), each in a fresh subprocess, measured on the second step (gradients and Adam
-  state already allocated); on CPU the peak RSS growth during the step (VmHWM reset through
-  /proc/self/clear_refs), on CUDA ``torch.cuda.max_memory_allocated``.  Target: with <= 60% of
-  without, and the same loss (checkpointing must not change the math: BatchNorm sees the same
-  batch and updates its running statistics once).
+  ``gradient_checkpointing_enable()`` (the ResNet stem, each backbone block and each encoder layer
+  recomputed in the backward pass), resnet18 at batch 4 on the ``cpu-small`` preset (64 mels, 19
+  patches of 64x64 per clip) and at paper size (224 mels, 27 patches of 224x224), each in a fresh
+  subprocess, measured on steps after a warm-up step (gradients and Adam state already allocated).
+  On CPU two figures: the allocator's peak (``torch.profiler`` with ``profile_memory``: the most
+  bytes of tensors allocated during the step alive at once, the figure the target is judged on)
+  and the peak RSS growth during the step (VmHWM reset through /proc/self/clear_refs).  Plain glibc
+  RSS is no fair measure here: freed buffers under its dynamic mmap threshold stay resident, so the
+  step reuses pages the warm-up step left and its RSS growth hides most of its own peak (cpu-small:
+  plain 91 MiB RSS growth for a 150 MiB tensor peak); the subprocess therefore fixes
+  ``MALLOC_MMAP_THRESHOLD_`` (64 KiB), which returns every freed large buffer to the OS, and the RSS
+  growth then follows the tensor peak.  On CUDA ``torch.cuda.max_memory_allocated``.  Target: with
+  <= 60% of without, and the same loss (checkpointing must not change the math: BatchNorm sees the
+  same batch and updates its running statistics once).  With checkpointing the CPU peak is the
+  backward of the recomputed stem: conv1's output (bn1's saved input), the gradient of bn1's output
+  and the two buffers of conv1's output size that torch's CPU BatchNorm backward allocates, i.e.
+  about 4x the stem activation plus the patches, the floor for a ResNet whose BatchNorm must see
+  the whole batch.
 - with CUDA: the same on the GPU plus the paper's config (ResNet152, d_model 768, 6 heads) step
   time and peak memory at batch 4; without CUDA this is reported as not run.
 """
@@ -71,12 +83,26 @@ else:
     t0 = time.perf_counter(); step(); seconds = time.perf_counter() - t0
     peak = status_kib("VmHWM") * 1024
     growth = peak - before * 1024
-print("RESULT", json.dumps({"seconds": seconds, "peak": peak, "growth": growth, "losses": losses}))
+    # the allocator's peak: the profiler counts the bytes of every tensor allocated while it runs
+    # ("Total Allocated" after each allocation and free), so its maximum is the step's own peak
+    import os, tempfile
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    fd, path = tempfile.mkstemp(suffix=".json"); os.close(fd)
+    prof.export_chrome_trace(path)
+    with open(path) as f:
+        events = json.load(f)["traceEvents"]
+    os.unlink(path)
+    alloc = max(e["args"]["Total Allocated"] for e in events if e.get("name") == "[memory]")
+print("RESULT", json.dumps({"seconds": seconds, "peak": peak, "growth": growth,
+                            "alloc": alloc if device == "cpu" else growth, "losses": losses}))
 """
 
 
 def run_step(preset: str, backbone: str, batch: int, checkpointing: bool, device: str) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # every freed buffer of 64 KiB or more goes back to the OS: the RSS peak follows the tensors (docstring)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MALLOC_MMAP_THRESHOLD_": "65536"}
     proc = subprocess.run(
         [sys.executable, "-c", STEP_SCRIPT, preset, backbone, str(batch), "1" if checkpointing else "0", device],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=1800,
@@ -146,19 +172,22 @@ def main() -> None:
     print("target: batched >= 1.5x faster than the per-patch loop, logits equal (< 1e-4)")
 
     print()
-    memory_runs = [("cpu", "resnet18", 4)] + ([("cuda", "resnet18", 4)] if torch.cuda.is_available() else [])
-    print(f"{'train step (fwd+bwd+Adam)':<42} {'plain s':>8} {'ckpt s':>8} {'plain MiB':>10} {'ckpt MiB':>9} {'ckpt/plain':>10}  loss")
-    for device, backbone, batch in memory_runs:
-        plain = run_step("paper", backbone, batch, False, device)
-        ckpt = run_step("paper", backbone, batch, True, device)
-        what = "step RSS peak" if device == "cpu" else "peak alloc"
-        key = "growth" if device == "cpu" else "peak"
-        print(
-            f"{f'{backbone}, batch {batch}, {what} ({device})':<42} {plain['seconds']:>8.2f} {ckpt['seconds']:>8.2f} "
-            f"{plain[key] / 2**20:>10.0f} {ckpt[key] / 2**20:>9.0f} {ckpt[key] / plain[key]:>9.0%}  "
-            f"{same_loss(plain['losses'], ckpt['losses'])}"
-        )
-    print("target: peak memory with gradient checkpointing <= 60% of without, same loss (same weights, batch, seed)")
+    memory_runs = [("cpu", "cpu-small"), ("cpu", "paper")] + ([("cuda", "paper")] if torch.cuda.is_available() else [])
+    print(f"{'train step (fwd+bwd+Adam), resnet18, batch 4':<46} {'plain s':>8} {'ckpt s':>8} "
+          f"{'plain MiB':>10} {'ckpt MiB':>9} {'ckpt/plain':>10}  loss")
+    for device, preset in memory_runs:
+        plain = run_step(preset, "resnet18", 4, False, device)
+        ckpt = run_step(preset, "resnet18", 4, True, device)
+        size = "64 mels" if preset == "cpu-small" else "224 mels"
+        rows = [("tensor peak", "alloc"), ("RSS growth", "growth")] if device == "cpu" else [("peak alloc", "peak")]
+        for what, key in rows:
+            print(
+                f"{f'{preset} ({size}), {what} ({device})':<46} {plain['seconds']:>8.2f} {ckpt['seconds']:>8.2f} "
+                f"{plain[key] / 2**20:>10.0f} {ckpt[key] / 2**20:>9.0f} {ckpt[key] / plain[key]:>9.0%}  "
+                f"{same_loss(plain['losses'], ckpt['losses'])}"
+            )
+    print("target: peak memory (tensor peak on CPU) with gradient checkpointing <= 60% of without, same loss "
+          "(same weights, batch, seed)")
 
     print()
     if torch.cuda.is_available():

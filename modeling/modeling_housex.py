@@ -10,7 +10,7 @@ attention), and the pooled vector is classified.
 
 Options that save memory never change the math: in training a BatchNorm backbone always sees
 the whole batch (chunking would change its batch statistics), and gradient checkpointing
-recomputes backbone blocks and encoder layers without updating BatchNorm running statistics a
+recomputes backbone blocks (and a ResNet's stem) and encoder layers without updating BatchNorm running statistics a
 second time.  The forward has no data-dependent Python branch, so ``torch.export`` and
 ``torch.compile(fullgraph=True)`` work with and without an attention mask.
 
@@ -104,9 +104,9 @@ class CheckpointedBlock:
 
 
 @functools.cache
-def checkpointed_class(cls: type) -> type:
-    """``cls`` with `CheckpointedBlock` in front (one class per block class)."""
-    return type(f"Checkpointed{cls.__name__}", (CheckpointedBlock, cls), {"__module__": __name__})
+def checkpointed_class(cls: type, mixin: type = CheckpointedBlock) -> type:
+    """``cls`` with ``mixin`` (`CheckpointedBlock` by default) in front (one class per pair)."""
+    return type(f"Checkpointed{cls.__name__}", (mixin, cls), {"__module__": __name__})
 
 
 class CheckpointedSequential(nn.Sequential):
@@ -127,6 +127,26 @@ class CheckpointedSequential(nn.Sequential):
             x = checkpoint_once(segment, segment, x)
             start = end
         return x
+
+
+class CheckpointedResNetStem:
+    """Mixin put in front of torchvision's ``ResNet`` class: with checkpointing on, its stem (conv1 ->
+    bn1 -> ReLU -> max-pool) is one more checkpoint unit.  The stem holds the largest activations of
+    the net (64 channels at half the patch size: ~40 % of a resnet18 step's saved tensors); the
+    blocks of layer1..4 are units of their own (`CheckpointedBlock`).  Without checkpointing, and in
+    eval, torchvision's own forward runs."""
+
+    gradient_checkpointing = False
+
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.gradient_checkpointing and self.training and torch.is_grad_enabled()):
+            return super().forward(x)
+        x = checkpoint_once(self.stem, self.bn1, x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -176,13 +196,16 @@ class BackboneSpec:
     ``build(config, **kwargs)`` returns the classifier; ``default_kwargs(config)`` are merged under
     ``config.backbone_kwargs``; ``blocks`` are class names checkpointed one by one (each gets
     `CheckpointedBlock`), ``segmented`` names ``nn.Sequential`` attributes checkpointed segment by
-    segment; ``imagenet`` says whether torchvision ImageNet weights exist for it.
+    segment; ``model_mixin`` (if set) is put in front of the backbone's own class, for checkpoint units
+    that are no submodule (the ResNet stem: `CheckpointedResNetStem`); ``imagenet`` says whether
+    torchvision ImageNet weights exist for it.
     """
 
     build: Callable[..., nn.Module] = _torchvision_model
     default_kwargs: Callable[[HouseXConfig], dict] = lambda config: {}
     blocks: tuple[str, ...] = ()
     segmented: tuple[str, ...] = ()
+    model_mixin: type | None = None
     imagenet: bool = True
 
 
@@ -197,7 +220,7 @@ HOUSEX_BACKBONES: dict[str, BackboneSpec] = {
         build=lambda config, **kw: PatchCNN(widths=(16, 32, 64, 64), in_channels=config.num_channels, **kw),
         imagenet=False,
     ),
-    "resnet": BackboneSpec(blocks=("BasicBlock", "Bottleneck")),
+    "resnet": BackboneSpec(blocks=("BasicBlock", "Bottleneck"), model_mixin=CheckpointedResNetStem),
     "densenet": BackboneSpec(blocks=("_DenseBlock", "_Transition")),  # not _DenseLayer: its input list grows
     "vgg": BackboneSpec(segmented=("features",)),
     "efficientnet": BackboneSpec(blocks=("MBConv", "FusedMBConv")),
@@ -329,6 +352,8 @@ def build_backbone(config: HouseXConfig) -> tuple[nn.Module, int]:
             module.__class__ = checkpointed_class(type(module))
     for name in spec.segmented:
         backbone.get_submodule(name).__class__ = CheckpointedSequential
+    if spec.model_mixin is not None:
+        backbone.__class__ = checkpointed_class(type(backbone), spec.model_mixin)
     return _attach_head(backbone, config)
 
 

@@ -190,7 +190,11 @@ def test_browser_uploads_a_track_and_shows_the_genre(served, files):
         wait = WebDriverWait(driver, 180)  # a cold first start (fresh venv, new browser profile) is slow
         upload = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "input[type=file]")))
         upload.send_keys(str(track))
-        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[contains(text(), '{track.name}')]")))
+        # The finished upload: the file preview names the file in its aria-label (its visible text is
+        # split into stem and extension elements, so no text node holds the whole name).  Not the
+        # name in a text node: that is Gradio's upload-progress line, shown only while the upload is
+        # in flight (~0.1 s here), so waiting for it passed or failed on whether a poll hit that window.
+        wait.until(ec.presence_of_element_located((By.XPATH, f"//*[@aria-label='{track.name}']")))
         button = wait.until(ec.element_to_be_clickable((By.XPATH, "//button[contains(., 'Classify track')]")))
         button.click()
         # the Label component's heading shows the top genre once the result is in

@@ -224,6 +224,37 @@ def test_checkpointing_recomputes_blocks_and_encoder_layers():
     assert calls == {"conv": 2, "layer": 2}
 
 
+def test_resnet_stem_is_a_checkpoint_unit():
+    """The ResNet stem (conv1 -> bn1 -> ReLU -> max-pool, the net's largest activations) is recomputed in
+    backward: with checkpointing nothing of its output size is saved during the forward, without it is."""
+    def saved_shapes(checkpointing: bool):
+        model = tiny_model(backbone="resnet18").train()
+        if checkpointing:
+            with pytest.warns(FutureWarning):
+                model.gradient_checkpointing_enable()
+        backbone = model.housex.embeddings.backbone
+        stem_shapes, conv_calls = set(), []
+        def record(module, args, out):
+            stem_shapes.add(out.shape)
+            if module is backbone.conv1:
+                conv_calls.append(1)
+
+        backbone.conv1.register_forward_hook(record)
+        backbone.maxpool.register_forward_hook(record)
+        shapes = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t: shapes.append(t.shape) or t, lambda t: t):
+            out = model(torch.rand(2, 3, 32, 80), labels=torch.tensor([1, 4]))
+        out.loss.backward()
+        return stem_shapes, shapes, len(conv_calls)
+
+    stem_shapes, shapes, calls = saved_shapes(False)
+    conv_out = max(stem_shapes, key=lambda s: s.numel())
+    assert calls == 1 and conv_out in shapes  # the test can fail: unchecked, bn1 saves conv1's output
+    stem_shapes, shapes, calls = saved_shapes(True)
+    assert calls == 2  # forward + recomputation in backward
+    assert conv_out not in shapes  # conv1 / bn1 / ReLU outputs: recomputed, not saved
+
+
 def test_bf16_autocast_forward_backward():
     model = tiny_model().train()
     x = torch.rand(2, 3, 32, 64)
