@@ -5,10 +5,15 @@ Lighting desks and VJ tools switch on bars, so every cue sits on a bar line:
 * **beats**: librosa's dynamic-programming beat tracker (``librosa.beat.beat_track``) on a
   kick-band onset envelope (the lowest mel bands, up to ~400 Hz,
   at 11.025 kHz), with a time-varying tempo (the local tempogram
-  estimate, median-smoothed over 8 s), so a mix whose tracks have different tempi keeps its grid;
-* **bars**: every 4th beat; the downbeat phase is the one where the beat-synchronous spectrum
-  changes most (chords and sections change on bars), chosen over a sliding 16-bar window so the
-  phase can change between tracks.  Time before the first downbeat is a lead-in bar (bar 0);
+  estimate within ``TEMPO_RANGE``, median-smoothed over 8 s), so a mix whose tracks have different
+  tempi keeps its grid; the range (all eight genres play at 115-130 BPM) keeps the tracker off
+  the 4/3 and 2x tempi a syncopated lead suggests;
+* **bars**: every 4th beat; the downbeat phase is where the beat-synchronous spectrum and chroma
+  change most (sections and chords change on bars).  The phase may change (between tracks, or
+  where the tracker adds or drops a beat); the phase sequence is the best path of a 4-state
+  Viterbi with a switch cost (``PHASE_SWITCH_COST``), so a switch sits on the beat where the
+  evidence turns, not somewhere inside a smoothing window.  Time before the first downbeat is a
+  lead-in bar (bar 0);
 * **genres**: the set's ``Timeline`` (``housex.djset.timeline``): its segments with their
   boundaries moved to the nearest bar line, and per-bar probabilities (the smoothed window
   probabilities interpolated at each bar's centre, rows summing to 1);
@@ -40,7 +45,8 @@ BEAT_HOP = 256
 BEAT_MELS = 40  # ~66 Hz per band below 1 kHz
 KICK_BANDS = 6  # the lowest bands, up to ~400 Hz: kick (and bass), no hats or stabs
 BEATS_PER_BAR = 4
-PHASE_WINDOW_BARS = 16
+TEMPO_RANGE = (100.0, 145.0)  # BPM prior of the tempo estimate: house music, with margin
+PHASE_SWITCH_COST = 3.0  # in units of the mean downbeat evidence of a beat (about one bar's worth)
 TICKS_PER_BEAT = 480
 CC_BASE = 20  # CC 20-27: undefined controllers in the MIDI spec, free for genre lanes
 DROP_NOTE = 36  # C1
@@ -99,7 +105,7 @@ class BeatGrid:
 def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
     """Beats and bars of a mono signal (see the module docstring for the method)."""
     import librosa
-    from scipy import ndimage
+    from scipy import ndimage, stats
 
     duration = mono.size / sr
     y = np.asarray(mono, dtype=np.float32)
@@ -107,10 +113,11 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
         import soxr
 
         y = soxr.resample(y, sr, BEAT_SR, quality="LQ").astype(np.float32, copy=False)
-    mel = librosa.feature.melspectrogram(y=y, sr=BEAT_SR, n_fft=1024, hop_length=BEAT_HOP, n_mels=BEAT_MELS)
-    mel_db = librosa.power_to_db(mel)
+    power = np.abs(librosa.stft(y, n_fft=1024, hop_length=BEAT_HOP)) ** 2
+    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=BEAT_SR, n_mels=BEAT_MELS))
     env = librosa.onset.onset_strength(S=mel_db[:KICK_BANDS], sr=BEAT_SR, hop_length=BEAT_HOP)
-    local = librosa.feature.tempo(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None)
+    local = librosa.feature.tempo(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None,
+                                  prior=stats.uniform(TEMPO_RANGE[0], TEMPO_RANGE[1] - TEMPO_RANGE[0]))
     local = ndimage.median_filter(local, size=max(1, int(8 * BEAT_SR / BEAT_HOP)), mode="nearest")
     _, frames = librosa.beat.beat_track(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, bpm=local, trim=False)
     frames = np.asarray(frames, dtype=int)
@@ -119,20 +126,46 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     frames = frames[: len(beats)]
     if len(beats) < beats_per_bar:
         return BeatGrid(beats, np.zeros(1), duration)
-    # Downbeat phase: the spectrum changes most across bar lines (chords, bass notes, sections).
+    # Downbeat evidence of each beat: how much the beat-synchronous spectrum and chroma change on entering it.
     bounds = librosa.util.fix_frames(frames, x_min=0, x_max=mel_db.shape[1], pad=True)
-    synced = librosa.util.sync(mel_db, bounds, aggregate=np.mean)  # column j: frames bounds[j] to bounds[j + 1]
-    after = np.searchsorted(bounds, frames)  # the column that starts at beat k
-    change = np.linalg.norm(synced[:, after] - synced[:, np.maximum(after - 1, 0)], axis=0)  # entering beat k
-    k = np.arange(len(beats))
-    window = PHASE_WINDOW_BARS * beats_per_bar
-    score = np.stack([ndimage.uniform_filter1d(change * (k % beats_per_bar == p), window, mode="nearest")
-                      for p in range(beats_per_bar)])
-    downbeats = beats[k % beats_per_bar == score.argmax(0)]
+    after = np.searchsorted(bounds, frames)  # the synced column that starts at beat k
+    changes = []
+    for feature in (mel_db, librosa.feature.chroma_stft(S=power, sr=BEAT_SR)):
+        synced = librosa.util.sync(feature, bounds, aggregate=np.mean)  # column j: frames bounds[j] to bounds[j + 1]
+        change = np.linalg.norm(synced[:, after] - synced[:, np.maximum(after - 1, 0)], axis=0)
+        changes.append(change / max(float(change.mean()), 1e-12))
+    evidence = np.mean(changes, axis=0)  # mean 1 per beat
+    phase = downbeat_phases(evidence, beats_per_bar=beats_per_bar, switch_cost=PHASE_SWITCH_COST)
+    downbeats = beats[np.arange(len(beats)) % beats_per_bar == phase]
     if downbeats.size == 0:
         return BeatGrid(beats, np.zeros(1), duration)
     bars = np.r_[0.0, downbeats[1:]] if downbeats[0] <= 1e-3 else np.r_[0.0, downbeats]
     return BeatGrid(beats, bars.astype(np.float64), duration)
+
+
+def downbeat_phases(evidence: np.ndarray, *, beats_per_bar: int = BEATS_PER_BAR,
+                    switch_cost: float = PHASE_SWITCH_COST) -> np.ndarray:
+    """The downbeat phase of every beat: (n_beats,) ints in ``[0, beats_per_bar)``; beat ``k`` is a
+    downbeat where ``k % beats_per_bar == phase[k]``.
+
+    The best path of a Viterbi over the phases: a path collects ``evidence[k]`` at each beat it calls a
+    downbeat and pays ``switch_cost`` for every change of phase."""
+    n = len(evidence)
+    k = np.arange(n)
+    gain = np.zeros((n, beats_per_bar))
+    gain[k, k % beats_per_bar] = evidence
+    score = np.zeros(beats_per_bar)
+    came_from = np.zeros((n, beats_per_bar), dtype=int)
+    for i in range(n):
+        best = int(score.argmax())
+        stay = score >= score[best] - switch_cost
+        came_from[i] = np.where(stay, np.arange(beats_per_bar), best)
+        score = np.where(stay, score, score[best] - switch_cost) + gain[i]
+    phase = np.empty(n, dtype=int)
+    phase[-1] = int(score.argmax()) if n else 0
+    for i in range(n - 1, 0, -1):
+        phase[i - 1] = came_from[i, phase[i]]
+    return phase
 
 
 def _refine(env: np.ndarray, frames: np.ndarray, radius: int = 3) -> np.ndarray:
