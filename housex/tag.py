@@ -143,20 +143,12 @@ def _parts_dir(out: Path) -> Path:
 
 def _prepare(path: str, target_rate: int, clip_seconds: float, clips_per_drop: int, seed: int):
     """Worker: decode + drops + clips of one file → ``(TrackClips, None)`` or ``(None, error)``."""
-    from .inference import track_clips
+    from .track_audio import track_clips  # torch-free: a worker starts in a fraction of a second
 
     try:
         return track_clips(path, target_rate, clip_seconds, clips_per_section=clips_per_drop, seed=seed), None
     except Exception as e:  # noqa: BLE001  one bad file is a row with its error, never a stopped run
         return None, f"{type(e).__name__}: {e}"
-
-
-def _init_worker() -> None:
-    """One compute thread per decoding process: the workers and the classifying main process
-    share the cores (the results do not depend on it)."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _prepared(paths: Sequence[Path], workers: int, args: tuple):
@@ -169,8 +161,10 @@ def _prepared(paths: Sequence[Path], workers: int, args: tuple):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: the parent holds torch's thread pools, which a fork must not inherit
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+    # spawn: the parent holds torch's thread pools, which a fork must not inherit.  The workers
+    # never import torch (``housex.track_audio``): each starts in well under a second, where
+    # importing torch + transformers (and setting its threads) took ~3 s of CPU per worker.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: deque = deque()
         it = iter(paths)
         for path in it:

@@ -19,7 +19,7 @@ import soundfile as sf
 from test_inference import tiny_model
 
 from housex.cli import main as housex_main
-from housex.cues import CC_BASE, DROP_NOTE, GENRE_NOTE_BASE, beat_grid, replay_osc, set_cues
+from housex.cues import BEAT_HOP, BEAT_SR, CC_BASE, DROP_NOTE, GENRE_NOTE_BASE, beat_grid, replay_osc, set_cues, strided_tempo
 from housex.dataset_script.drops import detect_drops
 from housex.djset import timeline
 
@@ -92,6 +92,18 @@ def test_bar_grid_follows_the_generator_tempo_and_bars(mix):
     assert len(near) + len(missing) >= 80
     assert len(near) >= 0.9 * (len(near) + len(missing)), f"bar lines off the true grid at {missing} s"
     assert np.mean(found) >= 0.9
+
+
+def test_strided_local_tempo_is_librosas_estimate_at_those_frames(mix):
+    """The beat tracker's local tempo is librosa's per-frame estimate, computed only every
+    ``stride``-th frame: those values are exactly librosa's (the speed-up changes no estimate)."""
+    import librosa
+
+    y = librosa.resample(mix[1][: SR * 90], orig_sr=SR, target_sr=BEAT_SR)
+    env = librosa.onset.onset_strength(y=y, sr=BEAT_SR, hop_length=BEAT_HOP)
+    full = librosa.feature.tempo(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None)
+    for stride in (1, 3, 8):
+        np.testing.assert_array_equal(strided_tempo(env, stride), full[::stride])
 
 
 def _midi_notes(path):

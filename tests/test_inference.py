@@ -111,6 +111,17 @@ def _write_formats(folder):
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI not installed (make setup installs it)")
+def test_peak_check_equals_the_float64_expression_it_replaces():
+    """The silence check's peak (distance from the mean) without float64 copies of the signal is
+    the same number as ``abs(x - mean).max()`` in float64, DC offsets and float32 rounding included."""
+    from housex.inference import peak_around_mean
+
+    rng = np.random.default_rng(0)
+    for offset, scale in ((0.0, 1.0), (0.3, 1e-3), (-0.7, 1e-6), (1e-3, 0.0)):
+        x = (offset + scale * rng.standard_normal(10_001)).astype(np.float32)
+        assert peak_around_mean(x) == float(np.abs(x - x.mean(dtype=np.float64)).max())
+
+
 def test_predict_reads_every_format_and_rate_and_finds_the_drop(model_dir, tmp_path, capsys):
     files = _write_formats(tmp_path)
     code, out, err = _run_cli(capsys, "predict", *(p for p, _ in files.values()), "--model", model_dir, "--json",
