@@ -39,8 +39,9 @@ def _library_files(library) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _loudness_figure(mono: np.ndarray, sr: int, pred):
-    """Waveform envelope and frame loudness (dB) with the analysed sections shaded."""
+def _loudness_figure(mono: np.ndarray, sr: int, sections, fallback: bool):
+    """Waveform envelope and frame loudness (dB) with the analysed ``sections`` ((start, end) s:
+    the prediction's drops, or its fallback section) shaded."""
     from .dataset_script.drops import frame_rms
     from .plots import _pyplot
 
@@ -60,15 +61,31 @@ def _loudness_figure(mono: np.ndarray, sr: int, pred):
     ax2.plot(t, db, color="tab:blue", linewidth=1, label="loudness (dB)")
     ax2.set_ylim(-40, 1)
     ax2.set_ylabel("loudness (dB re max)")
-    kind = "fallback section (no drop detected)" if pred.fallback else "drop"
-    for i, d in enumerate(pred.drops):
-        ax.axvspan(d.start, d.end, color="tab:red" if pred.fallback else "tab:orange", alpha=0.25,
+    kind = "fallback section (no drop detected)" if fallback else "drop"
+    for i, (start, end) in enumerate(sections):
+        ax.axvspan(start, end, color="tab:red" if fallback else "tab:orange", alpha=0.25,
                    label=kind if i == 0 else None)
     ax.set_xlim(0, mono.size / sr)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def _loudness_plot(mono: np.ndarray, sr: int, sections, fallback: bool, fmt: str = "webp"):
+    """:func:`_loudness_figure` encoded as ``gr.Plot`` shows it: the ``PlotData`` that
+    ``gr.Plot(format=fmt).postprocess(figure)`` makes (the same call, so the same image), which
+    Gradio passes through unchanged; the figure is closed."""
+    from gradio.components.plot import PlotData
+    from gradio.processing_utils import encode_plot_to_base64
+
+    from .plots import _pyplot
+
+    fig = _loudness_figure(mono, sr, sections, fallback)
+    try:
+        return PlotData(type="matplotlib", plot=encode_plot_to_base64(fig, fmt))
+    finally:
+        _pyplot().close(fig)
 
 
 def _playable(sr: int, clip: np.ndarray) -> tuple[int, np.ndarray]:
@@ -94,21 +111,38 @@ class HouseXApp:
     # ---- track ----------------------------------------------------------------------------
 
     def analyse_track(self, path, progress=None):
-        """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one decode."""
-        from .inference import _read_mono, aggregate_track, classify_clips, track_clips
+        """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one
+        decode (and one pass of the input checks: the same result and notes as ``classify_track``)."""
+        pred, track, mono, _ = self._analyse(path, progress)
+        return pred, track, mono
+
+    def _analyse(self, path, progress=None, figure: bool = False):
+        """:meth:`analyse_track` plus, with ``figure``, the loudness figure as Gradio's plot value:
+        drawn and encoded in a thread while the model classifies the clips (torch runs outside the
+        GIL, so the figure's ~0.2 s of matplotlib mostly overlaps the model instead of following it)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .inference import _read_audio, aggregate_track, classify_clips, clips_from_mono
 
         step = progress or (lambda *a, **k: None)
         step(0.05, desc="decoding")
-        mono, name = _read_mono(path, None, self.sr, min_seconds=1.0)
+        mono, name, notes = _read_audio(path, None, self.sr, min_seconds=1.0)
         step(0.3, desc="finding the drops")
-        track = track_clips(mono, self.sr, self.clip_seconds, sampling_rate=self.sr)
-        track.source = name
+        track = clips_from_mono(mono, name, notes, self.sr, self.clip_seconds)
         step(0.5, desc=f"classifying {len(track.clips)} clips")
-        probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
-        return aggregate_track(track, probs, self.labels), track, mono
+        if not figure:
+            probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
+            return aggregate_track(track, probs, self.labels), track, mono, None
+        # the figure shows the sections that have clips, as the prediction's drops (aggregate_track)
+        used = set(track.drop_index)
+        sections = [s for i, s in enumerate(track.sections) if i in used]
+        with ThreadPoolExecutor(1, thread_name_prefix="housex-figure") as pool:
+            fig = pool.submit(_loudness_plot, mono, self.sr, sections, track.fallback)
+            probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
+            return aggregate_track(track, probs, self.labels), track, mono, fig.result()
 
     def track_outputs(self, path, progress=None):
-        pred, track, mono = self.analyse_track(path, progress)
+        pred, track, mono, figure = self._analyse(path, progress, figure=True)
         rows = []
         for i, d in enumerate(pred.drops, 1):
             rows.append(["fallback" if pred.fallback else f"drop {i}", round(d.start, 1), round(d.end, 1), d.genre,
@@ -121,7 +155,7 @@ class HouseXApp:
         return {
             "label": {g: float(p) for g, p in zip(self.labels, pred.probabilities)},
             "summary": summary + ("\n\n" + notes if notes else ""),
-            "figure": _loudness_figure(mono, self.sr, pred),
+            "figure": figure,
             "drops": rows,
             "clips": clips,
             "json": pred.to_dict(),

@@ -414,15 +414,13 @@ def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None
     ``timeline_options``: ``hop_seconds``, ``smooth_seconds``, ``smoothing``,
     ``min_segment_seconds``, ``batch_size``, ``progress`` (as ``housex.djset.timeline``).
     """
-    from .djset import timeline
+    from .djset import _timeline
     from .inference import _read_mono, load_classifier
 
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     sr = int(feature_extractor.sampling_rate)
     mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
-    tl = timeline(mono, model, feature_extractor, sampling_rate=sr, min_seconds=min_seconds, device=device,
-                  **timeline_options)
-    tl.source = name
+    tl = _timeline(mono, name, model, feature_extractor, device=device, **timeline_options)
     return tl, build_cues(tl, mono, sr, drop_options=drop_options)
 
 

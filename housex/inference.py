@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -200,10 +201,84 @@ def _iter_outputs(clips: Iterator[np.ndarray], model, feature_extractor, batch_s
             yield model(**inputs)
 
 
+def _probabilities(out) -> np.ndarray:
+    return out.logits.float().softmax(-1).cpu().numpy()
+
+
 def _iter_probabilities(clips: Iterator[np.ndarray], model, feature_extractor, batch_size: int, *, device=None):
     """Yield (b, num_labels) float32 probability blocks, ``batch_size`` clips at a time."""
     for out in _iter_outputs(clips, model, feature_extractor, batch_size, device=device):
-        yield out.logits.float().softmax(-1).cpu().numpy()
+        yield _probabilities(out)
+
+
+@contextmanager
+def torch_threads(n: int):
+    """``torch.set_num_threads(n)`` for the block, restored after (results do not depend on it:
+    the model's outputs are bit-identical for 1 and 2 threads, tested)."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+def window_probabilities(
+    window: Callable[[int], np.ndarray],
+    n: int,
+    model,
+    feature_extractor,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    device: str | torch.device | None = None,
+    threads: int | None = None,
+    progress=None,
+) -> np.ndarray:
+    """Probabilities (n, num_labels) of the clips ``window(0) ... window(n - 1)`` (cut on demand).
+
+    The batches are those of :func:`classify_clips` (``batch_size`` clips, in order) and so are
+    the results, bit for bit; on the CPU they are spread over ``threads`` Python threads (default:
+    torch's thread count) that each run torch with one thread.  Whole batches in parallel keep
+    every core busy where torch's own threads wait for each other at every operation: on a shared
+    machine a preempted thread stalls all of them (7x slower per batch at load 5 on 2 cores).
+    ``progress``: called with the number of clips done after each batch.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n_batches = -(-n // batch_size)
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    threads = max(1, min(threads, n_batches)) if device.type == "cpu" else 1
+
+    def run(b: int) -> np.ndarray:
+        clips = (window(i) for i in range(b * batch_size, min(n, (b + 1) * batch_size)))
+        outputs = _iter_outputs(clips, model, feature_extractor, batch_size, device=device)
+        try:
+            return _probabilities(next(outputs))  # inside the generator's inference_mode, as classify_clips
+        finally:
+            outputs.close()  # leaves inference_mode in this thread
+
+    blocks = []
+    if threads == 1:
+        for b in range(n_batches):
+            blocks.append(run(b))
+            if progress is not None:
+                progress(min(n, (b + 1) * batch_size))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with torch_threads(1), ThreadPoolExecutor(threads, thread_name_prefix="housex-windows") as pool:
+            # at most 2 batches per thread in flight: memory stays at a few batches of clips
+            pending, done = [], 0
+            for b in range(n_batches):
+                pending.append(pool.submit(run, b))
+                while len(pending) > 2 * threads or (b == n_batches - 1 and pending):
+                    blocks.append(pending.pop(0).result())
+                    done += 1
+                    if progress is not None:
+                        progress(min(n, done * batch_size))
+    n_labels = len(model.config.id2label)
+    return np.concatenate(blocks) if blocks else np.zeros((0, n_labels), np.float32)
 
 
 def embed_clips(

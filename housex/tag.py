@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import deque
+from contextlib import nullcontext
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -221,7 +222,8 @@ def tag_library(
         write_tags_mode: None (no tags), ``"dry-run"`` (list the changes) or ``"write"``.
         state: an ``accelerate.PartialState`` when launched with several processes.
     """
-    from .inference import aggregate_track, classify_clips, extractor_clip_seconds, label_names, load_classifier
+    from .inference import (aggregate_track, classify_clips, extractor_clip_seconds, label_names, load_classifier,
+                            torch_threads)
     from .model_version import model_version
 
     if flush_every < 1:
@@ -265,30 +267,34 @@ def tag_library(
         bar = tqdm(total=len(mine), unit="track", desc=f"tagging (process 1 of {world})" if world > 1 else "tagging")
     interrupted = False
     try:
-        for path, (track, error) in _prepared(mine, workers, args):
-            row = _stat_row(path, version)
-            if track is not None:
-                try:
-                    probs = classify_clips(track.clips, model, fe, batch_size, device=device)
-                    pred = aggregate_track(track, probs, labels)
-                except Exception as e:  # noqa: BLE001
-                    error = f"{type(e).__name__}: {e}"
-                else:
-                    row.update(duration=float(pred.duration), genre=pred.genre, fallback=bool(pred.fallback),
-                               drops=[{"start": float(d.start), "end": float(d.end)} for d in pred.drops],
-                               **{g: float(p) for g, p in zip(GENRES, pred.probabilities)})
-            if error is not None:
-                row["error"] = error
-                summary.errors += 1
-            pending.append(row)
-            summary.tagged += 1
-            if len(pending) >= flush_every:
-                _write_part(parts, rank, pending)
-                pending = []
-            if bar is not None:
-                bar.update(1)
-                elapsed = bar.format_dict["elapsed"] or 1e-9
-                bar.set_postfix_str(f"{bar.n / elapsed * 60:.1f} tracks/min", refresh=False)
+        # The worker processes decode on the other cores: torch classifies with one thread here
+        # (with two, its threads wait for each other whenever a decoder takes their core; the
+        # results are the same for any thread count).
+        with torch_threads(1) if workers > 0 and next(model.parameters()).device.type == "cpu" else nullcontext():
+            for path, (track, error) in _prepared(mine, workers, args):
+                row = _stat_row(path, version)
+                if track is not None:
+                    try:
+                        probs = classify_clips(track.clips, model, fe, batch_size, device=device)
+                        pred = aggregate_track(track, probs, labels)
+                    except Exception as e:  # noqa: BLE001
+                        error = f"{type(e).__name__}: {e}"
+                    else:
+                        row.update(duration=float(pred.duration), genre=pred.genre, fallback=bool(pred.fallback),
+                                   drops=[{"start": float(d.start), "end": float(d.end)} for d in pred.drops],
+                                   **{g: float(p) for g, p in zip(GENRES, pred.probabilities)})
+                if error is not None:
+                    row["error"] = error
+                    summary.errors += 1
+                pending.append(row)
+                summary.tagged += 1
+                if len(pending) >= flush_every:
+                    _write_part(parts, rank, pending)
+                    pending = []
+                if bar is not None:
+                    bar.update(1)
+                    elapsed = bar.format_dict["elapsed"] or 1e-9
+                    bar.set_postfix_str(f"{bar.n / elapsed * 60:.1f} tracks/min", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -330,6 +330,33 @@ def test_timeline_recovers_the_genres_of_a_concatenated_mix(tmp_path):
     assert tl.segments[-1].end == pytest.approx(sum(MIX_PARTS), abs=0.01)
 
 
+def test_timeline_window_batches_on_threads_equal_one_batch_after_another(model_dir, tmp_path):
+    """The timeline's window batches run on the CPU's threads (one torch thread each): the
+    probabilities are bit-identical to ``classify_clips`` over the same windows, for any number of
+    threads, and so are the timelines (the speed-up changes no number)."""
+    from housex.dataset_script.clips import cut_clip
+    from housex.inference import classify_clips, torch_threads, window_probabilities
+
+    sr = 16000
+    mix = np.concatenate([loud_section_track(TRACK_SECONDS, sr, channels=1, seed=s)[:, 0] for s in (1, 2)])
+    model, fe = load_classifier(model_dir)
+    starts = window_starts(mix.size / sr, CLIP, 1.0)
+    windows = [cut_clip(mix, sr, float(t), CLIP) for t in starts]
+    reference = classify_clips(windows, model, fe, batch_size=8)
+    for threads in (1, 2, 3):
+        got = window_probabilities(lambda i: windows[i], len(windows), model, fe, 8, threads=threads)
+        np.testing.assert_array_equal(got, reference)
+    path = tmp_path / "mix.wav"
+    sf.write(path, mix, sr)
+    options = dict(hop_seconds=1.0, smooth_seconds=5.0, min_segment_seconds=6.0, batch_size=8)
+    with torch_threads(1):
+        one = timeline(path, model_dir, **options)
+    with torch_threads(2):
+        two = timeline(path, model_dir, **options)
+    np.testing.assert_array_equal(one.probabilities, two.probabilities)
+    assert one.to_dict() == two.to_dict()
+
+
 # --------------------------------------------------------------------------------------------
 # plots
 
