@@ -65,7 +65,8 @@ def app_round_trip(model, fe, track: Path, repeats: int = 5) -> dict[str, tuple[
     demo, url = launch(model, fe, port=_free_port(), block=False, quiet=True)
     try:
         plain = Client(url, verbose=False, download_files=False)
-        shared = Client(url, verbose=False, download_files=False, httpx_kwargs={"verify": ssl.create_default_context()})
+        # ssl_verify goes to every httpx call as `verify`: one SSLContext, built once, is reused
+        shared = Client(url, verbose=False, download_files=False, ssl_verify=ssl.create_default_context())
         runs = {
             "classify_track": lambda: classify_track(track, model, fe),
             "app (gradio_client, one TLS context)": lambda: shared.predict(handle_file(str(track)), None,

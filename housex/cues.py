@@ -414,14 +414,20 @@ def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None
     ``timeline_options``: ``hop_seconds``, ``smooth_seconds``, ``smoothing``,
     ``min_segment_seconds``, ``batch_size``, ``progress`` (as ``housex.djset.timeline``).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from .djset import _timeline
     from .inference import _read_mono, load_classifier
 
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     sr = int(feature_extractor.sampling_rate)
     mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
-    tl = _timeline(mono, name, model, feature_extractor, device=device, **timeline_options)
-    return tl, build_cues(tl, mono, sr, drop_options=drop_options)
+    # The beat grid needs only the signal: it runs in a thread beside the timeline's window batches
+    # (librosa/numpy leave the GIL in their heavy parts), so its single-threaded seconds overlap them.
+    with ThreadPoolExecutor(1, thread_name_prefix="housex-beats") as pool:
+        grid = pool.submit(beat_grid, mono, sr)
+        tl = _timeline(mono, name, model, feature_extractor, device=device, **timeline_options)
+        return tl, build_cues(tl, mono, sr, grid=grid.result(), drop_options=drop_options)
 
 
 # --------------------------------------------------------------------------------------------
