@@ -72,22 +72,6 @@ def _loudness_figure(mono: np.ndarray, sr: int, sections, fallback: bool):
     return fig
 
 
-def _loudness_plot(mono: np.ndarray, sr: int, sections, fallback: bool, fmt: str = "webp"):
-    """:func:`_loudness_figure` encoded as ``gr.Plot`` shows it: the ``PlotData`` that
-    ``gr.Plot(format=fmt).postprocess(figure)`` makes (the same call, so the same image), which
-    Gradio passes through unchanged; the figure is closed."""
-    from gradio.components.plot import PlotData
-    from gradio.processing_utils import encode_plot_to_base64
-
-    from .plots import _pyplot
-
-    fig = _loudness_figure(mono, sr, sections, fallback)
-    try:
-        return PlotData(type="matplotlib", plot=encode_plot_to_base64(fig, fmt))
-    finally:
-        _pyplot().close(fig)
-
-
 def _playable(sr: int, clip: np.ndarray) -> tuple[int, np.ndarray]:
     """A mono float clip as Gradio audio: (rate, int16 samples)."""
     return sr, (np.clip(clip, -1.0, 1.0) * 32767).astype(np.int16)
@@ -112,16 +96,7 @@ class HouseXApp:
 
     def analyse_track(self, path, progress=None):
         """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one
-        decode (and one pass of the input checks: the same result and notes as ``classify_track``)."""
-        pred, track, mono, _ = self._analyse(path, progress)
-        return pred, track, mono
-
-    def _analyse(self, path, progress=None, figure: bool = False):
-        """:meth:`analyse_track` plus, with ``figure``, the loudness figure as Gradio's plot value:
-        drawn and encoded in a thread while the model classifies the clips (torch runs outside the
-        GIL, so the figure's ~0.2 s of matplotlib mostly overlaps the model instead of following it)."""
-        from concurrent.futures import ThreadPoolExecutor
-
+        decode and one pass of the input checks (the same result and notes as ``classify_track``)."""
         from .inference import _read_audio, aggregate_track, classify_clips, clips_from_mono
 
         step = progress or (lambda *a, **k: None)
@@ -130,19 +105,11 @@ class HouseXApp:
         step(0.3, desc="finding the drops")
         track = clips_from_mono(mono, name, notes, self.sr, self.clip_seconds)
         step(0.5, desc=f"classifying {len(track.clips)} clips")
-        if not figure:
-            probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
-            return aggregate_track(track, probs, self.labels), track, mono, None
-        # the figure shows the sections that have clips, as the prediction's drops (aggregate_track)
-        used = set(track.drop_index)
-        sections = [s for i, s in enumerate(track.sections) if i in used]
-        with ThreadPoolExecutor(1, thread_name_prefix="housex-figure") as pool:
-            fig = pool.submit(_loudness_plot, mono, self.sr, sections, track.fallback)
-            probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
-            return aggregate_track(track, probs, self.labels), track, mono, fig.result()
+        probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
+        return aggregate_track(track, probs, self.labels), track, mono
 
     def track_outputs(self, path, progress=None):
-        pred, track, mono, figure = self._analyse(path, progress, figure=True)
+        pred, track, mono = self.analyse_track(path, progress)
         rows = []
         for i, d in enumerate(pred.drops, 1):
             rows.append(["fallback" if pred.fallback else f"drop {i}", round(d.start, 1), round(d.end, 1), d.genre,
@@ -155,7 +122,7 @@ class HouseXApp:
         return {
             "label": {g: float(p) for g, p in zip(self.labels, pred.probabilities)},
             "summary": summary + ("\n\n" + notes if notes else ""),
-            "figure": figure,
+            "figure": _loudness_figure(mono, self.sr, [(d.start, d.end) for d in pred.drops], pred.fallback),
             "drops": rows,
             "clips": clips,
             "json": pred.to_dict(),
