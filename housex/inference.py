@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -211,16 +212,27 @@ def _iter_probabilities(clips: Iterator[np.ndarray], model, feature_extractor, b
         yield _probabilities(out)
 
 
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"depth": 0, "saved": None}
+
+
 @contextmanager
 def torch_threads(n: int):
-    """``torch.set_num_threads(n)`` for the block, restored after (results do not depend on it:
-    the model's outputs are bit-identical for 1 and 2 threads, tested)."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
+    """``torch.set_num_threads(n)`` for the block; the process's setting comes back when the last
+    of overlapping blocks (two requests of the app, say) ends.  Results do not depend on it: the
+    model's outputs are bit-identical for 1 and 2 threads (tested)."""
+    with _THREADS_LOCK:
+        if _THREADS_STATE["depth"] == 0:
+            _THREADS_STATE["saved"] = torch.get_num_threads()
+        _THREADS_STATE["depth"] += 1
+        torch.set_num_threads(max(1, int(n)))
     try:
         yield
     finally:
-        torch.set_num_threads(old)
+        with _THREADS_LOCK:
+            _THREADS_STATE["depth"] -= 1
+            if _THREADS_STATE["depth"] == 0:
+                torch.set_num_threads(_THREADS_STATE["saved"])
 
 
 def window_probabilities(
