@@ -102,7 +102,9 @@ OVER_FULL_SCALE_DB = 1.0
 def over_full_scale(y: np.ndarray) -> bool:
     """True when a (float) signal peaks more than ``OVER_FULL_SCALE_DB`` above ±1 (full scale),
     where a 16-bit encoding audibly clips it."""
-    return bool(np.asarray(y).size) and float(np.abs(y).max()) > 10 ** (OVER_FULL_SCALE_DB / 20)
+    y = np.asarray(y)
+    # max(max, -min) is max |y| without an |y| copy of the signal
+    return bool(y.size) and max(float(y.max()), -float(y.min())) > 10 ** (OVER_FULL_SCALE_DB / 20)
 
 
 def truncation(path: str | os.PathLike, decoded_seconds: float) -> str:

@@ -39,8 +39,9 @@ def _library_files(library) -> list[str]:
     return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
 
 
-def _loudness_figure(mono: np.ndarray, sr: int, pred):
-    """Waveform envelope and frame loudness (dB) with the analysed sections shaded."""
+def _loudness_figure(mono: np.ndarray, sr: int, sections, fallback: bool):
+    """Waveform envelope and frame loudness (dB) with the analysed ``sections`` ((start, end) s:
+    the prediction's drops, or its fallback section) shaded."""
     from .dataset_script.drops import frame_rms
     from .plots import _pyplot
 
@@ -60,9 +61,9 @@ def _loudness_figure(mono: np.ndarray, sr: int, pred):
     ax2.plot(t, db, color="tab:blue", linewidth=1, label="loudness (dB)")
     ax2.set_ylim(-40, 1)
     ax2.set_ylabel("loudness (dB re max)")
-    kind = "fallback section (no drop detected)" if pred.fallback else "drop"
-    for i, d in enumerate(pred.drops):
-        ax.axvspan(d.start, d.end, color="tab:red" if pred.fallback else "tab:orange", alpha=0.25,
+    kind = "fallback section (no drop detected)" if fallback else "drop"
+    for i, (start, end) in enumerate(sections):
+        ax.axvspan(start, end, color="tab:red" if fallback else "tab:orange", alpha=0.25,
                    label=kind if i == 0 else None)
     ax.set_xlim(0, mono.size / sr)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
@@ -94,15 +95,15 @@ class HouseXApp:
     # ---- track ----------------------------------------------------------------------------
 
     def analyse_track(self, path, progress=None):
-        """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one decode."""
-        from .inference import _read_mono, aggregate_track, classify_clips, track_clips
+        """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one
+        decode and one pass of the input checks (the same result and notes as ``classify_track``)."""
+        from .inference import _read_audio, aggregate_track, classify_clips, clips_from_mono
 
         step = progress or (lambda *a, **k: None)
         step(0.05, desc="decoding")
-        mono, name = _read_mono(path, None, self.sr, min_seconds=1.0)
+        mono, name, notes = _read_audio(path, None, self.sr, min_seconds=1.0)
         step(0.3, desc="finding the drops")
-        track = track_clips(mono, self.sr, self.clip_seconds, sampling_rate=self.sr)
-        track.source = name
+        track = clips_from_mono(mono, name, notes, self.sr, self.clip_seconds)
         step(0.5, desc=f"classifying {len(track.clips)} clips")
         probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
         return aggregate_track(track, probs, self.labels), track, mono
@@ -121,7 +122,7 @@ class HouseXApp:
         return {
             "label": {g: float(p) for g, p in zip(self.labels, pred.probabilities)},
             "summary": summary + ("\n\n" + notes if notes else ""),
-            "figure": _loudness_figure(mono, self.sr, pred),
+            "figure": _loudness_figure(mono, self.sr, [(d.start, d.end) for d in pred.drops], pred.fallback),
             "drops": rows,
             "clips": clips,
             "json": pred.to_dict(),

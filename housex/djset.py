@@ -25,12 +25,12 @@ from .dataset_script.clips import cut_clip
 from .inference import (
     DEFAULT_BATCH_SIZE,
     _GenreDistribution,
-    _iter_probabilities,
     _read_mono,
     extractor_clip_seconds,
     label_names,
     load_classifier,
     mmss,
+    window_probabilities,
 )
 
 
@@ -246,20 +246,40 @@ def timeline(
     """
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     sr = int(feature_extractor.sampling_rate)
-    clip_seconds = extractor_clip_seconds(feature_extractor)
     mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
+    return _timeline(mono, name, model, feature_extractor, hop_seconds=hop_seconds, smooth_seconds=smooth_seconds,
+                     smoothing=smoothing, min_segment_seconds=min_segment_seconds, batch_size=batch_size,
+                     device=device, progress=progress)
+
+
+def _timeline(mono: np.ndarray, name: str, model, feature_extractor, *, hop_seconds: float = 2.5,
+              smooth_seconds: float = 15.0, smoothing: str = "median", min_segment_seconds: float = 30.0,
+              batch_size: int = DEFAULT_BATCH_SIZE, device=None, progress: bool = False) -> Timeline:
+    """:func:`timeline` (same defaults) of a signal already read and checked by ``_read_mono``: mono
+    at the model's rate, from a loaded model (``set_cues`` decodes and checks a set once for both)."""
+    sr = int(feature_extractor.sampling_rate)
+    clip_seconds = extractor_clip_seconds(feature_extractor)
     duration = mono.size / sr
     labels = label_names(model)
 
     starts = window_starts(duration, clip_seconds, hop_seconds)
-    # Windows are cut lazily and featurised one batch at a time: memory stays at one batch.
-    windows = (cut_clip(mono, sr, float(s), clip_seconds) if duration >= clip_seconds else mono for s in starts)
-    blocks = _iter_probabilities(windows, model, feature_extractor, batch_size, device=device)
+
+    # Windows are cut when their batch runs and featurised one batch at a time: memory stays at a
+    # few batches.  The batches run in parallel on the CPU's cores (window_probabilities).
+    def window(i: int) -> np.ndarray:
+        return cut_clip(mono, sr, float(starts[i]), clip_seconds) if duration >= clip_seconds else mono
+
+    bar = None
     if progress:
         from tqdm.auto import tqdm
 
-        blocks = tqdm(blocks, total=math.ceil(len(starts) / batch_size), desc="timeline", unit="batch")
-    probs = np.concatenate(list(blocks))
+        bar = tqdm(total=len(starts), desc="timeline", unit="window")
+    try:
+        probs = window_probabilities(window, len(starts), model, feature_extractor, batch_size, device=device,
+                                     progress=None if bar is None else (lambda done: bar.update(done - bar.n)))
+    finally:
+        if bar is not None:
+            bar.close()
 
     size = max(1, int(round(smooth_seconds / hop_seconds)))
     size += 1 - size % 2  # odd: centred filter

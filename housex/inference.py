@@ -21,25 +21,32 @@ peaking above +1 dBFS are classified as they are, with a note in ``TrackPredicti
 from __future__ import annotations
 
 import json
-import math
 import os
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from .dataset_script.audio import load_audio, over_full_scale, to_mono, truncation
-from .dataset_script.clips import TrackTooShort, analyse_track
-from .dataset_script.drops import SILENCE_DBFS
+from .dataset_script.audio import to_mono
+# decoding, the input checks, drops and clips: torch-free, re-exported here (``housex.inference`` is their home)
+from .track_audio import (  # noqa: F401
+    AudioInputError,
+    TrackClips,
+    _audio_value,
+    _read_audio,
+    _read_mono,
+    clips_from_mono,
+    peak_around_mean,
+    track_clips,
+)
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_CLIP_SECONDS = 7.5  # the paper's clip length, used when a feature extractor does not say
 
-
-class AudioInputError(ValueError):
-    """Audio that cannot be classified (silent, too short, not finite); the message names the file."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -195,10 +202,95 @@ def _iter_outputs(clips: Iterator[np.ndarray], model, feature_extractor, batch_s
             yield model(**inputs)
 
 
+def _probabilities(out) -> np.ndarray:
+    return out.logits.float().softmax(-1).cpu().numpy()
+
+
 def _iter_probabilities(clips: Iterator[np.ndarray], model, feature_extractor, batch_size: int, *, device=None):
     """Yield (b, num_labels) float32 probability blocks, ``batch_size`` clips at a time."""
     for out in _iter_outputs(clips, model, feature_extractor, batch_size, device=device):
-        yield out.logits.float().softmax(-1).cpu().numpy()
+        yield _probabilities(out)
+
+
+_THREADS_LOCK = threading.Lock()
+_THREADS_STATE = {"depth": 0, "saved": None}
+
+
+@contextmanager
+def torch_threads(n: int):
+    """``torch.set_num_threads(n)`` for the block; the process's setting comes back when the last
+    of overlapping blocks (two requests of the app, say) ends.  Results do not depend on it: the
+    model's outputs are bit-identical for 1 and 2 threads (tested)."""
+    with _THREADS_LOCK:
+        if _THREADS_STATE["depth"] == 0:
+            _THREADS_STATE["saved"] = torch.get_num_threads()
+        _THREADS_STATE["depth"] += 1
+        torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        with _THREADS_LOCK:
+            _THREADS_STATE["depth"] -= 1
+            if _THREADS_STATE["depth"] == 0:
+                torch.set_num_threads(_THREADS_STATE["saved"])
+
+
+def window_probabilities(
+    window: Callable[[int], np.ndarray],
+    n: int,
+    model,
+    feature_extractor,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    *,
+    device: str | torch.device | None = None,
+    threads: int | None = None,
+    progress=None,
+) -> np.ndarray:
+    """Probabilities (n, num_labels) of the clips ``window(0) ... window(n - 1)`` (cut on demand).
+
+    The batches are those of :func:`classify_clips` (``batch_size`` clips, in order) and so are
+    the results, bit for bit; on the CPU they are spread over ``threads`` Python threads (default:
+    torch's thread count) that each run torch with one thread.  Whole batches in parallel keep
+    every core busy where torch's own threads wait for each other at every operation: on a shared
+    machine a preempted thread stalls all of them (7x slower per batch at load 5 on 2 cores).
+    ``progress``: called with the number of clips done after each batch.
+    """
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    n_batches = -(-n // batch_size)
+    threads = torch.get_num_threads() if threads is None else int(threads)
+    threads = max(1, min(threads, n_batches)) if device.type == "cpu" else 1
+
+    def run(b: int) -> np.ndarray:
+        clips = (window(i) for i in range(b * batch_size, min(n, (b + 1) * batch_size)))
+        outputs = _iter_outputs(clips, model, feature_extractor, batch_size, device=device)
+        try:
+            return _probabilities(next(outputs))  # inside the generator's inference_mode, as classify_clips
+        finally:
+            outputs.close()  # leaves inference_mode in this thread
+
+    blocks = []
+    if threads == 1:
+        for b in range(n_batches):
+            blocks.append(run(b))
+            if progress is not None:
+                progress(min(n, (b + 1) * batch_size))
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with torch_threads(1), ThreadPoolExecutor(threads, thread_name_prefix="housex-windows") as pool:
+            # at most 2 batches per thread in flight: memory stays at a few batches of clips
+            pending, done = [], 0
+            for b in range(n_batches):
+                pending.append(pool.submit(run, b))
+                while len(pending) > 2 * threads or (b == n_batches - 1 and pending):
+                    blocks.append(pending.pop(0).result())
+                    done += 1
+                    if progress is not None:
+                        progress(min(n, done * batch_size))
+    n_labels = len(model.config.id2label)
+    return np.concatenate(blocks) if blocks else np.zeros((0, n_labels), np.float32)
 
 
 def embed_clips(
@@ -258,87 +350,6 @@ def _decoded_mono(audio) -> np.ndarray:
         data = np.asarray(audio["array"])
     return to_mono(np.asarray(data, dtype=np.float32))
 
-
-# --------------------------------------------------------------------------------------------
-# audio input
-# --------------------------------------------------------------------------------------------
-
-
-def _audio_value(source, sampling_rate: int | None):
-    """transformers'/datasets' audio values → ``(array, sampling_rate)``; anything else as given.
-
-    Accepts ``{"raw": x, "sampling_rate": sr}`` and ``{"array": x, "sampling_rate": sr}`` (the
-    audio pipelines' input dicts, a decoded ``datasets.Audio`` row) and a torchcodec
-    ``AudioDecoder`` (what ``datasets`` 4+ returns for an audio column).
-    """
-    if isinstance(source, dict):
-        keys = [k for k in ("raw", "array") if k in source]
-        if len(keys) != 1 or "sampling_rate" not in source:
-            raise ValueError(
-                f"audio dict: expected {{'raw' or 'array': samples, 'sampling_rate': rate}}, got keys {sorted(source)}"
-            )
-        rate = int(source["sampling_rate"])
-        if sampling_rate is not None and int(sampling_rate) != rate:
-            raise ValueError(f"audio dict: sampling_rate={sampling_rate} disagrees with the dict's {rate}")
-        return source[keys[0]], rate
-    if hasattr(source, "get_all_samples") and not isinstance(source, (str, os.PathLike)):
-        samples = source.get_all_samples()
-        return samples.data.numpy(), int(samples.sample_rate)
-    return source, sampling_rate
-
-
-def _read_mono(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float) -> tuple[np.ndarray, str]:
-    """Path or array → (mono float32 at ``target_rate``, display name); checks silence/length."""
-    mono, name, _ = _read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
-    return mono, name
-
-
-def _read_audio(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float
-                ) -> tuple[np.ndarray, str, list[str]]:
-    """:func:`_read_mono` plus notes on odd input (a truncated file, peaks above full scale)."""
-    notes = []
-    if isinstance(source, (str, os.PathLike)):
-        name = str(source)
-        if sampling_rate is not None:
-            raise ValueError(f"{name}: sampling_rate is only for array input (a file carries its own rate)")
-        y, sr = load_audio(source)
-        cut = truncation(source, y.shape[1] / sr)
-        if cut:
-            notes.append(f"truncated file: {cut}; classified what is there")
-    else:
-        name = "<array>"
-        source, sampling_rate = _audio_value(source, sampling_rate)
-        if sampling_rate is None:
-            raise ValueError("sampling_rate is required when classifying an array")
-        if isinstance(source, torch.Tensor):
-            source = source.detach().cpu().numpy()
-        y, sr = np.asarray(source, dtype=np.float32), int(sampling_rate)
-        if sr <= 0:
-            raise ValueError(f"{name}: invalid sampling rate {sr}")
-        if y.ndim not in (1, 2) or (y.ndim == 2 and y.shape[0] > 16):
-            raise ValueError(
-                f"{name}: expected (samples,) or (channels, samples) audio, got shape {y.shape}"
-                + (" (transpose a (samples, channels) array)" if y.ndim == 2 else "")
-            )
-    mono = to_mono(y) if y.ndim == 2 else y
-    if mono.size == 0:
-        raise AudioInputError(f"{name}: no audio samples")
-    if not np.isfinite(mono).all():
-        raise AudioInputError(f"{name}: audio contains NaN or infinite samples")
-    seconds = mono.size / sr
-    if seconds < min_seconds:
-        raise AudioInputError(f"{name}: only {seconds:.2f} s of audio; need at least {min_seconds:g} s to classify")
-    peak = float(np.abs(mono - mono.mean(dtype=np.float64)).max())  # a DC offset alone is no sound
-    if peak <= 10 ** (SILENCE_DBFS / 20):
-        level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
-        raise AudioInputError(f"{name}: audio is silent (peak {level} dBFS); nothing to classify")
-    if over_full_scale(mono):
-        notes.append(f"audio peaks at {20 * math.log10(float(np.abs(mono).max())):+.1f} dBFS (above full scale); classified as is")
-    if sr != target_rate:
-        import soxr
-
-        mono = soxr.resample(mono, sr, target_rate, quality="HQ").astype(np.float32, copy=False)
-    return np.ascontiguousarray(mono, dtype=np.float32), name, notes
 
 
 # --------------------------------------------------------------------------------------------
@@ -435,69 +446,6 @@ def mmss(seconds: float) -> str:
     m, s = divmod(max(0.0, seconds), 60)
     return f"{int(m)}:{s:04.1f}"
 
-
-@dataclass
-class TrackClips:
-    """A track cut into the clips ``classify_track`` classifies (before any model runs).
-
-    ``clips`` are mono float32 arrays at the feature extractor's rate; ``drop_index[i]`` is the
-    section in ``sections`` that clip ``i`` (starting at ``clip_starts[i]`` s) was sampled from.
-    """
-
-    source: str
-    duration: float
-    sections: list[tuple[float, float]]
-    clips: list[np.ndarray]
-    clip_starts: list[float]
-    drop_index: list[int]
-    fallback: bool = False
-    padded: bool = False
-    notes: list[str] = field(default_factory=list)
-
-
-def track_clips(
-    source,
-    target_rate: int,
-    clip_seconds: float,
-    *,
-    sampling_rate: int | None = None,
-    clips_per_section: int = 4,
-    seed: int = 0,
-    min_seconds: float = 1.0,
-    drop_options: dict | None = None,
-) -> TrackClips:
-    """Decode ``source`` (a path, or an array with its ``sampling_rate``) to mono at ``target_rate``,
-    find its drops and sample ``clip_seconds`` clips per drop (as the dataset builder does); a track
-    shorter than one clip gives one short clip for the feature extractor to pad.
-
-    Raises:
-        AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
-    """
-    mono, name, notes = _read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
-    try:
-        track = analyse_track(mono, target_rate, drop_options=drop_options, clip_seconds=clip_seconds,
-                              clips_per_section=clips_per_section, seed=seed, whole_track_fallback=True)
-    except TrackTooShort:
-        # Documented short-input behaviour: one clip, padded (and masked) by the feature extractor.
-        duration = mono.size / target_rate
-        note = f"track is {duration:.2f} s, shorter than one {clip_seconds:g} s clip: one zero-padded clip classified"
-        return TrackClips(name, duration, [(0.0, duration)], [mono], [0.0], [0], fallback=True, padded=True,
-                          notes=[*notes, note])
-    drops = track.drops
-    if drops.silent:
-        raise AudioInputError(f"{name}: audio is silent ({drops.reason}); nothing to classify")
-    if drops.fallback:
-        why = f" ({drops.reason})" if drops.reason else ""
-        notes.append(f"no drop detected{why}: classified the fallback section {drops.sections[0][0]:.1f}-{drops.sections[0][1]:.1f} s")
-    if not track.clips:
-        raise RuntimeError(f"{name}: no clips could be sampled from sections {drops.sections}")
-    return TrackClips(
-        name, drops.duration, drops.sections,
-        clips=[track.clip_audio(spec) for spec in track.clips],
-        clip_starts=[float(spec.start) for spec in track.clips],
-        drop_index=[int(spec.drop_index) for spec in track.clips],
-        fallback=drops.fallback, notes=notes,
-    )
 
 
 def aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str]) -> TrackPrediction:

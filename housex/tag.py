@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections import deque
+from contextlib import nullcontext
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,20 +144,12 @@ def _parts_dir(out: Path) -> Path:
 
 def _prepare(path: str, target_rate: int, clip_seconds: float, clips_per_drop: int, seed: int):
     """Worker: decode + drops + clips of one file → ``(TrackClips, None)`` or ``(None, error)``."""
-    from .inference import track_clips
+    from .track_audio import track_clips  # torch-free: a worker starts in a fraction of a second
 
     try:
         return track_clips(path, target_rate, clip_seconds, clips_per_section=clips_per_drop, seed=seed), None
     except Exception as e:  # noqa: BLE001  one bad file is a row with its error, never a stopped run
         return None, f"{type(e).__name__}: {e}"
-
-
-def _init_worker() -> None:
-    """One compute thread per decoding process: the workers and the classifying main process
-    share the cores (the results do not depend on it)."""
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _prepared(paths: Sequence[Path], workers: int, args: tuple):
@@ -169,8 +162,10 @@ def _prepared(paths: Sequence[Path], workers: int, args: tuple):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # spawn: the parent holds torch's thread pools, which a fork must not inherit
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker) as pool:
+    # spawn: the parent holds torch's thread pools, which a fork must not inherit.  The workers
+    # never import torch (``housex.track_audio``): each starts in well under a second, where
+    # importing torch + transformers (and setting its threads) took ~3 s of CPU per worker.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: deque = deque()
         it = iter(paths)
         for path in it:
@@ -227,7 +222,8 @@ def tag_library(
         write_tags_mode: None (no tags), ``"dry-run"`` (list the changes) or ``"write"``.
         state: an ``accelerate.PartialState`` when launched with several processes.
     """
-    from .inference import aggregate_track, classify_clips, extractor_clip_seconds, label_names, load_classifier
+    from .inference import (aggregate_track, classify_clips, extractor_clip_seconds, label_names, load_classifier,
+                            torch_threads)
     from .model_version import model_version
 
     if flush_every < 1:
@@ -271,30 +267,34 @@ def tag_library(
         bar = tqdm(total=len(mine), unit="track", desc=f"tagging (process 1 of {world})" if world > 1 else "tagging")
     interrupted = False
     try:
-        for path, (track, error) in _prepared(mine, workers, args):
-            row = _stat_row(path, version)
-            if track is not None:
-                try:
-                    probs = classify_clips(track.clips, model, fe, batch_size, device=device)
-                    pred = aggregate_track(track, probs, labels)
-                except Exception as e:  # noqa: BLE001
-                    error = f"{type(e).__name__}: {e}"
-                else:
-                    row.update(duration=float(pred.duration), genre=pred.genre, fallback=bool(pred.fallback),
-                               drops=[{"start": float(d.start), "end": float(d.end)} for d in pred.drops],
-                               **{g: float(p) for g, p in zip(GENRES, pred.probabilities)})
-            if error is not None:
-                row["error"] = error
-                summary.errors += 1
-            pending.append(row)
-            summary.tagged += 1
-            if len(pending) >= flush_every:
-                _write_part(parts, rank, pending)
-                pending = []
-            if bar is not None:
-                bar.update(1)
-                elapsed = bar.format_dict["elapsed"] or 1e-9
-                bar.set_postfix_str(f"{bar.n / elapsed * 60:.1f} tracks/min", refresh=False)
+        # The worker processes decode on the other cores: torch classifies with one thread here
+        # (with two, its threads wait for each other whenever a decoder takes their core; the
+        # results are the same for any thread count).
+        with torch_threads(1) if workers > 0 and next(model.parameters()).device.type == "cpu" else nullcontext():
+            for path, (track, error) in _prepared(mine, workers, args):
+                row = _stat_row(path, version)
+                if track is not None:
+                    try:
+                        probs = classify_clips(track.clips, model, fe, batch_size, device=device)
+                        pred = aggregate_track(track, probs, labels)
+                    except Exception as e:  # noqa: BLE001
+                        error = f"{type(e).__name__}: {e}"
+                    else:
+                        row.update(duration=float(pred.duration), genre=pred.genre, fallback=bool(pred.fallback),
+                                   drops=[{"start": float(d.start), "end": float(d.end)} for d in pred.drops],
+                                   **{g: float(p) for g, p in zip(GENRES, pred.probabilities)})
+                if error is not None:
+                    row["error"] = error
+                    summary.errors += 1
+                pending.append(row)
+                summary.tagged += 1
+                if len(pending) >= flush_every:
+                    _write_part(parts, rank, pending)
+                    pending = []
+                if bar is not None:
+                    bar.update(1)
+                    elapsed = bar.format_dict["elapsed"] or 1e-9
+                    bar.set_postfix_str(f"{bar.n / elapsed * 60:.1f} tracks/min", refresh=False)
     except KeyboardInterrupt:
         interrupted = True
     finally:

@@ -111,6 +111,23 @@ def test_silent_file_gives_the_message_not_a_trace(client, files):
     assert "audio is silent" in str(info.value)
 
 
+def test_track_analysis_is_classify_tracks_notes_included(files, tmp_path):
+    """The app decodes and checks a track once and gives ``classify_track``'s result, notes
+    included (it used to check the decoded signal a second time and lose the truncation note)."""
+    from housex.app import HouseXApp
+
+    core = HouseXApp(files["model"])
+    cut = tmp_path / "cut.wav"  # a WAV whose header promises more data than the file holds
+    data = files["track"].with_suffix(".wav")
+    sf.write(data, sf.read(files["track"])[0], SR)
+    cut.write_bytes(data.read_bytes()[: int(data.stat().st_size * 0.8)])
+    for path in (files["track"], cut):
+        out = core.track_outputs(str(path))
+        ref = classify_track(path, files["model"])
+        assert out["json"] == ref.to_dict()
+    assert any("truncated" in n for n in ref.notes)
+
+
 def test_space_export_writes_a_space_folder(files, tmp_path, capsys):
     from housex.cli import main
 

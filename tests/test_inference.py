@@ -111,6 +111,17 @@ def _write_formats(folder):
 
 
 @pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI not installed (make setup installs it)")
+def test_peak_check_equals_the_float64_expression_it_replaces():
+    """The silence check's peak (distance from the mean) without float64 copies of the signal is
+    the same number as ``abs(x - mean).max()`` in float64, DC offsets and float32 rounding included."""
+    from housex.inference import peak_around_mean
+
+    rng = np.random.default_rng(0)
+    for offset, scale in ((0.0, 1.0), (0.3, 1e-3), (-0.7, 1e-6), (1e-3, 0.0)):
+        x = (offset + scale * rng.standard_normal(10_001)).astype(np.float32)
+        assert peak_around_mean(x) == float(np.abs(x - x.mean(dtype=np.float64)).max())
+
+
 def test_predict_reads_every_format_and_rate_and_finds_the_drop(model_dir, tmp_path, capsys):
     files = _write_formats(tmp_path)
     code, out, err = _run_cli(capsys, "predict", *(p for p, _ in files.values()), "--model", model_dir, "--json",
@@ -317,6 +328,33 @@ def test_timeline_recovers_the_genres_of_a_concatenated_mix(tmp_path):
     for seg, truth in zip(tl.segments, boundaries):
         assert seg.end == pytest.approx(truth, abs=3.0), tl.format()
     assert tl.segments[-1].end == pytest.approx(sum(MIX_PARTS), abs=0.01)
+
+
+def test_timeline_window_batches_on_threads_equal_one_batch_after_another(model_dir, tmp_path):
+    """The timeline's window batches run on the CPU's threads (one torch thread each): the
+    probabilities are bit-identical to ``classify_clips`` over the same windows, for any number of
+    threads, and so are the timelines (the speed-up changes no number)."""
+    from housex.dataset_script.clips import cut_clip
+    from housex.inference import classify_clips, torch_threads, window_probabilities
+
+    sr = 16000
+    mix = np.concatenate([loud_section_track(TRACK_SECONDS, sr, channels=1, seed=s)[:, 0] for s in (1, 2)])
+    model, fe = load_classifier(model_dir)
+    starts = window_starts(mix.size / sr, CLIP, 1.0)
+    windows = [cut_clip(mix, sr, float(t), CLIP) for t in starts]
+    reference = classify_clips(windows, model, fe, batch_size=8)
+    for threads in (1, 2, 3):
+        got = window_probabilities(lambda i: windows[i], len(windows), model, fe, 8, threads=threads)
+        np.testing.assert_array_equal(got, reference)
+    path = tmp_path / "mix.wav"
+    sf.write(path, mix, sr)
+    options = dict(hop_seconds=1.0, smooth_seconds=5.0, min_segment_seconds=6.0, batch_size=8)
+    with torch_threads(1):
+        one = timeline(path, model_dir, **options)
+    with torch_threads(2):
+        two = timeline(path, model_dir, **options)
+    np.testing.assert_array_equal(one.probabilities, two.probabilities)
+    assert one.to_dict() == two.to_dict()
 
 
 # --------------------------------------------------------------------------------------------
