@@ -129,9 +129,13 @@ def test_incremental_rerun_skips_unchanged_files(setup, tmp_path):
 
 def _start(library, model, out, *extra):
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    # SIGINT back to its default in the child, as in a terminal: a SIG_IGN that the test process
+    # inherited (something in the whole suite sets it) would be inherited across exec, and Python then
+    # installs no KeyboardInterrupt handler, so the Ctrl-C test saw the run finish (exit 0, not 130).
     return subprocess.Popen([sys.executable, "-m", "housex.tag", str(library), "--model", str(model), "--out", str(out),
                              "--workers", "0", "--flush-every", "1", "--no-progress", *extra],
-                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def _wait_for_parts(proc, parts: Path, n: int, timeout: float = 240.0) -> None:
