@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 	    echo "setup: FFmpeg is missing: install it first (e.g. 'sudo apt-get install ffmpeg'), then rerun make."; exit 1; \
 	  fi; \
 	fi
+	@if ! ldconfig -p 2>/dev/null | grep -q libfluidsynth || [ ! -f /usr/share/sounds/sf2/FluidR3_GM.sf2 ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "setup: installing FluidSynth and the General MIDI SoundFont for the synthetic generator (Debian packages libfluidsynth3, fluid-soundfont-gm)"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libfluidsynth3 fluid-soundfont-gm >/dev/null) || exit 1; \
+	  else \
+	    echo "setup: FluidSynth or FluidR3_GM.sf2 is missing: install them first (e.g. 'sudo apt-get install libfluidsynth3 fluid-soundfont-gm'), then rerun make."; exit 1; \
+	  fi; \
+	fi
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "setup: installing headless Chromium for the browser test (Debian packages chromium, chromium-driver)"; \
@@ -25,9 +33,10 @@ $(STAMP): pyproject.toml
 	  fi; \
 	fi
 	@test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
-	$(PY) -m pip install -q -e ".[dev]"
+	@# no pip cache: the venv alone is ~6.5 GB, and CI's disk has run out before
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -q --no-cache-dir -e ".[dev]"
 	@# transformers' common test mixins (ModelTesterMixin, ConfigTester, feature-extraction mixins) from the
 	@# source distribution of exactly the installed version, into the venv (tests/test_transformers_common.py)
 	@TV=$$($(PY) -c "import transformers; print(transformers.__version__)") && TMP=$$(mktemp -d) && \

@@ -1,14 +1,17 @@
-"""Small vectorised DSP building blocks for the synthetic generator (numpy + scipy.signal).
+"""DSP building blocks of the synthetic generator: oscillators, envelopes and drum voices written
+here (vectorised numpy: no library makes these), production effects from Spotify's ``pedalboard``
+(filters, EQ, distortion, bit-crush, chorus/flanger, delay, reverb; JUCE, float32).
 
-Every function is pure: explicit parameters in, a new float64 array out; nothing loops over
-samples in Python.  Mono signals are ``(n,)``; stereo ones ``(n, 2)`` (the soundfile layout).
-Functions that need randomness take a ``numpy.random.Generator``.
+Every function is pure: explicit parameters in, a new array out; nothing loops over samples in
+Python.  Mono signals are ``(n,)``; stereo ones ``(n, 2)`` (the soundfile layout).  Functions that
+need randomness take a ``numpy.random.Generator``.  The sampled instruments are in :mod:`.sampled`,
+the mastering chain in :mod:`.master`.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
+import pedalboard
 
 # --------------------------------------------------------------------------------------------
 # pitch helpers
@@ -21,9 +24,11 @@ def midi_to_hz(midi) -> np.ndarray | float:
 
 def _phase(freq, n: int, sr: int, phase: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """Phase in [0, 1) and per-sample increment for a constant or per-sample ``freq`` (n,)."""
-    dt = np.broadcast_to(np.asarray(freq, dtype=np.float64) / sr, (n,))
-    ph = (phase + np.cumsum(dt) - dt) % 1.0
-    return ph, dt
+    f = np.asarray(freq, dtype=np.float64)
+    dt = np.broadcast_to(f / sr, (n,))
+    # x - floor(x): the fractional part, several times cheaper than np.mod on floats
+    ph = phase + np.arange(n) * (float(f) / sr) if f.ndim == 0 else phase + np.cumsum(dt) - dt  # constant pitch: no running sum
+    return ph - np.floor(ph), dt
 
 
 def _polyblep(ph: np.ndarray, dt: np.ndarray) -> np.ndarray:
@@ -124,94 +129,104 @@ def sidechain_envelope(n: int, sr: int, beat_samples: float, depth: float, relea
 
 
 # --------------------------------------------------------------------------------------------
-# filters and effects (x may be (n,) or (n, channels); filtering runs along axis 0)
+# --------------------------------------------------------------------------------------------
+# effects: Spotify's pedalboard (JUCE, float32).  x may be (n,) or (n, channels); the result keeps
+# the layout.  Effects with memory (reverb, delay, chorus) have a ``*_loop`` form that returns the
+# steady state of a repeating loop: the loop's own tail is played into it first.
 
 
-def _sos(kind: str, cutoff, sr: int, order: int):
-    nyq = 0.5 * sr
-    if kind == "bandpass":
-        lo, hi = (float(np.clip(c, 10.0, 0.95 * nyq)) for c in cutoff)
-        return signal.butter(order, [lo, max(hi, lo * 1.05)], btype="bandpass", fs=sr, output="sos")
-    return signal.butter(order, float(np.clip(cutoff, 10.0, 0.95 * nyq)), btype=kind, fs=sr, output="sos")
+def effects(x: np.ndarray, sr: int, plugins: list) -> np.ndarray:
+    """Run ``plugins`` (fresh instances: their state starts empty) in series over x, float32 out.
+
+    Every other sample gets +2e-20 (-394 dBFS: DC plus Nyquist, which no filter removes both of):
+    over exact silence, IIR states otherwise decay into denormal floats, which made the filters
+    5-8 times slower."""
+    y = np.array(x, dtype=np.float32)
+    y[::2] += np.float32(2e-20)
+    return pedalboard.Pedalboard(plugins).process(y, float(sr), reset=False)
+
+
+def _hz(f: float, sr: int) -> float:
+    return float(np.clip(f, 10.0, 0.45 * sr))
 
 
 def lowpass(x: np.ndarray, cutoff: float, sr: int, order: int = 2) -> np.ndarray:
-    return signal.sosfilt(_sos("lowpass", cutoff, sr, order), x, axis=0)
+    """``order`` first-order low-passes in series (6 dB/octave each)."""
+    return effects(x, sr, [pedalboard.LowpassFilter(_hz(cutoff, sr)) for _ in range(order)])
 
 
 def highpass(x: np.ndarray, cutoff: float, sr: int, order: int = 2) -> np.ndarray:
-    return signal.sosfilt(_sos("highpass", cutoff, sr, order), x, axis=0)
+    return effects(x, sr, [pedalboard.HighpassFilter(_hz(cutoff, sr)) for _ in range(order)])
 
 
 def bandpass(x: np.ndarray, low: float, high: float, sr: int, order: int = 2) -> np.ndarray:
-    return signal.sosfilt(_sos("bandpass", (low, high), sr, order), x, axis=0)
+    hi = max(_hz(high, sr), _hz(low, sr) * 1.05)
+    return effects(x, sr, [pedalboard.HighpassFilter(_hz(low, sr)) for _ in range(order)]
+                  + [pedalboard.LowpassFilter(hi) for _ in range(order)])
 
 
-def tilt_eq(x: np.ndarray, sr: int, low_db: float, high_db: float, low_hz: float = 200.0, high_hz: float = 4000.0) -> np.ndarray:
-    """Gentle shelf-like EQ: adds ``low_db``/``high_db`` of gain below ``low_hz``/above ``high_hz``
-    (first-order filters in parallel with the dry signal)."""
-    y = x + (10 ** (low_db / 20) - 1) * lowpass(x, low_hz, sr, order=1)
-    return y + (10 ** (high_db / 20) - 1) * highpass(x, high_hz, sr, order=1)
+def synth_filter(x: np.ndarray, sr: int, cutoff: float, resonance: float = 0.0, poles: int = 2) -> np.ndarray:
+    """Resonant low-pass of a synth part: ``poles`` first-order low-passes in series and, for
+    ``resonance`` > 0, a peak at the cutoff (up to +12 dB), the bump of an analogue filter."""
+    f = _hz(cutoff, sr)
+    plugins = [pedalboard.LowpassFilter(f) for _ in range(poles)]
+    if resonance > 0:
+        plugins.append(pedalboard.PeakFilter(f, gain_db=12.0 * float(resonance), q=0.7 + 4.0 * float(resonance)))
+    return effects(x, sr, plugins)
 
 
-def waveshape(x: np.ndarray, drive: float) -> np.ndarray:
-    """tanh soft clipping normalised so that a full-scale input stays near full scale."""
+def shelf_eq(x: np.ndarray, sr: int, low_db: float, high_db: float, low_hz: float = 200.0, high_hz: float = 4000.0) -> np.ndarray:
+    """Low and high shelving EQ (``low_db`` below ``low_hz``, ``high_db`` above ``high_hz``)."""
+    return effects(x, sr, shelf_plugins(low_db, high_db, low_hz, high_hz))
+
+
+def shelf_plugins(low_db: float, high_db: float, low_hz: float = 200.0, high_hz: float = 4000.0) -> list:
+    return [pedalboard.LowShelfFilter(low_hz, float(low_db)), pedalboard.HighShelfFilter(high_hz, float(high_db))]
+
+
+def waveshape(x: np.ndarray, drive: float, sr: int = 44100) -> np.ndarray:
+    """tanh distortion, scaled so that a full-scale input stays near full scale."""
     drive = max(float(drive), 1e-3)
-    return np.tanh(drive * x) / np.tanh(drive)
+    return effects(x, sr, [pedalboard.Distortion(drive_db=20 * np.log10(drive))]) / np.float32(np.tanh(drive))
 
 
-def bitcrush(x: np.ndarray, bits: float, downsample: int = 1) -> np.ndarray:
-    """Quantise to ``bits`` and sample-and-hold every ``downsample`` samples."""
-    levels = 2.0 ** (bits - 1)
-    y = np.round(x * levels) / levels
+def bitcrush(x: np.ndarray, sr: int, bits: float, downsample: int = 1) -> np.ndarray:
+    """Quantise to ``bits`` and hold every ``downsample``-th sample (zero-order-hold resampling)."""
+    plugins = [pedalboard.Bitcrush(bit_depth=float(bits))]
     if downsample > 1:
-        idx = (np.arange(len(y)) // downsample) * downsample
-        y = y[idx]
-    return y
+        plugins.append(pedalboard.Resample(sr / downsample, quality=pedalboard.Resample.Quality.ZeroOrderHold))
+    return effects(x, sr, plugins)
 
 
-def flanger(x: np.ndarray, sr: int, depth_ms: float = 3.0, rate_hz: float = 0.3, mix: float = 0.5,
-            base_ms: float = 1.0) -> np.ndarray:
-    """Sweeping short delay mixed with the dry signal (comb-filter sweep); delay read by np.interp."""
+def loop_effects(x: np.ndarray, sr: int, plugins: list, tail_seconds: float) -> np.ndarray:
+    """The output over loop x (n, ch) once the effect has heard the loop before (its tail wraps)."""
     n = x.shape[0]
-    t = np.arange(n, dtype=np.float64)
-    delay = (base_ms + depth_ms * 0.5 * (1 + np.sin(2 * np.pi * rate_hz * t / sr))) * sr / 1000.0
-    pos = t - delay
-    if x.ndim == 1:
-        return (1 - mix * 0.5) * x + mix * 0.5 * np.interp(pos, t, x, left=0.0)
-    return np.stack([(1 - mix * 0.5) * x[:, c] + mix * 0.5 * np.interp(pos, t, x[:, c], left=0.0)
-                     for c in range(x.shape[1])], axis=1)
+    k = min(n, int(tail_seconds * sr))
+    return effects(np.concatenate([x[n - k:], x]), sr, plugins)[k:]
 
 
-def reverb_ir(sr: int, seconds: float, rng: np.random.Generator, damping_hz: float = 6000.0,
-              predelay: float = 0.01) -> np.ndarray:
-    """Stereo impulse response (m, 2): decorrelated exponentially decaying noise (RT60 = ``seconds``)."""
-    m = int(seconds * sr)
-    t = np.arange(m) / sr
-    env = 10 ** (-3 * t / seconds)  # -60 dB at t = seconds
-    ir = rng.standard_normal((m, 2)) * env[:, None]
-    ir = lowpass(ir, damping_hz, sr, order=1)
-    ir = np.concatenate([np.zeros((int(predelay * sr), 2)), ir])
-    return ir / np.sqrt(np.sum(ir**2, axis=0, keepdims=True) + 1e-12)
+def flanger_loop(x: np.ndarray, sr: int, depth: float = 0.5, rate_hz: float = 0.3, mix: float = 0.5,
+                 delay_ms: float = 2.0, feedback: float = 0.5) -> np.ndarray:
+    """Flanger: a chorus with a very short, fed-back delay."""
+    return loop_effects(x, sr, [pedalboard.Chorus(rate_hz=float(rate_hz), depth=float(depth), centre_delay_ms=float(delay_ms),
+                                                  feedback=float(feedback), mix=float(mix))], 1.0)
 
 
-def circular_convolve(x: np.ndarray, ir: np.ndarray) -> np.ndarray:
-    """Circular convolution of a loop x (n, 2) (or (n,) → both channels) with ir (m, 2): the tail
-    wraps around, which is the steady state of a repeating loop.  Linear FFT convolution at a fast
-    length (scipy.signal.fftconvolve), then the part past n folded back onto the start."""
-    n = x.shape[0]
-    if x.ndim == 1:
-        x = np.repeat(x[:, None], ir.shape[1], axis=1)
-    y = signal.fftconvolve(x, ir, axes=0)
-    k = -(-y.shape[0] // n)
-    return np.pad(y, ((0, k * n - y.shape[0]), (0, 0))).reshape(k, n, y.shape[1]).sum(axis=0)
+def chorus_loop(x: np.ndarray, sr: int, rate_hz: float = 0.8, depth: float = 0.25, mix: float = 0.4) -> np.ndarray:
+    return loop_effects(x, sr, [pedalboard.Chorus(rate_hz=float(rate_hz), depth=float(depth), centre_delay_ms=7.0,
+                                                  feedback=0.0, mix=float(mix))], 0.5)
 
 
-def convolve(x: np.ndarray, ir: np.ndarray) -> np.ndarray:
-    """Linear convolution (n, 2) * (m, 2) → (n + m - 1, 2) with scipy.signal.oaconvolve."""
-    if x.ndim == 1:
-        x = np.repeat(x[:, None], ir.shape[1], axis=1)
-    return signal.oaconvolve(x, ir, axes=0)
+def reverb_loop(x: np.ndarray, sr: int, room_size: float, damping: float = 0.5, wet: float = 0.33, width: float = 1.0) -> np.ndarray:
+    """Freeverb (wet and dry) over a loop, in its steady state."""
+    return loop_effects(x, sr, [pedalboard.Reverb(room_size=float(room_size), damping=float(damping), wet_level=float(wet),
+                                                  dry_level=1.0, width=float(width))], 2.5)
+
+
+def delay_loop(x: np.ndarray, sr: int, seconds: float, feedback: float = 0.3, mix: float = 0.25) -> np.ndarray:
+    """Echo (tempo-synced by the caller) over a loop, in its steady state."""
+    return loop_effects(x, sr, [pedalboard.Delay(delay_seconds=float(seconds), feedback=float(feedback), mix=float(mix))],
+                        min(3.0, seconds * 6))
 
 
 def pan(x: np.ndarray, position: float) -> np.ndarray:
@@ -220,57 +235,6 @@ def pan(x: np.ndarray, position: float) -> np.ndarray:
     return np.stack([x * np.cos(a), x * np.sin(a)], axis=1)
 
 
-def formant_filter(x: np.ndarray, sr: int, formants: tuple[float, ...], q: float = 8.0) -> np.ndarray:
-    """Sum of band-passes at vowel ``formants`` (Hz): turns a buzzy source into a vowel-like 'voice'."""
-    y = np.zeros_like(x)
-    for k, f in enumerate(formants):
-        bw = f / q
-        y = y + bandpass(x, f - bw, f + bw, sr, order=2) / (k + 1)
-    return y
-
-
-# --------------------------------------------------------------------------------------------
-# physical-ish and additive instruments
-
-
-def karplus_strong(freq: float, n: int, sr: int, rng: np.random.Generator, decay: float = 0.996,
-                   brightness: float = 0.5) -> np.ndarray:
-    """Plucked string (n,): a low-passed noise burst through the lossy comb
-    y[t] = x[t] + decay * (y[t-L] + y[t-L-1]) / 2  (L = sr / freq samples).
-
-    Every y[t] of a block of L samples depends only on earlier blocks, so the recursion runs one
-    whole block per numpy step (n / L steps); it equals
-    ``scipy.signal.lfilter([1], [1, 0, …, -decay/2, -decay/2], x)`` up to float rounding."""
-    period = max(2, int(round(sr / freq)))
-    burst = lowpass(rng.uniform(-1.0, 1.0, period), 500 + brightness * 9000, sr, order=1)
-    y = np.zeros(n + period + 1)  # y[period + 1 + t] holds sample t; the front is the zero history
-    off = period + 1
-    y[off: off + min(period, n)] = burst[: min(period, n)]
-    for start in range(period, n, period):
-        stop = min(start + period, n)
-        t = np.arange(start, stop) + off
-        y[t] += 0.5 * decay * (y[t - period] + y[t - period - 1])
-    out = y[off:]
-    return out / (np.max(np.abs(out)) + 1e-9)
-
-
-def additive_piano(freq: float, n: int, sr: int, partials: int = 12, inharmonicity: float = 4e-4,
-                   decay: float = 1.2, brightness: float = 1.0) -> np.ndarray:
-    """Piano-like tone (n,): stretched partials f_k = k f sqrt(1 + B k^2), upper ones decaying faster,
-    plus a short hammer thump.  Vectorised over (partials, n)."""
-    k = np.arange(1, partials + 1, dtype=np.float32)[:, None]
-    fk = k * np.float32(freq) * np.sqrt(1 + np.float32(inharmonicity) * k**2)
-    keep = fk[:, 0] < 0.45 * sr
-    k, fk = k[keep], fk[keep]
-    t = (np.arange(n, dtype=np.float32) / np.float32(sr))[None, :]
-    amp = (1.0 / k**1.2) * np.float32(brightness) ** (k - 1)
-    env = np.exp(-t * k / np.float32(decay)) * np.minimum(np.float32(1.0), t / np.float32(0.002))
-    # float32: the (partials, n) matrix dominates the cost
-    y = (amp * env * np.sin(np.float32(2 * np.pi) * fk * t + k)).sum(axis=0).astype(np.float64)
-    return y / (np.max(np.abs(y)) + 1e-9)
-
-
-# --------------------------------------------------------------------------------------------
 # drum voices (mono, (n,))
 
 
@@ -287,7 +251,7 @@ def kick(sr: int, length: float = 0.4, f_start: float = 180.0, f_end: float = 50
         rng = rng or np.random.default_rng(0)
         c = highpass(rng.standard_normal(n), 2000, sr) * exp_decay(n, sr, 0.004)
         y = y + click * 0.5 * c
-    return waveshape(y, drive)
+    return waveshape(y, drive, sr)
 
 
 def clap(sr: int, rng: np.random.Generator, length: float = 0.3, tone_hz: float = 1200.0, tail: float = 0.08) -> np.ndarray:
@@ -326,14 +290,15 @@ def riser(n: int, sr: int, rng: np.random.Generator, start_hz: float = 300.0, en
           pitch: tuple[float, float] | None = (200.0, 1600.0)) -> np.ndarray:
     """Build-up riser (n, 2): noise whose band climbs from ``start_hz`` to ``end_hz`` (crossfade of
     fixed band-passes) plus an optional saw sweeping over ``pitch``, swelling in volume."""
-    prog = np.linspace(0.0, 1.0, n)
-    noise = rng.standard_normal(n)
+    prog = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    noise = rng.standard_normal(n, dtype=np.float32)
     centres = np.geomspace(start_hz, end_hz, 4)
     pos = prog * (len(centres) - 1)
-    mono = np.zeros(n)
-    for k, c in enumerate(centres):
-        w = np.clip(1.0 - np.abs(pos - k), 0.0, 1.0)
-        mono += w * bandpass(noise, c / 1.6, c * 1.6, sr)
+    mono = np.zeros(n, dtype=np.float32)
+    for k, c in enumerate(centres):  # band k sounds where |pos - k| < 1: filter only that stretch
+        a, b = max(0, int((k - 1) / (len(centres) - 1) * n)), min(n, int((k + 1) / (len(centres) - 1) * n) + 1)
+        w = np.clip(1.0 - np.abs(pos[a:b] - k), 0.0, 1.0)
+        mono[a:b] += w * bandpass(noise[a:b], c / 1.6, c * 1.6, sr)
     # width: the right channel is the left one delayed by 7 ms (cheap decorrelation)
     d = int(0.007 * sr)
     y = np.stack([mono, np.concatenate([mono[n - d:] * 0, mono[: n - d]]) if n > d else mono], axis=1)

@@ -24,7 +24,7 @@ class Loop:
     def place(self, notes: Sequence[Note], voice, swing: float = 0.0) -> np.ndarray:
         """Sum ``voice(midi, gate_samples) -> (m, 2)`` at every note; tails wrap around the loop.
         Identical (pitch, length) notes are synthesised once."""
-        buf = np.zeros((self.n, 2))
+        buf = np.zeros((self.n, 2), dtype=np.float32)
         cache: dict = {}
         for start, length, midi, vel in notes:
             if swing and abs((start % 0.5) - 0.25) < 1e-6:

@@ -16,9 +16,10 @@ from .profiles import GENRE_PROFILES, one_alternate, part_sources
 MINOR = (0, 2, 3, 5, 7, 8, 10)
 MAJOR = (0, 2, 4, 5, 7, 9, 11)
 _PROGRESSIONS = ((0, 5, 2, 6), (0, 6, 5, 6), (5, 6, 0, 0), (0, 3, 5, 4), (3, 4, 0, 0), (0, 5, 3, 4), (5, 3, 0, 4), (0, 4, 5, 3))
+#: Loudness (LUFS) of the drops a track is mastered to: commercial mainstage drops (the more
+#: distorted genres at the loud end).
+DROP_LUFS_RANGE = (-7.5, -4.5)
 _NOTE_NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
-#: The formants (Hz) of the vowels a vocal lead can sing.
-VOWELS = {"a": (800, 1150, 2900), "e": (400, 1600, 2700), "o": (450, 800, 2830), "i": (300, 2200, 3000)}
 
 
 @dataclass
@@ -145,14 +146,21 @@ def plan_track(seed: int, index: int, *, duration: tuple[float, float] = (90.0, 
         lead_cutoff=round(float(rng.uniform(2500, 11000)), 1),
         bass_cutoff=round(float(rng.uniform(300, 1500)), 1),
         lead_octave=int(rng.integers(-1, 2)),
-        vowel=_choice(rng, tuple(VOWELS)),
+        sample_variant=int(rng.integers(2)),  # which General MIDI program of each sampled instrument
         levels_db={k: round(float(rng.uniform(-4, 2)), 2) for k in ("kick", "clap", "hats", "perc", "bass", "lead", "chords", "organic")},
         tilt_low_db=round(float(rng.uniform(-2.5, 2.5)), 2), tilt_high_db=round(float(rng.uniform(-3, 3)), 2),
         noise_floor_db=round(float(rng.uniform(-70, -38)), 1),
         contrast_db=round(float(rng.uniform(4.5, 10.0)), 2),
-        master_drive=round(float(rng.uniform(1.0, 2.5) + (distortion - 1) * 0.25), 3),
         perc=bool(rng.random() < 0.5),
         melody_seed=int(rng.integers(2**31)),
+        # production: synth filter, echo, reverb, and the master chain (genre-independent)
+        lead_resonance=round(float(rng.uniform(0.0, 0.6)), 3),
+        delay_mix=round(float(rng.choice([0.0, rng.uniform(0.1, 0.3)])), 3),
+        reverb_damping=round(float(rng.uniform(0.2, 0.8)), 3),
+        bus_threshold_db=round(float(rng.uniform(-20, -10)), 2), bus_ratio=round(float(rng.uniform(1.5, 4.0)), 2),
+        bus_attack_ms=round(float(rng.uniform(5, 30)), 1), bus_release_ms=round(float(rng.uniform(80, 250)), 1),
+        limiter_release_ms=round(float(rng.uniform(30, 150)), 1),
+        drop_lufs=round(float(rng.uniform(DROP_LUFS_RANGE[0], DROP_LUFS_RANGE[1] - 1.0) + (distortion - 1) * 0.25), 2),
     )
     params["lead"] = one_alternate(params["bass"], params["lead"], sources["bass"], sources["lead"])
     key = f"{_NOTE_NAMES[root]} {'minor' if minor else 'major'}"

@@ -1,11 +1,13 @@
-"""Rendering a track: every part synthesised once as a 4-bar loop (one chord per bar) from its
-sound kind's table entry (:mod:`.voices`), mixed per section kind and tiled into the arrangement."""
+"""Rendering a track: every part synthesised (or played by a sampled instrument) once as a 4-bar
+loop (one chord per bar) from its sound kind's table entry (:mod:`.voices`), produced (distortion,
+echo, reverb: pedalboard), mixed per section kind, mastered (:mod:`.master`) and tiled into the
+arrangement."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import dsp
+from . import dsp, master
 from .loop import Loop
 from .notes import HAT_PATTERNS
 from .plan import TrackPlan
@@ -15,8 +17,8 @@ SAMPLE_RATE = 44100
 
 
 def _norm(x: np.ndarray, peak: float = 1.0) -> np.ndarray:
-    m = np.max(np.abs(x))
-    return x * (peak / m) if m > 0 else x
+    m = max(float(x.max()), -float(x.min()))
+    return x * np.float32(peak / m) if m > 0 else x
 
 
 def _render_parts(plan: TrackPlan, sr: int) -> tuple[Loop, dict[str, np.ndarray]]:
@@ -53,7 +55,7 @@ def _render_parts(plan: TrackPlan, sr: int) -> tuple[Loop, dict[str, np.ndarray]
         bass = sound(BASSES, "bass", p["bass"])
         base = 36 + plan.root - (12 if plan.root > 7 else 0)
         b = bass.post(lp, lp.play(bass.notes(lp, base, rhythm, gate), bass.voice, swing))
-        stems["bass"] = _norm(dsp.waveshape(b / (np.max(np.abs(b)) + 1e-9), 1 + 0.6 * (distortion - 1)))
+        stems["bass"] = _norm(dsp.waveshape(_norm(b), 1 + 0.6 * (distortion - 1), sr))
 
     # --- lead
     lead = sound(LEADS, "lead", p["lead"]) if p["lead"] else None
@@ -73,30 +75,30 @@ def _render_parts(plan: TrackPlan, sr: int) -> tuple[Loop, dict[str, np.ndarray]
             org += layer.gain * layer.post(lp, lp.play(layer.notes(lp, base, rhythm, gate), layer.voice))
         stems["organic"] = org
 
-    # --- distortion: drive, bit-crush, flanger on lead (and chords for harsh settings)
+    # --- distortion: drive, bit-crush, flanger on the lead; a dotted-eighth echo (pedalboard)
     if "lead" in stems:
         y = _norm(stems["lead"])
         if distortion >= 3.0:
-            y = dsp.waveshape(y, 1 + (distortion - 2.5) * 1.5)
+            y = dsp.waveshape(y, 1 + (distortion - 2.5) * 1.5, sr)
         if lead.crushed or (distortion >= 4.0 and rng.random() < 0.5):
-            y = dsp.bitcrush(y, bits=float(rng.uniform(5, 9)), downsample=int(rng.integers(2, 5)))
+            y = dsp.bitcrush(y, sr, bits=float(rng.uniform(5, 9)), downsample=int(rng.integers(2, 5)))
         if distortion >= 3.0 and rng.random() < 0.5:
-            y = dsp.flanger(y, sr, depth_ms=rng.uniform(1, 4), rate_hz=rng.uniform(0.1, 0.5), mix=0.7)
+            y = dsp.flanger_loop(y, sr, depth=rng.uniform(0.2, 0.8), rate_hz=rng.uniform(0.1, 0.5), mix=0.7)
+        if p["delay_mix"] > 0:
+            y = dsp.delay_loop(y, sr, 0.75 * lp.beat / sr, feedback=0.35, mix=p["delay_mix"])
         stems["lead"] = y
 
-    # --- space: reverb send on melodic parts (circular: the loop's steady state)
-    ir = dsp.reverb_ir(sr, 0.8 + 3.5 * p["space"], rng, damping_hz=rng.uniform(3000, 9000))
+    # --- space: reverb on the melodic parts (the loop's steady state)
     for name in ("lead", "chords", "organic"):
         if name in stems:
-            dry = _norm(stems[name])
-            stems[name] = dry + p["space"] * 1.5 * _norm(dsp.circular_convolve(dry, ir))
+            stems[name] = dsp.reverb_loop(_norm(stems[name]), sr, room_size=0.3 + 0.65 * p["space"],
+                                          damping=p["reverb_damping"], wet=0.05 + 0.6 * p["space"])
 
-    # --- per-track EQ tilt and mix levels (genre-independent)
+    # --- mix levels (genre-independent; the track's tilt EQ is on the master bus)
     for name in list(stems):
-        y = dsp.tilt_eq(_norm(stems[name]), sr, p["tilt_low_db"], p["tilt_high_db"])
-        stems[name] = _norm(y) * 10 ** ((p["levels_db"][name] + _BASE_LEVEL_DB[name]) / 20)
+        stems[name] = _norm(stems[name]) * np.float32(10 ** ((p["levels_db"][name] + _BASE_LEVEL_DB[name]) / 20))
     stems["sidechain"] = dsp.sidechain_envelope(n, sr, lp.beat, depth=0.12 + 0.19 * (groove - 1),
-                                                release=(0.25 + 0.12 * groove) * lp.beat / sr, shape=1 + groove / 2)[:, None]
+                                                release=(0.25 + 0.12 * groove) * lp.beat / sr, shape=1 + groove / 2)[:, None].astype(np.float32)
     return lp, stems
 
 
@@ -112,24 +114,25 @@ _SECTION_STEMS = {
 }
 
 
-def _section_loop(kind: str, stems: dict[str, np.ndarray], filtered: dict[str, np.ndarray], sr: int) -> np.ndarray:
-    """The mix of one section kind as a loop (n, 2): its stems, filtered/side-chained as listed."""
-    side = stems["sidechain"]
+def _section_loop(kind: str, stems: dict[str, np.ndarray], cache: dict[str, np.ndarray], sr: int) -> np.ndarray:
+    """The mix of one section kind as a loop (n, 2): its stems, filtered/side-chained as listed
+    (each processed version of a stem is made once per track, in ``cache``)."""
     mix = np.zeros_like(stems["kick"])
     recipe = _SECTION_STEMS[kind]
     if kind == "breakdown" and not any(s in stems for s in ("chords", "organic", "lead")):
         recipe = ("hats", "perc", "|~bass")  # minimal tracks (no melodic part) keep a groove
     for spec in recipe:
-        plain, low = spec.startswith("|"), "~" in spec
         stem = spec.strip("|~")
         if stem not in stems:
             continue
-        loop = stems[stem]
-        if low:
-            if stem not in filtered:
-                filtered[stem] = dsp.lowpass(loop, 700.0 if stem != "chords" else 1200.0, sr)
-            loop = filtered[stem]
-        mix += loop if plain or stem not in ("bass", "lead", "chords", "organic") else loop * side
+        ducked = not spec.startswith("|") and stem in ("bass", "lead", "chords", "organic")
+        key = ("~" if "~" in spec else "") + ("*" if ducked else "") + stem
+        if key not in cache:
+            loop = stems[stem]
+            if "~" in spec:
+                loop = dsp.synth_filter(loop, sr, 700.0 if stem != "chords" else 1200.0)
+            cache[key] = loop * stems["sidechain"] if ducked else loop
+        mix += cache[key]
     return mix
 
 
@@ -148,22 +151,26 @@ def _rms(x: np.ndarray) -> float:
 
 
 def render_track(plan: TrackPlan, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """The track of ``plan`` as float32 (samples, 2), peak-normalised to -0.3 dBFS.
+    """The track of ``plan`` as float32 (samples, 2), mastered: its drops at the plan's
+    ``drop_lufs``, every sample under the limiter's ceiling (:data:`master.CEILING_DB`).
 
     Sections other than build-ups are periodic in the 4-bar loop, so they are mixed, levelled and
-    driven at loop length and only copied (tiled) into the track."""
+    mastered at loop length (in the effects' steady state) and only copied (tiled) into the track."""
     lp, stems = _render_parts(plan, sr)
     rng = np.random.default_rng([plan.seed, plan.index, 7])
     p = plan.params
     total = int(round(plan.duration * sr))
     bar = lp.n / 4
-    filtered: dict[str, np.ndarray] = {}
-    mixes = {kind: _section_loop(kind, stems, filtered, sr) for kind in _SECTION_STEMS}
+    processed: dict[str, np.ndarray] = {}
+    mixes = {kind: _section_loop(kind, stems, processed, sr) for kind in _SECTION_STEMS}
     drop_rms = _rms(mixes["drop"])
     # loudness contrast: every other section sits ``contrast_db`` (or more) under the drops
     target = drop_rms * 10 ** (-p["contrast_db"] / 20)
-    noise = rng.standard_normal((lp.n, 2)) * drop_rms * 10 ** (p["noise_floor_db"] / 20)
-    pieces = []  # (a, b, signal, is_loop)
+    noise = (rng.standard_normal((lp.n, 2)) * drop_rms * 10 ** (p["noise_floor_db"] / 20)).astype(np.float32)
+    # the pre-master pieces: a section kind's loop (levelled, once per kind) or a whole build-up
+    loops = {kind: mixes[kind] * np.float32(1.0 if kind == "drop" else min(1.0, target / _rms(mixes[kind]))) + noise
+             for kind in _SECTION_STEMS if kind != "build"}
+    pieces = []  # (a, b, key, signal, is_loop)
     for name, start, bars in plan.sections:
         a = int(round(start * bar))
         b = total if name == "outro" else min(total, int(round((start + bars) * bar)))
@@ -171,31 +178,34 @@ def render_track(plan: TrackPlan, sr: int = SAMPLE_RATE) -> np.ndarray:
             continue
         kind = name.rstrip("12")
         if kind == "build":
-            seg = np.empty((b - a, 2))
-            _tile_into(seg, 0, b - a, mixes["build"] + 0.0)
-            seg *= np.linspace(0.3, 1.0, b - a)[:, None]  # crescendo into the drop
+            seg = np.empty((b - a, 2), dtype=np.float32)
+            _tile_into(seg, 0, b - a, mixes["build"])
+            seg *= np.linspace(0.3, 1.0, b - a, dtype=np.float32)[:, None]  # crescendo into the drop
             seg += _build_fx(b - a, lp, sr, rng, p)
-            seg *= min(1.0, target / _rms(seg[-(b - a) // 4:]))
+            seg *= np.float32(min(1.0, target / _rms(seg[-(b - a) // 4:])))
             seg += np.resize(noise, seg.shape)
-            pieces.append((a, b, seg, False))
+            pieces.append((a, b, name, seg, False))
         else:
-            gain = 1.0 if kind == "drop" else min(1.0, target / _rms(mixes[kind]))
-            pieces.append((a, b, mixes[kind] * gain + noise, True))
-    peak = max(float(np.max(np.abs(x))) for _, _, x, _ in pieces) + 1e-12
+            pieces.append((a, b, kind, loops[kind], True))
+    # --- mastering: tilt EQ + bus compressor, then the drive into the limiter that puts the drop
+    # loop at the plan's loudness; every distinct piece goes through the chain once
+    peak = np.float32(max(float(np.max(np.abs(x))) for *_, x, _ in pieces) + 1e-12)
     out = np.zeros((total, 2), dtype=np.float32)
-    driven: dict[int, np.ndarray] = {}
-    for a, b, x, is_loop in pieces:
-        key = id(x)
-        if key not in driven:
-            driven[key] = dsp.waveshape(x / peak, p["master_drive"]).astype(np.float32)
+    done: dict[str, np.ndarray] = {}
+    bussed = {"drop": master.process(loops["drop"] / peak, sr, master.bus_plugins(p), loop=True)}  # for the drive search
+    drive = master.find_drive(bussed["drop"], sr, p, p["drop_lufs"])
+    for a, b, key, x, is_loop in pieces:
+        if key not in done:
+            done[key] = master.process(bussed["drop"], sr, master.limiter_plugins(p, drive), True) if key == "drop" else \
+                master.process(x / peak, sr, master.bus_plugins(p) + master.limiter_plugins(p, drive), is_loop)
         if is_loop:
-            _tile_into(out, a, b, driven[key])
+            _tile_into(out, a, b, done[key])
         else:
-            out[a:b] = driven[key]
+            out[a:b] = done[key]
     fade_in, fade_out = int(0.05 * sr), min(total // 4, int(2.0 * sr))
     out[:fade_in] *= np.linspace(0, 1, fade_in, dtype=np.float32)[:, None]
     out[total - fade_out:] *= np.linspace(1, 0, fade_out, dtype=np.float32)[:, None]
-    return out * np.float32(10 ** (-0.3 / 20) / (np.max(np.abs(out)) + 1e-12))
+    return out
 
 
 def _build_fx(m: int, lp: Loop, sr: int, rng, p: dict) -> np.ndarray:

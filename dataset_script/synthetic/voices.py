@@ -3,7 +3,9 @@ and its post-processing together.
 
 A voice is ``voice(loop, hz, gate_samples) -> (m,) or (m, 2)``; a post-processing step is
 ``post(loop, stem) -> stem`` on the part's rendered (n_loop, 2) loop.  Voices draw on the loop's
-shared random generator: the order of the draws is part of a track's bytes.
+shared random generator: the order of the draws is part of a track's bytes.  The organic kinds
+(piano, electric piano, strings, guitar, brass, choir) are sampled instruments (:mod:`.sampled`);
+the electronic ones are synthesised (:mod:`.dsp`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from . import dsp
+from . import dsp, sampled
 from .loop import Loop
 from .notes import (
     Note,
@@ -34,7 +36,6 @@ from .notes import (
     slap_bass,
     stab_chords,
 )
-from .plan import VOWELS
 
 Voice = Callable[[Loop, float, int], np.ndarray]
 Post = Callable[[Loop, np.ndarray], np.ndarray]
@@ -56,6 +57,19 @@ class Sound:
     octave: int = 0  # played this many octaves off the part's register (leads)
     crushed: bool = False  # always bit-crushed (leads; otherwise only at high distortion)
     gain: float = 1.0  # level in a layered part (organic)
+
+
+def _sampled(kind: str, tail: float, position: float | None = None) -> Voice:
+    """A General MIDI instrument of ``kind`` (the track's ``sample_variant`` picks which), each note
+    held for its gate and released over ``tail`` seconds; ``position`` pans it as a mono source."""
+
+    def voice(lp: Loop, f: float, gate: int) -> np.ndarray:
+        programs = sampled.PROGRAMS[kind]
+        midi = int(round(69 + 12 * np.log2(f / 440.0)))
+        y = sampled.render_note(programs[lp.p["sample_variant"] % len(programs)], midi, gate, gate + int(tail * lp.sr), lp.sr)
+        return y if position is None else dsp.pan(y.mean(axis=1), position)
+
+    return voice
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,24 +123,6 @@ def _stab_lead(lp: Loop, f: float, gate: int) -> np.ndarray:
     return y * dsp.adsr(n, sr, 0.002, 0.12, 0.2, 0.04, n - int(0.05 * sr), curve=2.0)
 
 
-def _epiano(lp: Loop, f: float, gate: int) -> np.ndarray:
-    sr = lp.sr
-    n = gate + int(0.4 * sr)
-    env = dsp.exp_decay(n, sr, 0.5, attack=0.003)
-    return dsp.fm(f, n, sr, ratio=1.0, index=2.5 * dsp.exp_decay(n, sr, 0.15) + 0.3) * env * dsp.adsr(n, sr, 0.001, 0.0, 1.0, 0.3, gate)
-
-
-def _horn(lp: Loop, f: float, gate: int) -> np.ndarray:
-    sr = lp.sr
-    n = gate + int(0.15 * sr)
-    env = dsp.adsr(n, sr, 0.04, 0.3, 0.75, 0.12, gate)
-    k = np.arange(1, 16)[:, None]
-    t = np.arange(n)[None, :] / sr
-    detuned = f * (1 + 0.004 * lp.rng.standard_normal((15, 1)))
-    y = ((env[None, :] ** (1 + 0.35 * k)) / k * np.sin(2 * np.pi * k * detuned * t)).sum(axis=0)  # brass: brighter when louder
-    return np.stack([y, np.roll(y, 30)], axis=1)
-
-
 def _buzz(lp: Loop, f: float, gate: int) -> np.ndarray:
     sr = lp.sr
     n = gate + int(0.02 * sr)
@@ -135,23 +131,14 @@ def _buzz(lp: Loop, f: float, gate: int) -> np.ndarray:
     return y * dsp.adsr(n, sr, 0.003, 0.05, 0.8, 0.02, gate)
 
 
-def _vocal(lp: Loop, f: float, gate: int) -> np.ndarray:
-    sr = lp.sr
-    n = gate + int(0.08 * sr)
-    vib = f * (1 + 0.006 * np.sin(2 * np.pi * 5.5 * np.arange(n) / sr))
-    return (dsp.saw(vib, n, sr) + 0.4 * dsp.saw(vib * 1.003, n, sr)) * dsp.adsr(n, sr, 0.03, 0.1, 0.85, 0.07, gate)
-
-
-def _piano(decay: float, tail: float) -> Voice:
-    return lambda lp, f, gate: dsp.additive_piano(f, gate + int(tail * lp.sr), lp.sr, decay=decay)
-
-
 def _lead_filter(lp: Loop, y: np.ndarray) -> np.ndarray:
-    return dsp.lowpass(y, lp.p["lead_cutoff"], lp.sr)
+    """The track's resonant synth filter (18 dB/octave)."""
+    return dsp.synth_filter(y, lp.sr, lp.p["lead_cutoff"], resonance=lp.p["lead_resonance"], poles=3)
 
 
-def _sung(lp: Loop, y: np.ndarray) -> np.ndarray:
-    return _lead_filter(lp, dsp.formant_filter(y, lp.sr, VOWELS[lp.p["vowel"]], q=6.0) * 3.0)
+def _sample_filter(lp: Loop, y: np.ndarray) -> np.ndarray:
+    """Sampled leads: a gentle low-pass at the track's cutoff (no resonance)."""
+    return dsp.synth_filter(y, lp.sr, lp.p["lead_cutoff"] * 1.5, poles=1)
 
 
 def _chopped(lp: Loop, y: np.ndarray) -> np.ndarray:
@@ -165,11 +152,11 @@ LEADS: dict[str, Sound] = {
     "supersaw": Sound(_melody, _supersaw_lead, _lead_filter),
     "chopped_square": Sound(_melody, _chopped_square, _chopped),
     "stab": Sound(_kick_stabs, _stab_lead, _lead_filter),
-    "epiano": Sound(_melody, _epiano, _lead_filter),
-    "horn": Sound(_melody, _horn, _lead_filter, octave=-1),
+    "epiano": Sound(_melody, _sampled("epiano", tail=0.5), _sample_filter),
+    "horn": Sound(_melody, _sampled("brass", tail=0.2), _sample_filter, octave=-1),
     "buzz": Sound(_melody, _buzz, _lead_filter, crushed=True),
-    "vocal": Sound(_melody, _vocal, _sung, octave=-1),
-    "piano": Sound(_melody, _piano(decay=1.4, tail=0.6), _lead_filter),
+    "vocal": Sound(_melody, _sampled("choir", tail=0.3), _sample_filter),
+    "piano": Sound(_melody, _sampled("piano", tail=0.6), _sample_filter),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -232,8 +219,8 @@ def _slap(lp: Loop, f: float, gate: int) -> np.ndarray:
 
 
 def _bass_filter(brightness: float) -> Post:
-    """Low-pass at the track's bass cutoff times ``brightness``."""
-    return lambda lp, y: dsp.lowpass(y, lp.p["bass_cutoff"] * brightness, lp.sr)
+    """Ladder low-pass at the track's bass cutoff times ``brightness``."""
+    return lambda lp, y: dsp.synth_filter(y, lp.sr, lp.p["bass_cutoff"] * brightness, resonance=0.1)
 
 
 def _slapped(lp: Loop, y: np.ndarray) -> np.ndarray:
@@ -282,37 +269,27 @@ def _stab_chord(lp: Loop, f: float, gate: int) -> np.ndarray:
 
 
 def _chord_filter(lp: Loop, y: np.ndarray) -> np.ndarray:
-    return dsp.lowpass(y, lp.p["lead_cutoff"] * 0.8, lp.sr)
+    return dsp.synth_filter(y, lp.sr, lp.p["lead_cutoff"] * 0.8)
 
 
 def _dark_filter(lp: Loop, y: np.ndarray) -> np.ndarray:
-    return dsp.lowpass(y, 1800, lp.sr)
+    return dsp.synth_filter(y, lp.sr, 1800)
 
 
 CHORDS: dict[str, Sound] = {
     "supersaw_pad": Sound(_chords(held_chords), _supersaw_pad, _chord_filter),
     "pad7": Sound(_chords(held_chords, size=4), _pad(detune_cents=8, attack=0.25), _dark_filter),
-    "strings": Sound(_chords(held_chords), _pad(detune_cents=15, attack=0.4), _chord_filter),
+    "strings": Sound(_chords(held_chords), _sampled("strings", tail=0.4), _chord_filter),
     "stab": Sound(_chords(stab_chords), _stab_chord, _chord_filter),
-    "piano": Sound(_chords(piano_chords), _piano(decay=1.6, tail=0.8), _chord_filter),
+    "piano": Sound(_chords(piano_chords), _sampled("piano", tail=0.8), _chord_filter),
 }
 
 
-def _panned(voice: Voice, position: float) -> Voice:
-    return lambda lp, f, gate: dsp.pan(voice(lp, f, gate), position)
-
-
-def _guitar(lp: Loop, f: float, gate: int) -> np.ndarray:
-    """Plucked (Karplus-Strong)."""
-    return dsp.karplus_strong(f, gate + int(0.3 * lp.sr), lp.sr, lp.rng, 0.995, 0.6)
-
-
-#: layers added by the track's organicity, in this order: piano arpeggio, strings, plucked guitar
+#: layers added by the track's organicity, in this order: piano arpeggio, strings, guitar (all sampled)
 ORGANIC: dict[str, Sound] = {
-    "piano": Sound(_arpeggio(1, lambda rhythm: 0.5),
-                   _panned(lambda lp, f, gate: dsp.additive_piano(f, gate + int(0.5 * lp.sr), lp.sr), -0.3)),
+    "piano": Sound(_arpeggio(1, lambda rhythm: 0.5), _sampled("piano", tail=0.5, position=-0.3)),
     "strings": replace(CHORDS["strings"], post=_dry, gain=0.7),
-    "guitar": Sound(_arpeggio(0, lambda rhythm: 0.25 if rhythm > 2.5 else 0.5), _panned(_guitar, 0.35)),
+    "guitar": Sound(_arpeggio(0, lambda rhythm: 0.25 if rhythm > 2.5 else 0.5), _sampled("guitar", tail=0.3, position=0.35)),
 }
 
 # --------------------------------------------------------------------------------------------
