@@ -1,7 +1,7 @@
 """Synthetic generator: render speed and the quality figures of issue 3.
 
-1. Render time of a 120 s track (one core; target ≤ 2 s), against a per-sample Python-loop
-   Karplus-Strong string as the "reference" loop style the generator avoids.
+1. Render time (one core): CPU seconds per 100 s of track over the demo's track lengths
+   (target ≤ 0.5 s), and the loudness / crest factor / peak of the release's tracks.
 2. Drops: the share of tracks where the drop detector finds ≥ 1 drop without its fallback
    (target ≥ 90 %), and the agreement of detected sections with the generator's own markers.
 3. Difficulty: a linear probe (logistic regression, clip-mean log-mel) through the real path
@@ -26,60 +26,63 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.timing import best_time
-
 
 def _env_int(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
 
 
-def _ks_reference(freq: float, n: int, sr: int, seed: int = 0) -> np.ndarray:
-    """Karplus-Strong with a per-sample Python loop (the style dsp.karplus_strong avoids)."""
-    rng = np.random.default_rng(seed)
-    period = int(round(sr / freq))
-    out = np.zeros(n)
-    out[:period] = rng.uniform(-1, 1, period)
-    for t in range(period, n):
-        out[t] += 0.5 * 0.996 * (out[t - period] + out[t - period - 1])
-    return out
-
-
-def _ks_lfilter(freq: float, n: int, sr: int, seed: int = 0) -> np.ndarray:
-    """The same comb as one scipy.signal.lfilter call (O(n * L) direct form)."""
-    from scipy import signal
-
-    rng = np.random.default_rng(seed)
-    period = int(round(sr / freq))
-    x = np.zeros(n)
-    x[:period] = rng.uniform(-1, 1, period)
-    a = np.zeros(period + 2)
-    a[0], a[period], a[period + 1] = 1.0, -0.498, -0.498
-    return signal.lfilter([1.0], a, x)
-
-
-def bench_render(n_tracks: int = 3) -> None:
+def bench_render(n_tracks: int = 12, duration: tuple[float, float] = (70.0, 100.0)) -> None:
+    """CPU time of ``render_track`` per 100 s of audio over the first tracks of a release (the demo's
+    durations by default), one process, against the target."""
     from housex.dataset_script import synthetic
-    from housex.dataset_script.synthetic import dsp
-    from housex.dataset_script.genres import GENRES
 
-    print("render time of a 120 s track (44.1 kHz stereo), one process")
-    print(f"| {'genre':<18} | {'wall s':>7} | {'cpu s':>7} | {'cpu / 2 s target':>16} |")
-    print(f"|{'-' * 20}|{'-' * 9}|{'-' * 9}|{'-' * 18}|")
-    cpus = []
-    for g in GENRES[:n_tracks] if n_tracks < 8 else GENRES:
-        plan = synthetic.preview_plan(0, g, 120.0)
-        t0, c0 = time.perf_counter(), time.process_time()
+    if n_tracks <= 0:
+        return
+    plans = [synthetic.plan_track(0, i, duration=duration) for i in range(n_tracks)]
+    synthetic.render_track(synthetic.plan_track(0, n_tracks, duration=duration))  # loads the SoundFont
+    print(f"render time, {n_tracks} tracks of {duration[0]:g}-{duration[1]:g} s (44.1 kHz stereo, mastered), one process")
+    print(f"| {'track':>5} | {'genres (label)':<40} | {'seconds':>7} | {'cpu s':>6} | {'cpu s / 100 s':>13} |")
+    print(f"|{'-' * 7}|{'-' * 42}|{'-' * 9}|{'-' * 8}|{'-' * 15}|")
+    cpu_total = audio_total = 0.0
+    for plan in plans:
+        c0 = time.process_time()
         synthetic.render_track(plan)
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        cpus.append(cpu)
-        print(f"| {g:<18} | {wall:7.2f} | {cpu:7.2f} | {cpu / 2.0:16.2f} |")
-    print(f"mean cpu {np.mean(cpus):.2f} s per 120 s track (target <= 2 s)")
-    sr, n = 44100, 44100
-    ref, _ = best_time(lambda: _ks_reference(220.0, n, sr), 1)
-    lf, _ = best_time(lambda: _ks_lfilter(220.0, n, sr), 3)
-    ours, _ = best_time(lambda: dsp.karplus_strong(220.0, n, sr, np.random.default_rng(0)), 3)
-    print(f"Karplus-Strong, 1 s note at 220 Hz: per-sample Python loop {ref * 1e3:.1f} ms (reference), "
-          f"lfilter comb {lf * 1e3:.2f} ms (x{ref / lf:.0f}), block recursion {ours * 1e3:.2f} ms (x{ref / ours:.0f})")
+        cpu = time.process_time() - c0
+        cpu_total, audio_total = cpu_total + cpu, audio_total + plan.duration
+        label = " / ".join(f"{w:g} {g}" for g, w in zip(_genres(), plan.label) if w > 0)
+        print(f"| {plan.index:>5} | {label[:40]:<40} | {plan.duration:7.1f} | {cpu:6.2f} | {cpu / plan.duration * 100:13.3f} |")
+    per100 = cpu_total / audio_total * 100
+    print(f"mean {per100:.3f} s CPU per 100 s of track (target <= 0.5 s: {'met' if per100 <= 0.5 else 'NOT met'}; "
+          f"x{0.5 / per100:.2f} of the target's budget left)")
+
+
+def bench_loudness(release: Path, records: list[dict]) -> None:
+    """Integrated loudness (pyloudnorm, ITU-R BS.1770-4), crest factor and sample peak of the
+    written tracks, against the drop loudness the plans asked for."""
+    import pyloudnorm
+
+    from housex.dataset_script.audio import load_audio
+    from housex.dataset_script.synthetic.master import CEILING_DB
+
+    rows = []
+    for r in records:
+        y, sr = load_audio(release / r["audio"])
+        y = np.asarray(y, dtype=np.float64)
+        y = y.T if y.shape[0] < y.shape[-1] else y
+        peak = float(np.max(np.abs(y)))
+        rms = float(np.sqrt(np.mean(y**2)))
+        rows.append((pyloudnorm.Meter(sr).integrated_loudness(y), 20 * np.log10(peak / rms), 20 * np.log10(peak),
+                     r["params"]["drop_lufs"]))
+    a = np.array(rows)
+    print(f"\nloudness of {len(rows)} synthetic tracks (mastered; ceiling {CEILING_DB} dBFS)")
+    print(f"| {'figure':<36} | {'min':>6} | {'p10':>6} | {'median':>6} | {'p90':>6} | {'max':>6} |")
+    print(f"|{'-' * 38}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 8}|{'-' * 8}|")
+    for name, col in (("integrated loudness (LUFS)", 0), ("crest factor (dB, peak / RMS)", 1),
+                      ("sample peak (dBFS)", 2), ("drop loudness asked (LUFS)", 3)):
+        q = np.percentile(a[:, col], [0, 10, 50, 90, 100])
+        print(f"| {name:<36} | " + " | ".join(f"{v:6.2f}" for v in q) + " |")
+    over = int(np.sum(a[:, 2] > CEILING_DB + 0.01))
+    print(f"tracks over the ceiling: {over}")
 
 
 def _iou(det, truth) -> float:
@@ -170,7 +173,7 @@ def bench_label_ceiling(n_plans: int, seed: int = 7) -> None:
 def main() -> None:
     from housex.dataset_script import synthetic
 
-    bench_render(_env_int("HOUSEX_BENCH_RENDER_TRACKS", 3))
+    bench_render(_env_int("HOUSEX_BENCH_RENDER_TRACKS", 12))
     n_ceiling = _env_int("HOUSEX_BENCH_CEILING_PLANS", 8000)
     if n_ceiling > 0:
         bench_label_ceiling(n_ceiling)
@@ -194,6 +197,7 @@ def main() -> None:
             records = synthetic.generate_release(release, n, seed, duration=(lo, hi), workers=workers, progress=False)
             print(f"\nrendered {n} tracks ({lo:g}-{hi:g} s) with {workers} worker(s) in {time.perf_counter() - t0:.0f} s")
         if n_drops > 0:
+            bench_loudness(release, records[:n_drops])
             bench_drops(release, records[:n_drops])
         if n_probe > 0:
             probe_release = release

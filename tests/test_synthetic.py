@@ -145,14 +145,16 @@ def test_release_is_in_the_real_export_format(small_release):
     assert truth == records and all(r["drop_sections"] and r["bpm"] > 0 for r in truth)
 
 
-def test_audio_is_stereo_44k_peak_normalised(small_release):
+def test_audio_is_stereo_44k_mastered_under_the_ceiling(small_release):
     import soundfile as sf
+
+    from housex.dataset_script.synthetic.master import CEILING_DB
 
     out, records = small_release
     y, sr = sf.read(out / records[0]["audio"], dtype="float32")
     assert sr == 44100 and y.ndim == 2 and y.shape[1] == 2
     assert abs(len(y) / sr - records[0]["duration"]) < 0.01
-    assert 0.9 < np.max(np.abs(y)) <= 1.0
+    assert 0.9 < np.max(np.abs(y)) <= 10 ** (CEILING_DB / 20) + 1 / 32768
     assert np.std(y[:, 0] - y[:, 1]) > 1e-3  # real stereo, not duplicated mono
 
 
@@ -241,30 +243,85 @@ def test_synth_cli_writes_release_and_previews(tmp_path):
     assert len(pngs) == 8 and all(p.stat().st_size > 10_000 for p in pngs)
 
 
-def test_dsp_blocks_match_their_references():
-    from scipy import signal
+def test_effects_are_pedalboard_s_and_keep_length_and_loop_steady_state():
+    import pedalboard
 
     from housex.dataset_script.synthetic import dsp
 
     sr = 44100
-    y = dsp.karplus_strong(196.0, 20000, sr, np.random.default_rng(1), decay=0.99, brightness=0.3)
-    period = int(round(sr / 196.0))
-    x = np.zeros(20000)
-    x[:period] = dsp.lowpass(np.random.default_rng(1).uniform(-1, 1, period), 500 + 0.3 * 9000, sr, order=1)
-    a = np.zeros(period + 2)
-    a[0], a[period], a[period + 1] = 1.0, -0.495, -0.495
-    ref = signal.lfilter([1.0], a, x)
-    np.testing.assert_allclose(y, ref / np.abs(ref).max(), atol=1e-7)
-    loop = np.random.default_rng(2).standard_normal((1000, 2))
-    ir = np.random.default_rng(3).standard_normal((2500, 2))
-    full = np.stack([np.convolve(loop[:, c], ir[:, c]) for c in range(2)], axis=1)
-    folded = np.zeros((1000, 2))
-    for k in range(0, full.shape[0], 1000):
-        chunk = full[k:k + 1000]
-        folded[: len(chunk)] += chunk
-    np.testing.assert_allclose(dsp.circular_convolve(loop, ir), folded, atol=1e-9)
+    x = (np.random.default_rng(2).standard_normal((sr, 2)) * 0.1).astype(np.float32)
+    x[: sr // 2] = 0.0  # exact silence (the case the denormal guard is for)
+    direct = pedalboard.Pedalboard([pedalboard.LowpassFilter(800.0)])(x, sr)
+    np.testing.assert_allclose(dsp.lowpass(x, 800.0, sr, order=1), direct, atol=1e-7)
+    for ds in (2, 3, 4):  # zero-order-hold resampling drops a sample or two for some factors: not kept
+        assert dsp.bitcrush(x, sr, bits=6, downsample=ds).shape == x.shape
+    # a loop's effect in its steady state: as if the loop had been playing for a while already
+    steady = dsp.delay_loop(x, sr, 0.25, feedback=0.3, mix=0.5)
+    long_run = dsp.effects(np.concatenate([x] * 6), sr, [pedalboard.Delay(0.25, 0.3, 0.5)])[-sr:]
+    assert steady.shape == x.shape and np.max(np.abs(steady - long_run)) < 0.01 * np.max(np.abs(long_run))
+    assert np.max(np.abs(steady[: sr // 4])) > 0.01  # the echo of the loop's end wraps round to its start
     saw = dsp.saw(440.0, sr, sr)
     assert abs(saw.mean()) < 0.01 and np.max(np.abs(saw)) < 1.1
+
+
+def test_sampled_instruments_are_deterministic_whatever_was_played_before():
+    from housex.dataset_script.synthetic import sampled
+
+    sr = 44100
+    a = sampled.render_note(0, 60, 20000, 30000, sr)
+    sampled.render_note(48, 67, 12345, 40001, sr)  # another instrument and note in between
+    b = sampled.render_note(0, 60, 20000, 30000, sr)
+    assert a.shape == (30000, 2) and a.dtype == np.float32 and np.array_equal(a, b)
+    assert np.max(np.abs(a[:20000])) > 0.02 and np.max(np.abs(a[-1000:])) < 0.5 * np.max(np.abs(a))  # plays, releases
+    for kind, programs in sampled.PROGRAMS.items():  # every instrument the generator uses sounds, each differently
+        notes = [sampled.render_note(p, 60, 8000, 9000, sr) for p in programs]
+        assert all(np.sqrt(np.mean(n**2)) > 1e-3 for n in notes), kind
+        assert not np.allclose(notes[0], notes[1]), kind
+
+
+def test_a_missing_soundfont_is_one_clear_error(tmp_path, monkeypatch, capsys):
+    from housex.cli import main
+    from housex.dataset_script.synthetic import sampled
+
+    monkeypatch.setenv(sampled.SOUNDFONT_ENV, str(tmp_path / "nope.sf2"))
+    with pytest.raises(sampled.SoundFontMissing, match="nope.sf2: no such SoundFont"):
+        sampled.render_note(0, 60, 100, 200, 44100)
+    assert main(["synth", "--out", str(tmp_path / "r"), "--tracks", "1", "--no-progress"]) == 2
+    assert "nope.sf2: no such SoundFont file" in capsys.readouterr().err
+    assert not list((tmp_path / "r").glob("*.flac"))
+
+
+def test_organic_parts_are_played_by_the_sampled_instruments():
+    from housex.dataset_script.synthetic import dsp, sampled, voices
+    from housex.dataset_script.synthetic.loop import Loop
+
+    plan = synthetic.preview_plan(0, "Progressive House", 30.0)
+    lp = Loop(plan, synthetic.SAMPLE_RATE, np.random.default_rng(0))
+    variant = plan.params["sample_variant"]
+    for sound, kind, pan in ((voices.LEADS["piano"], "piano", None), (voices.LEADS["epiano"], "epiano", None),
+                             (voices.LEADS["horn"], "brass", None), (voices.LEADS["vocal"], "choir", None),
+                             (voices.CHORDS["strings"], "strings", None), (voices.CHORDS["piano"], "piano", None),
+                             (voices.ORGANIC["guitar"], "guitar", 0.35), (voices.ORGANIC["piano"], "piano", -0.3)):
+        y = sound.voice(lp, float(dsp.midi_to_hz(57)), 6000)
+        note = sampled.render_note(sampled.PROGRAMS[kind][variant % 2], 57, 6000, y.shape[0], synthetic.SAMPLE_RATE)
+        np.testing.assert_array_equal(y, note if pan is None else dsp.pan(note.mean(axis=1), pan))
+
+
+def test_tracks_are_mastered_to_their_drop_loudness_under_the_ceiling():
+    import pyloudnorm
+
+    from housex.dataset_script.synthetic import master
+
+    sr = synthetic.SAMPLE_RATE
+    for genre in ("Bigroom", "Deep House", "Tech House"):
+        plan = synthetic.preview_plan(2, genre, 70.0)
+        y = synthetic.render_track(plan)
+        assert np.max(np.abs(y)) <= 10 ** (master.CEILING_DB / 20) + 1e-6  # nothing over the limiter's ceiling
+        a, b = plan.drop_sections()[0]
+        drop = y[int((a + 1) * sr): int((b - 1) * sr)].astype(np.float64)
+        assert abs(pyloudnorm.Meter(sr).integrated_loudness(drop) - plan.params["drop_lufs"]) < 1.0, genre
+        assert -11.0 < pyloudnorm.Meter(sr).integrated_loudness(y.astype(np.float64)) < -4.0, genre
+        assert np.array_equal(y, synthetic.render_track(plan))
 
 
 def test_demo_checks_the_disk_before_it_synthesises(tmp_path):

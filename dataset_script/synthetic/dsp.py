@@ -195,7 +195,9 @@ def bitcrush(x: np.ndarray, sr: int, bits: float, downsample: int = 1) -> np.nda
     plugins = [pedalboard.Bitcrush(bit_depth=float(bits))]
     if downsample > 1:
         plugins.append(pedalboard.Resample(sr / downsample, quality=pedalboard.Resample.Quality.ZeroOrderHold))
-    return effects(x, sr, plugins)
+    y = effects(x, sr, plugins)
+    # Resample may drop the last sample or two (rate not dividing the length); keep the loop's length
+    return np.pad(y, [(0, x.shape[0] - y.shape[0])] + [(0, 0)] * (y.ndim - 1), mode="edge") if y.shape[0] < x.shape[0] else y[:x.shape[0]]
 
 
 def loop_effects(x: np.ndarray, sr: int, plugins: list, tail_seconds: float) -> np.ndarray:

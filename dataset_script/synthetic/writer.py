@@ -15,6 +15,7 @@ from ..labelstudio import make_task
 from ..release import EXPORT_NAME, write_export, write_truth
 from .plan import TrackPlan, plan_track
 from .render import SAMPLE_RATE, render_track
+from .sampled import soundfont_info
 
 FORMATS = ("flac", "ogg")
 
@@ -102,6 +103,7 @@ def generate_release(out_dir, n_tracks: int, seed: int, *, duration: tuple[float
         raise ValueError(f"duration: expected 10 <= MIN <= MAX seconds, got {duration}")
     if not 0.0 <= fallback_share <= 1.0:
         raise ValueError(f"fallback_share must be in [0, 1], got {fallback_share}")
+    instruments = soundfont_info()  # before any work: a missing SoundFont is one clear error
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     plans = [plan_track(seed, i, duration=(lo, hi), genre_frequencies=genre_frequencies, fallback_share=fallback_share)
@@ -134,5 +136,5 @@ def generate_release(out_dir, n_tracks: int, seed: int, *, duration: tuple[float
             bar.close()
     write_export(out / EXPORT_NAME, (make_task(r["task_id"], r["audio"], p.label) for r, p in zip(records, plans)))
     write_truth(out, {"generator": "housex.dataset_script.synthetic", "seed": seed, "sample_rate": sr, "format": fmt,
-                      "duration": [lo, hi]}, records)
+                      "duration": [lo, hi], **instruments}, records)
     return records
