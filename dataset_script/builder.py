@@ -320,13 +320,13 @@ class TrackOutcome:
 # track that could not be analysed; small objects only.
 _ANALYSIS_CACHE: dict[tuple, TrackDrops | TrackOutcome] = {}
 _ANALYSIS_CACHE_MAX = 4096
-# the builder whose tracks forked workers decode (see HouseXBuilder._decoded)
-_POOL_BUILDER = None
+# a pool worker's decoder (see HouseXBuilder._decoded)
+_POOL_DECODER = None
 
 
 def _decode_in_worker(job: tuple):
     entry, is_clips = job
-    return _POOL_BUILDER._decode(entry, is_clips)
+    return _POOL_DECODER._decode(entry, is_clips)
 
 
 def _file_key(path: Path) -> tuple:
@@ -351,60 +351,13 @@ class HouseXBuilderConfig(datasets.BuilderConfig):
     use_drop_file: bool = True
 
 
-class HouseXBuilder(datasets.GeneratorBasedBuilder):
-    """Builds the ``tracks`` / ``clips`` configs from one or several release folders."""
+class TrackDecoding:
+    """The per-track work of a build that needs only the builder's config: analyse, cut and encode one
+    track.  The builder has it, and so has a pool worker's :class:`_TrackDecoder` (a config pickles;
+    the builder, with its caches and file systems, need not)."""
 
-    BUILDER_CONFIG_CLASS = HouseXBuilderConfig
-    BUILDER_CONFIGS = [
-        HouseXBuilderConfig(name="tracks", description="whole annotated tracks with soft labels and drop sections"),
-        HouseXBuilderConfig(name="clips", description="7.5 s mono drop clips at the source rate with soft labels"),
-    ]
-    DEFAULT_CONFIG_NAME = "clips"
+    config: HouseXBuilderConfig
 
-    def __init__(self, *args, data_dir=None, progress: bool = False, writer_batch_size: int | None = None,
-                 num_workers: int = 1, **kwargs):
-        self.data_dirs = split_data_dirs(data_dir) if data_dir is not None else []
-        self.progress = progress
-        # processes that decode, analyse and cut tracks (the output does not depend on it)
-        self.num_workers = int(num_workers)
-        self.summary = BuildSummary()
-        if data_dir is not None and kwargs.get("hash") is None:
-            # Cache key covers the release files too, so edited exports/audio are not served stale.
-            kwargs["hash"] = _fingerprint(self.data_dirs)
-        joined = os.pathsep.join(str(d) for d in self.data_dirs) if data_dir is not None else None
-        super().__init__(*args, data_dir=joined, writer_batch_size=writer_batch_size, **kwargs)
-        if writer_batch_size is None:
-            # Whole tracks are MBs each: flush often to keep memory bounded.
-            self._writer_batch_size = 8 if self.config.name == "tracks" else 64
-
-    def _info(self) -> datasets.DatasetInfo:
-        return datasets.DatasetInfo(
-            description="HouseX-v2: 8 mainstage house sub-genres with soft labels; drop clips and tracks.",
-            features=features_for(self.config.name),
-            homepage=HOMEPAGE,
-            citation=CITATION,
-            license="bsd-3-clause (annotations); audio: see the release's terms",
-        )
-
-    def _split_generators(self, dl_manager):
-        cfg = self.config
-        if cfg.name not in CONFIG_NAMES:
-            raise ValueError(f"unknown config {cfg.name!r}; expected one of {', '.join(CONFIG_NAMES)}")
-        if not self.data_dirs:
-            raise ValueError("data_dir: give one or several release folders (audio + Label-Studio export)")
-        self.summary = BuildSummary()
-        entries = plan_tracks(self.data_dirs, label_mode=cfg.label_mode, use_drop_file=cfg.use_drop_file,
-                              summary=self.summary)
-        if not entries:
-            raise ValueError(f"{', '.join(map(str, self.data_dirs))}: no usable tracks\n{self.summary.format()}")
-        splits = split_tracks(entries, validation_fraction=cfg.validation_fraction, seed=cfg.seed, stratify=cfg.stratify)
-        return [
-            datasets.SplitGenerator(name=name, gen_kwargs={"entries": tracks, "split": name})
-            for name, tracks in splits.items()
-            if tracks or name == "train"
-        ]
-
-    # -- per-track work ------------------------------------------------------------------------
     def _detection_params(self) -> tuple:
         c = self.config
         return (c.margin_db, c.min_drop_seconds, c.skip_seconds, c.clip_seconds, c.use_drop_file)
@@ -493,27 +446,92 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
             }), over_full_scale(samples)))
         return self._outcome(entry, track.drops, examples)
 
+
+class _TrackDecoder(TrackDecoding):
+    def __init__(self, config: HouseXBuilderConfig):
+        self.config = config
+
+
+def _init_worker(config: HouseXBuilderConfig) -> None:
+    global _POOL_DECODER
+    _POOL_DECODER = _TrackDecoder(config)
+
+
+class HouseXBuilder(TrackDecoding, datasets.GeneratorBasedBuilder):
+    """Builds the ``tracks`` / ``clips`` configs from one or several release folders."""
+
+    BUILDER_CONFIG_CLASS = HouseXBuilderConfig
+    BUILDER_CONFIGS = [
+        HouseXBuilderConfig(name="tracks", description="whole annotated tracks with soft labels and drop sections"),
+        HouseXBuilderConfig(name="clips", description="7.5 s mono drop clips at the source rate with soft labels"),
+    ]
+    DEFAULT_CONFIG_NAME = "clips"
+
+    def __init__(self, *args, data_dir=None, progress: bool = False, writer_batch_size: int | None = None,
+                 num_workers: int = 1, **kwargs):
+        self.data_dirs = split_data_dirs(data_dir) if data_dir is not None else []
+        self.progress = progress
+        # processes that decode, analyse and cut tracks (the output does not depend on it)
+        self.num_workers = int(num_workers)
+        self.summary = BuildSummary()
+        if data_dir is not None and kwargs.get("hash") is None:
+            # Cache key covers the release files too, so edited exports/audio are not served stale.
+            kwargs["hash"] = _fingerprint(self.data_dirs)
+        joined = os.pathsep.join(str(d) for d in self.data_dirs) if data_dir is not None else None
+        super().__init__(*args, data_dir=joined, writer_batch_size=writer_batch_size, **kwargs)
+        if writer_batch_size is None:
+            # Whole tracks are MBs each: flush often to keep memory bounded.
+            self._writer_batch_size = 8 if self.config.name == "tracks" else 64
+
+    def _info(self) -> datasets.DatasetInfo:
+        return datasets.DatasetInfo(
+            description="HouseX-v2: 8 mainstage house sub-genres with soft labels; drop clips and tracks.",
+            features=features_for(self.config.name),
+            homepage=HOMEPAGE,
+            citation=CITATION,
+            license="bsd-3-clause (annotations); audio: see the release's terms",
+        )
+
+    def _split_generators(self, dl_manager):
+        cfg = self.config
+        if cfg.name not in CONFIG_NAMES:
+            raise ValueError(f"unknown config {cfg.name!r}; expected one of {', '.join(CONFIG_NAMES)}")
+        if not self.data_dirs:
+            raise ValueError("data_dir: give one or several release folders (audio + Label-Studio export)")
+        self.summary = BuildSummary()
+        entries = plan_tracks(self.data_dirs, label_mode=cfg.label_mode, use_drop_file=cfg.use_drop_file,
+                              summary=self.summary)
+        if not entries:
+            raise ValueError(f"{', '.join(map(str, self.data_dirs))}: no usable tracks\n{self.summary.format()}")
+        splits = split_tracks(entries, validation_fraction=cfg.validation_fraction, seed=cfg.seed, stratify=cfg.stratify)
+        return [
+            datasets.SplitGenerator(name=name, gen_kwargs={"entries": tracks, "split": name})
+            for name, tracks in splits.items()
+            if tracks or name == "train"
+        ]
+
+    # -- per-track work ------------------------------------------------------------------------
     def _decoded(self, entries: list[TrackEntry], is_clips: bool):
-        """:meth:`_decode` of each entry, in order; in ``num_workers`` forked processes when > 1."""
+        """:meth:`_decode` of each entry, in order; in ``num_workers`` processes when > 1.
+
+        The workers come from a fork server (a clean single-threaded process), not from this
+        process: forking a process with threads (a web server's, an audio library's) can copy a lock
+        that one of them holds, and the child then waits for it forever (a hang seen in the suite)."""
         import multiprocessing as mp
 
-        # forked workers inherit the builder; where there is no fork (Windows) decode here
-        if self.num_workers <= 1 or len(entries) < 2 or "fork" not in mp.get_all_start_methods():
+        if self.num_workers <= 1 or len(entries) < 2:
             for entry in entries:
                 yield self._decode(entry, is_clips)
             return
-        global _POOL_BUILDER
-        _POOL_BUILDER = self  # inherited by the forked workers: nothing to pickle but the entries
-        try:
-            with mp.get_context("fork").Pool(min(self.num_workers, len(entries))) as pool:
-                jobs = [(entry, is_clips) for entry in entries]
-                for entry, outcome in zip(entries, pool.imap(_decode_in_worker, jobs, chunksize=2)):
-                    # the worker's analysis cache is lost with it: keep the drops here
-                    if outcome.drops is not None and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
-                        _ANALYSIS_CACHE[self._cache_key(entry)] = outcome.drops
-                    yield outcome
-        finally:
-            _POOL_BUILDER = None
+        method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+        with mp.get_context(method).Pool(min(self.num_workers, len(entries)), initializer=_init_worker,
+                                         initargs=(self.config,)) as pool:
+            jobs = [(entry, is_clips) for entry in entries]
+            for entry, outcome in zip(entries, pool.imap(_decode_in_worker, jobs, chunksize=2)):
+                # the worker's analysis cache is lost with it: keep the drops here
+                if outcome.drops is not None and len(_ANALYSIS_CACHE) < _ANALYSIS_CACHE_MAX:
+                    _ANALYSIS_CACHE[self._cache_key(entry)] = outcome.drops
+                yield outcome
 
     def _accept(self, entry: TrackEntry, outcome: TrackOutcome) -> bool:
         """Record a decoded track in the summary: False (with the reason) when it is skipped."""
