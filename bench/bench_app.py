@@ -131,18 +131,21 @@ def main() -> None:
             cues.write(tmp / "cues")
             return tl, cues
 
-        load = os.getloadavg()[0]
-        c0 = time.process_time()
-        t_cues, (tl, cues) = best_time(run, 1)
-        cpu = time.process_time() - c0
-        rtf = tl.duration / t_cues
-        verdict = "meets" if rtf >= CUES_TARGET_RTF else "MISSES"
-        print(f"\n{tl.duration / 60:.0f}-minute mix (FLAC {fe.sampling_rate} Hz): timeline (hop 2.5 s, "
-              f"{len(tl.window_starts)} windows) + cues ({len(cues.grid.bars)} bars, {cues.tempo:.1f} BPM, "
-              f"{len(cues.drops)} drops, {len(cues.segments)} segments) + cues.json/cues.mid: "
-              f"{t_cues:.1f} s = {rtf:.0f}x real time; {verdict} the target of >= {CUES_TARGET_RTF:.0f}x")
-        print(f"  process CPU {cpu:.1f} s ({tl.duration / cpu:.0f}x real time per core); load average {load:.1f} "
-              f"before, {os.getloadavg()[0]:.1f} after (other jobs on the machine slow the wall figure)")
+        # first call in the process (what one `housex cues` run pays: librosa's beat tracker compiles
+        # its numba functions on import), then a second one (an app serving its second set)
+        for when in ("first call in the process", "second call"):
+            load = os.getloadavg()[0]
+            c0 = time.process_time()
+            t_cues, (tl, cues) = best_time(run, 1)
+            cpu = time.process_time() - c0
+            rtf = tl.duration / t_cues
+            verdict = "meets" if rtf >= CUES_TARGET_RTF else "MISSES"
+            print(f"\n{tl.duration / 60:.0f}-minute mix (FLAC {fe.sampling_rate} Hz), {when}: timeline (hop 2.5 s, "
+                  f"{len(tl.window_starts)} windows) + cues ({len(cues.grid.bars)} bars, {cues.tempo:.1f} BPM, "
+                  f"{len(cues.drops)} drops, {len(cues.segments)} segments) + cues.json/cues.mid: "
+                  f"{t_cues:.1f} s = {rtf:.0f}x real time; {verdict} the target of >= {CUES_TARGET_RTF:.0f}x")
+            print(f"  process CPU {cpu:.1f} s ({tl.duration / cpu:.0f}x real time per core); load average {load:.1f} "
+                  f"before, {os.getloadavg()[0]:.1f} after (other jobs on the machine slow the wall figure)")
 
 
 if __name__ == "__main__":

@@ -68,7 +68,7 @@ def _loudness_figure(mono: np.ndarray, sr: int, sections, fallback: bool):
     ax.set_xlim(0, mono.size / sr)
     handles = ax.get_legend_handles_labels()[0] + ax2.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
-    fig.tight_layout()
+    fig.subplots_adjust(left=0.07, right=0.92, bottom=0.19, top=0.96)  # fixed margins: tight_layout cost ~30 ms a call
     return fig
 
 

@@ -438,6 +438,12 @@ def build_cues(tl, mono: np.ndarray, sr: int, *, grid: BeatGrid | None = None, d
     return SetCues(tl.source, grid.duration, grid, labels, probs, segments, drops, settings)
 
 
+def _import_beat_tracker() -> None:
+    import librosa.beat
+    import librosa.feature
+    import librosa.onset  # noqa: F401
+
+
 def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None = None, min_seconds: float = 1.0,
              drop_options: dict | None = None, device=None, **timeline_options):
     """Decode a set once, run ``timeline`` on it and build its cues → ``(Timeline, SetCues)``.
@@ -450,12 +456,15 @@ def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None
     from .djset import _timeline
     from .inference import _read_mono, load_classifier
 
-    model, feature_extractor = load_classifier(model, feature_extractor, device=device)
-    sr = int(feature_extractor.sampling_rate)
-    mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
     # The beat grid needs only the signal: it runs in a thread beside the timeline's window batches
     # (librosa/numpy leave the GIL in their heavy parts), so its single-threaded seconds overlap them.
+    # That thread first imports librosa's beat tracker, whose import compiles numba functions (~5 s of
+    # CPU once per process), while this one loads the model and decodes the set.
     with ThreadPoolExecutor(1, thread_name_prefix="housex-beats") as pool:
+        pool.submit(_import_beat_tracker)
+        model, feature_extractor = load_classifier(model, feature_extractor, device=device)
+        sr = int(feature_extractor.sampling_rate)
+        mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
         grid = pool.submit(beat_grid, mono, sr)
         tl = _timeline(mono, name, model, feature_extractor, device=device, **timeline_options)
         return tl, build_cues(tl, mono, sr, grid=grid.result(), drop_options=drop_options)
