@@ -67,8 +67,7 @@ def bench_loudness(release: Path, records: list[dict]) -> None:
     rows = []
     for r in records:
         y, sr = load_audio(release / r["audio"])
-        y = np.asarray(y, dtype=np.float64)
-        y = y.T if y.shape[0] < y.shape[-1] else y
+        y = y.T.astype(np.float64)  # (channels, samples) -> pyloudnorm's (samples, channels)
         peak = float(np.max(np.abs(y)))
         rms = float(np.sqrt(np.mean(y**2)))
         rows.append((pyloudnorm.Meter(sr).integrated_loudness(y), 20 * np.log10(peak / rms), 20 * np.log10(peak),

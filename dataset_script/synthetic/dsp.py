@@ -1,6 +1,6 @@
 """DSP building blocks of the synthetic generator: oscillators, envelopes and drum voices written
 here (vectorised numpy: no library makes these), production effects from Spotify's ``pedalboard``
-(filters, EQ, distortion, bit-crush, chorus/flanger, delay, reverb; JUCE, float32).
+(filters, EQ, distortion, bit-crush, flanger, delay, reverb; JUCE, float32).
 
 Every function is pure: explicit parameters in, a new array out; nothing loops over samples in
 Python.  Mono signals are ``(n,)``; stereo ones ``(n, 2)`` (the soundfile layout).  Functions that
@@ -131,7 +131,7 @@ def sidechain_envelope(n: int, sr: int, beat_samples: float, depth: float, relea
 # --------------------------------------------------------------------------------------------
 # --------------------------------------------------------------------------------------------
 # effects: Spotify's pedalboard (JUCE, float32).  x may be (n,) or (n, channels); the result keeps
-# the layout.  Effects with memory (reverb, delay, chorus) have a ``*_loop`` form that returns the
+# the layout.  Effects with memory (reverb, delay, flanger) have a ``*_loop`` form that returns the
 # steady state of a repeating loop: the loop's own tail is played into it first.
 
 
@@ -175,12 +175,8 @@ def synth_filter(x: np.ndarray, sr: int, cutoff: float, resonance: float = 0.0, 
     return effects(x, sr, plugins)
 
 
-def shelf_eq(x: np.ndarray, sr: int, low_db: float, high_db: float, low_hz: float = 200.0, high_hz: float = 4000.0) -> np.ndarray:
-    """Low and high shelving EQ (``low_db`` below ``low_hz``, ``high_db`` above ``high_hz``)."""
-    return effects(x, sr, shelf_plugins(low_db, high_db, low_hz, high_hz))
-
-
 def shelf_plugins(low_db: float, high_db: float, low_hz: float = 200.0, high_hz: float = 4000.0) -> list:
+    """Low and high shelving EQ (``low_db`` below ``low_hz``, ``high_db`` above ``high_hz``)."""
     return [pedalboard.LowShelfFilter(low_hz, float(low_db)), pedalboard.HighShelfFilter(high_hz, float(high_db))]
 
 
@@ -212,11 +208,6 @@ def flanger_loop(x: np.ndarray, sr: int, depth: float = 0.5, rate_hz: float = 0.
     """Flanger: a chorus with a very short, fed-back delay."""
     return loop_effects(x, sr, [pedalboard.Chorus(rate_hz=float(rate_hz), depth=float(depth), centre_delay_ms=float(delay_ms),
                                                   feedback=float(feedback), mix=float(mix))], 1.0)
-
-
-def chorus_loop(x: np.ndarray, sr: int, rate_hz: float = 0.8, depth: float = 0.25, mix: float = 0.4) -> np.ndarray:
-    return loop_effects(x, sr, [pedalboard.Chorus(rate_hz=float(rate_hz), depth=float(depth), centre_delay_ms=7.0,
-                                                  feedback=0.0, mix=float(mix))], 0.5)
 
 
 def reverb_loop(x: np.ndarray, sr: int, room_size: float, damping: float = 0.5, wet: float = 0.33, width: float = 1.0) -> np.ndarray:

@@ -190,14 +190,19 @@ def render_track(plan: TrackPlan, sr: int = SAMPLE_RATE) -> np.ndarray:
     # --- mastering: tilt EQ + bus compressor, then the drive into the limiter that puts the drop
     # loop at the plan's loudness; every distinct piece goes through the chain once
     peak = np.float32(max(float(np.max(np.abs(x))) for *_, x, _ in pieces) + 1e-12)
+    drop_bus = master.process(loops["drop"] / peak, sr, master.bus_plugins(p), loop=True)  # searched, then limited
+    drive = master.find_drive(drop_bus, sr, p, p["drop_lufs"])
+
+    def mastered(key: str, x: np.ndarray, is_loop: bool) -> np.ndarray:
+        if key == "drop":
+            return master.process(drop_bus, sr, master.limiter_plugins(p, drive), loop=True)
+        return master.process(x / peak, sr, master.bus_plugins(p) + master.limiter_plugins(p, drive), is_loop)
+
     out = np.zeros((total, 2), dtype=np.float32)
     done: dict[str, np.ndarray] = {}
-    bussed = {"drop": master.process(loops["drop"] / peak, sr, master.bus_plugins(p), loop=True)}  # for the drive search
-    drive = master.find_drive(bussed["drop"], sr, p, p["drop_lufs"])
     for a, b, key, x, is_loop in pieces:
         if key not in done:
-            done[key] = master.process(bussed["drop"], sr, master.limiter_plugins(p, drive), True) if key == "drop" else \
-                master.process(x / peak, sr, master.bus_plugins(p) + master.limiter_plugins(p, drive), is_loop)
+            done[key] = mastered(key, x, is_loop)
         if is_loop:
             _tile_into(out, a, b, done[key])
         else:

@@ -219,7 +219,7 @@ def _slap(lp: Loop, f: float, gate: int) -> np.ndarray:
 
 
 def _bass_filter(brightness: float) -> Post:
-    """Ladder low-pass at the track's bass cutoff times ``brightness``."""
+    """Resonant synth low-pass at the track's bass cutoff times ``brightness``."""
     return lambda lp, y: dsp.synth_filter(y, lp.sr, lp.p["bass_cutoff"] * brightness, resonance=0.1)
 
 
