@@ -146,8 +146,6 @@ def test_release_is_in_the_real_export_format(small_release):
 
 
 def test_audio_is_stereo_44k_mastered_under_the_ceiling(small_release):
-    import soundfile as sf
-
     from housex.dataset_script.synthetic.master import CEILING_DB
 
     out, records = small_release
@@ -178,6 +176,10 @@ def test_bad_arguments_are_refused(tmp_path):
         synthetic.generate_release(tmp_path, 1, 0, duration=(50, 20), progress=False)
     with pytest.raises(ValueError, match="n_tracks"):
         synthetic.generate_release(tmp_path, 0, 0, progress=False)
+    for bad in (8000, 192000, 22050.5):
+        with pytest.raises(ValueError, match=r"sample rate .*16000 to 96000 Hz"):
+            synthetic.generate_release(tmp_path, 1, 0, sr=bad, progress=False)
+    assert not any(tmp_path.iterdir())  # refused before anything is written
 
 
 def test_drop_detector_finds_the_generator_drops():
@@ -243,6 +245,16 @@ def test_synth_cli_writes_release_and_previews(tmp_path):
                  "--format", "ogg", "--no-progress"]) == 0
     assert _digests(out) == _digests(again)  # OGG bytes are reproducible too
     assert main(["synth", "--out", str(out), "--tracks", "0", "--seed", "4"]) == 2
+    # at the model's rate: the same plan (labels, drops, loudness target), a 22.05 kHz file
+    half = tmp_path / "cli-22k"
+    assert main(["synth", "--out", str(half), "--tracks", "1", "--seed", "4", "--duration", "20", "20",
+                 "--sample-rate", "22050", "--no-progress"]) == 0
+    truth = json.loads((half / synthetic.TRUTH_NAME).read_text())
+    assert truth["sample_rate"] == 22050 and sf.info(next(half.glob("*.flac"))).samplerate == 22050
+    full = json.loads((out / synthetic.TRUTH_NAME).read_text())["tracks"][0]
+    assert {k: truth["tracks"][0][k] for k in ("label", "drop_sections", "params")} == \
+        {k: full[k] for k in ("label", "drop_sections", "params")}
+    assert main(["synth", "--out", str(tmp_path / "cli-8k"), "--tracks", "1", "--sample-rate", "8000", "--no-progress"]) == 2
     pngs = synth.write_previews(tmp_path / "preview", seed=0, duration=20.0)
     assert len(pngs) == 8 and all(p.stat().st_size > 10_000 for p in pngs)
 
@@ -335,6 +347,8 @@ def test_demo_checks_the_disk_before_it_synthesises(tmp_path):
     # the default demo measured 14 GB of release + 1.3 GB of dataset: the estimate covers both
     assert 15.3e9 < disk_needed(1440, (70.0, 100.0)) < 20e9
     assert disk_needed(720, (70.0, 100.0)) == pytest.approx(disk_needed(1440, (70.0, 100.0)) / 2, rel=1e-6)
+    # the demo's own 22.05 kHz release (7.3 GB measured for 1440 tracks) takes half
+    assert disk_needed(1440, (70.0, 100.0), 22050) == pytest.approx(disk_needed(1440, (70.0, 100.0)) / 2, rel=1e-6)
     check_disk(tmp_path, needed=10, free=11)
     with pytest.raises(RuntimeError, match=r"needs about 18\.4 GB of free disk .* 2\.0 GB are free"):
         check_disk(tmp_path, needed=disk_needed(1440, (70.0, 100.0)), free=2_000_000_000)
@@ -345,8 +359,6 @@ def test_demo_checks_the_disk_before_it_synthesises(tmp_path):
 
 def test_demo_truth_lines_lay_the_tracks_end_to_end_with_their_labels(small_release):
     """The demo prints, beside its predictions, what the generator put in the held-out track and mix."""
-    import soundfile as sf
-
     from housex.commands.demo import truth_lines
 
     out, records = small_release

@@ -18,6 +18,8 @@ from .render import SAMPLE_RATE, render_track
 from .sampled import soundfont_info
 
 FORMATS = ("flac", "ogg")
+# FluidSynth renders 8-96 kHz; below 16 kHz the Nyquist frequency cuts into the hi-hats' band
+SAMPLE_RATES = (16_000, 96_000)
 
 def audio_file_name(seed: int, index: int, fmt: str) -> str:
     """Release-style name ``<8 hex>-Synth_<seed>_<index>.<fmt>`` (like Label-Studio's upload names)."""
@@ -37,7 +39,9 @@ def write_audio(path: Path, y: np.ndarray, sr: int, fmt: str, block: int = 65536
     import soundfile as sf
 
     if fmt == "flac":
-        with sf.SoundFile(path, "w", samplerate=sr, channels=y.shape[1], format="FLAC", subtype="PCM_16") as f:
+        # FLAC level 2 (libsndfile's 0.25): a quarter less CPU than its default level 5, files 2% larger
+        with sf.SoundFile(path, "w", samplerate=sr, channels=y.shape[1], format="FLAC", subtype="PCM_16",
+                          compression_level=0.25) as f:
             for i in range(0, y.shape[0], block):
                 f.write(y[i:i + block])
         return
@@ -101,6 +105,8 @@ def generate_release(out_dir, n_tracks: int, seed: int, *, duration: tuple[float
     lo, hi = (float(x) for x in duration)
     if not (math.isfinite(lo) and math.isfinite(hi) and 10.0 <= lo <= hi):
         raise ValueError(f"duration: expected 10 <= MIN <= MAX seconds, got {duration}")
+    if not (isinstance(sr, (int, np.integer)) and SAMPLE_RATES[0] <= sr <= SAMPLE_RATES[1]):
+        raise ValueError(f"sample rate {sr!r}: expected an integer from {SAMPLE_RATES[0]} to {SAMPLE_RATES[1]} Hz")
     if not 0.0 <= fallback_share <= 1.0:
         raise ValueError(f"fallback_share must be in [0, 1], got {fallback_share}")
     instruments = soundfont_info()  # before any work: a missing SoundFont is one clear error

@@ -42,6 +42,10 @@ def add_arguments(p) -> None:
     p.add_argument("--workers", type=positive(int), default=max(1, min(2, os.cpu_count() or 1)))
     p.add_argument("--duration", type=positive(float), nargs=2, default=(70.0, 100.0), metavar=("MIN", "MAX"),
                    help="track length range in seconds (default: 70 100)")
+    # The model hears 22.05 kHz: the release's 44.1 kHz would be resampled to it in the build, so
+    # the demo renders at that rate (half the render, FLAC, disk and decoding work of 44.1 kHz).
+    p.add_argument("--sample-rate", type=positive(int), default=22050, metavar="HZ",
+                   help="rate of the synthetic audio (default 22050, the model's; 44100 is the real release's)")
     p.add_argument("--clips-per-section", type=positive(int), default=1, help="clips per drop section in the build (default: 1)")
     p.add_argument("--config", default=str(CONFIGS_DIR / "cpu.yaml"), help="training config (default: the shipped cpu.yaml)")
     p.add_argument("--train-args", default="", help="extra arguments for housex.trainer.run, e.g. '--num_train_epochs 1'")
@@ -49,15 +53,15 @@ def add_arguments(p) -> None:
     p.add_argument("--mix-tracks", type=positive(int), default=4, help="held-out tracks concatenated into the demo mix")
 
 
-# Disk use measured for the default demo (1440 tracks of 70-100 s): release 14 GB of 16-bit stereo
-# FLAC at 44.1 kHz (~114 kB per second of audio), dataset folder 1.3 GB, datasets caches ~1 GB.
-RELEASE_BYTES_PER_SECOND = 120_000
+# Disk use measured for 1440 tracks of 70-100 s at 44.1 kHz: release 14 GB of 16-bit stereo FLAC
+# (~114 kB per second of audio), dataset folder 1.3 GB, datasets caches ~1 GB; at 22.05 kHz about half.
+RELEASE_BYTES_PER_SAMPLE = 120_000 / 44_100  # per second of audio and Hz of rate
 DATASET_SHARE = 0.25  # dataset folder + caches, relative to the release
 
 
-def disk_needed(n_tracks: int, duration: tuple[float, float]) -> int:
+def disk_needed(n_tracks: int, duration: tuple[float, float], sample_rate: int = 44_100) -> int:
     """Bytes the demo writes for ``n_tracks`` synthetic tracks of ``duration`` (min, max) seconds."""
-    release = n_tracks * (duration[0] + duration[1]) / 2 * RELEASE_BYTES_PER_SECOND
+    release = n_tracks * (duration[0] + duration[1]) / 2 * sample_rate * RELEASE_BYTES_PER_SAMPLE
     return int(release * (1 + DATASET_SHARE))
 
 
@@ -195,11 +199,12 @@ def run(args) -> int:
     else:
         import shutil
 
-        check_disk(out, disk_needed(args.tracks, args.duration), shutil.disk_usage(out).free)
+        check_disk(out, disk_needed(args.tracks, args.duration, args.sample_rate), shutil.disk_usage(out).free)
         _step(
             "1/6 synthesise",
             _housex("synth", "--out", str(release), "--tracks", str(args.tracks), "--seed", str(args.seed),
-                    "--workers", str(args.workers), "--duration", *map(str, args.duration)),
+                    "--workers", str(args.workers), "--duration", *map(str, args.duration),
+                    "--sample-rate", str(args.sample_rate)),
         )
 
     if (dataset / "README.md").exists():

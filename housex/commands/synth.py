@@ -1,7 +1,7 @@
 """``housex synth``: write a synthetic HouseX release folder (audio + Label-Studio export + truth).
 
     housex synth --out DIR --tracks N --seed S [--duration MIN MAX] [--format flac|ogg]
-                 [--workers K] [--preview]
+                 [--sample-rate HZ] [--workers K] [--preview]
 
 ``--preview`` also renders one single-genre track per genre into ``DIR/preview/`` (audio and a
 mel-spectrogram PNG of the whole track and of a drop excerpt), for listening and looking.
@@ -24,6 +24,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--duration", type=positive(float), nargs=2, default=(90.0, 150.0), metavar=("MIN", "MAX"),
                         help="track length range in seconds (default 90 150)")
     parser.add_argument("--format", choices=("flac", "ogg"), default="flac", help="audio format (default flac)")
+    parser.add_argument("--sample-rate", type=positive(int), default=44100,
+                        metavar="HZ", help="rate of the audio files (default 44100, the real release's; 22050 is the "
+                                           "model's rate and takes half the time to render, write and decode)")
     parser.add_argument("--workers", type=positive(int), default=1, help="parallel render processes (default 1)")
     parser.add_argument("--genre-frequencies", default=None, metavar="W1,...,W8",
                         help="primary-genre weights in canonical order (default: the real export's shares)")
@@ -33,7 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def write_previews(out_dir: Path, seed: int, duration: float = 60.0, fmt: str = "flac") -> list[Path]:
+def write_previews(out_dir: Path, seed: int, duration: float = 60.0, fmt: str = "flac", sr: int = 44100) -> list[Path]:
     """One single-genre track per genre, its audio and a mel-spectrogram PNG, in ``out_dir``."""
     import librosa
     import matplotlib
@@ -49,11 +52,10 @@ def write_previews(out_dir: Path, seed: int, duration: float = 60.0, fmt: str = 
     written = []
     for genre in GENRES:
         plan = synthetic.preview_plan(seed, genre, duration)
-        y = synthetic.render_track(plan)
+        y = synthetic.render_track(plan, sr)
         slug = genre.lower().replace(" ", "-")
-        synthetic.write_audio(out_dir / f"{slug}.{fmt}", y, synthetic.SAMPLE_RATE, fmt)
+        synthetic.write_audio(out_dir / f"{slug}.{fmt}", y, sr, fmt)
         mono = y.mean(axis=1)
-        sr = synthetic.SAMPLE_RATE
         drop_a, _ = plan.drop_sections()[0]
         excerpt = mono[int((drop_a + 2) * sr): int((drop_a + 10) * sr)]
         fig, axes = plt.subplots(1, 2, figsize=(14, 4.5), gridspec_kw={"width_ratios": [2, 1]})
@@ -98,9 +100,9 @@ def run(args) -> int:
         raise ValueError(f"--out {out}: folder holds other files (not a synthetic release); choose a new or empty folder")
     records = synthetic.generate_release(out, args.tracks, args.seed, duration=tuple(args.duration), fmt=args.format,
                                          workers=args.workers, progress=not args.no_progress, genre_frequencies=freqs,
-                                         fallback_share=args.fallback_share)
+                                         fallback_share=args.fallback_share, sr=args.sample_rate)
     print(f"wrote {len(records)} tracks to {out}/ ({synthetic.EXPORT_NAME}, {synthetic.TRUTH_NAME})")
     if args.preview:
-        pngs = write_previews(out / "preview", args.seed, fmt=args.format)
+        pngs = write_previews(out / "preview", args.seed, fmt=args.format, sr=args.sample_rate)
         print(f"previews: {os.path.commonpath([str(p) for p in pngs])}/ ({len(pngs)} PNG + audio)")
     return 0

@@ -9,6 +9,7 @@ time → (n_mels,); targets are the sharpened ``label`` column; the model is
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -49,10 +50,18 @@ class ProbeResult:
         return "\n".join(lines)
 
 
+@functools.lru_cache(maxsize=8)
+def _mel_filters(sr: int, n_fft: int, n_mels: int) -> np.ndarray:
+    return librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels)
+
+
 def clip_features(y: np.ndarray, sr: int, *, n_mels: int = 64, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
-    """Time-mean log-mel spectrum of one mono clip: y (samples,) → (n_mels,) float32 in dB (≤ 0)."""
-    S = librosa.feature.melspectrogram(y=np.asarray(y, dtype=np.float32), sr=sr, n_fft=n_fft,
-                                       hop_length=hop_length, n_mels=n_mels)
+    """Time-mean log-mel spectrum of one mono clip: y (samples,) → (n_mels,) float32 in dB (≤ 0).
+
+    ``librosa.feature.melspectrogram``'s power spectrogram and mel filters, with the projection as
+    one matrix product (its ``einsum`` took ~20 ms a clip, 3/4 of the probe's time)."""
+    power = np.abs(librosa.stft(np.asarray(y, dtype=np.float32), n_fft=n_fft, hop_length=hop_length)) ** 2
+    S = _mel_filters(int(sr), n_fft, n_mels) @ power
     return librosa.power_to_db(S, ref=np.max).mean(axis=1).astype(np.float32)
 
 
@@ -77,9 +86,12 @@ def dataset_features(ds, *, n_mels: int = 64, split_name: str = "") -> tuple[np.
             raise ValueError(f"split {split_name or '?'}: missing column {col!r} (a 'clips' dataset is expected)")
     raw = ds.cast_column("audio", datasets.Audio(decode=False))
     X = np.zeros((len(raw), n_mels), dtype=np.float32)
-    for i, row in enumerate(raw):
-        y, sr = _decode(row["audio"], f"split {split_name} row {i}")
-        X[i] = clip_features(y, sr, n_mels=n_mels)
+    i = 0
+    for batch in raw.select_columns(["audio"]).iter(batch_size=64):  # a row at a time cost ~2 ms of Arrow access
+        for audio in batch["audio"]:
+            y, sr = _decode(audio, f"split {split_name} row {i}")
+            X[i] = clip_features(y, sr, n_mels=n_mels)
+            i += 1
     return X, np.asarray(raw["label"], dtype=np.int64)
 
 
