@@ -2,12 +2,14 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# what the package needs at run time (make demo), and everything on top of it (make test, make bench)
+RUN_STAMP := $(VENV)/.housex-run-installed
 STAMP := $(VENV)/.housex-installed
 
 .PHONY: setup test demo bench clean-demo
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(RUN_STAMP): pyproject.toml
 	@if ! command -v ffmpeg >/dev/null || ! ldconfig -p 2>/dev/null | grep -q libavcodec; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "setup: installing FFmpeg (Debian package ffmpeg)"; \
@@ -24,6 +26,15 @@ $(STAMP): pyproject.toml
 	    echo "setup: FluidSynth or FluidR3_GM.sf2 is missing: install them first (e.g. 'sudo apt-get install libfluidsynth3 fluid-soundfont-gm'), then rerun make."; exit 1; \
 	  fi; \
 	fi
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@# no pip cache: the venv alone is ~6.5 GB, and CI's disk has run out before
+	$(PY) -m pip install -q --no-cache-dir --upgrade pip
+	$(PY) -m pip install -q --no-cache-dir "torch==2.14.1" "torchvision==0.29.1"
+	$(PY) -m pip install -q --no-cache-dir -e .
+	@touch $(RUN_STAMP)
+
+# the tests' extras on top: pytest, Label Studio's SDK, selenium + Chromium, transformers' test mixins
+$(STAMP): $(RUN_STAMP)
 	@if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "setup: installing headless Chromium for the browser test (Debian packages chromium, chromium-driver)"; \
@@ -32,10 +43,6 @@ $(STAMP): pyproject.toml
 	    echo "setup: chromium + chromedriver not found: the browser test of the web app will be skipped (install them to run it)"; \
 	  fi; \
 	fi
-	@test -x $(PY) || python3 -m venv $(VENV)
-	@# no pip cache: the venv alone is ~6.5 GB, and CI's disk has run out before
-	$(PY) -m pip install -q --no-cache-dir --upgrade pip
-	$(PY) -m pip install -q --no-cache-dir "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -q --no-cache-dir -e ".[dev]"
 	@# transformers' common test mixins (ModelTesterMixin, ConfigTester, feature-extraction mixins) from the
 	@# source distribution of exactly the installed version, into the venv (tests/test_transformers_common.py)
@@ -50,7 +57,7 @@ $(STAMP): pyproject.toml
 test: setup
 	$(PY) -m pytest -q tests
 
-demo: setup
+demo: $(RUN_STAMP)
 	$(VENV)/bin/housex demo
 
 bench: setup

@@ -251,6 +251,15 @@ def test_synth_cli_writes_release_and_previews(tmp_path):
                  "--sample-rate", "22050", "--no-progress"]) == 0
     truth = json.loads((half / synthetic.TRUTH_NAME).read_text())
     assert truth["sample_rate"] == 22050 and sf.info(next(half.glob("*.flac"))).samplerate == 22050
+    # WAV (the demo's): the FLAC's 16-bit samples, to the last bit (libsndfile's FLAC and WAV writers
+    # round float to int differently)
+    wav = tmp_path / "cli-wav"
+    assert main(["synth", "--out", str(wav), "--tracks", "1", "--seed", "4", "--duration", "20", "20",
+                 "--sample-rate", "22050", "--format", "wav", "--no-progress"]) == 0
+    assert sf.info(next(wav.glob("*.wav"))).format == "WAV"
+    pcm = [sf.read(next(folder.glob(pattern)), dtype="int16")[0].astype(np.int32) for folder, pattern in
+           ((wav, "*.wav"), (half, "*.flac"))]
+    assert pcm[0].shape == pcm[1].shape and np.abs(pcm[0] - pcm[1]).max() <= 1
     full = json.loads((out / synthetic.TRUTH_NAME).read_text())["tracks"][0]
     assert {k: truth["tracks"][0][k] for k in ("label", "drop_sections", "params")} == \
         {k: full[k] for k in ("label", "drop_sections", "params")}
@@ -349,6 +358,8 @@ def test_demo_checks_the_disk_before_it_synthesises(tmp_path):
     assert disk_needed(720, (70.0, 100.0)) == pytest.approx(disk_needed(1440, (70.0, 100.0)) / 2, rel=1e-6)
     # the demo's own 22.05 kHz release (7.3 GB measured for 1440 tracks) takes half
     assert disk_needed(1440, (70.0, 100.0), 22050) == pytest.approx(disk_needed(1440, (70.0, 100.0)) / 2, rel=1e-6)
+    # as WAV: 4 bytes a stereo frame (the demo's 1600 tracks: a 12.0 GB release)
+    assert 12.0e9 < disk_needed(1600, (70.0, 100.0), 22050, "wav") < 15e9
     check_disk(tmp_path, needed=10, free=11)
     with pytest.raises(RuntimeError, match=r"needs about 18\.4 GB of free disk .* 2\.0 GB are free"):
         check_disk(tmp_path, needed=disk_needed(1440, (70.0, 100.0)), free=2_000_000_000)

@@ -47,6 +47,10 @@ def add_arguments(p) -> None:
     # the demo renders at that rate (half the render, FLAC, disk and decoding work of 44.1 kHz).
     p.add_argument("--sample-rate", type=positive(int), default=22050, metavar="HZ",
                    help="rate of the synthetic audio (default 22050, the model's; 44100 is the real release's)")
+    # The release is decoded once, by the build: FLAC would cost 3x the CPU of WAV to write and 6x
+    # to read (~55 s of the demo), for a quarter less disk.
+    p.add_argument("--format", choices=("wav", "flac"), default="wav",
+                   help="audio format of the synthetic release (default wav; flac: smaller, slower)")
     p.add_argument("--clips-per-section", type=positive(int), default=1, help="clips per drop section in the build (default: 1)")
     p.add_argument("--config", default=str(CONFIGS_DIR / "cpu.yaml"), help="training config (default: the shipped cpu.yaml)")
     p.add_argument("--train-args", default="", help="extra arguments for housex.trainer.run, e.g. '--num_train_epochs 1'")
@@ -55,15 +59,17 @@ def add_arguments(p) -> None:
 
 
 # Disk use measured for 1440 tracks of 70-100 s at 44.1 kHz: release 14 GB of 16-bit stereo FLAC
-# (~114 kB per second of audio), dataset folder 1.3 GB, datasets caches ~1 GB; at 22.05 kHz about half.
-RELEASE_BYTES_PER_SAMPLE = 120_000 / 44_100  # per second of audio and Hz of rate
-DATASET_SHARE = 0.25  # dataset folder + caches, relative to the release
+# (~114 kB per second of audio, 2.7 bytes per stereo frame; WAV takes 4), dataset folder 1.3 GB,
+# datasets caches ~1 GB.
+RELEASE_BYTES_PER_FRAME = {"flac": 120_000 / 44_100, "wav": 4.0}  # 16-bit stereo, per sample frame
+DATASET_SHARE = 0.25  # dataset folder + caches (FLAC clips at the release's rate), relative to a FLAC release
 
 
-def disk_needed(n_tracks: int, duration: tuple[float, float], sample_rate: int = 44_100) -> int:
-    """Bytes the demo writes for ``n_tracks`` synthetic tracks of ``duration`` (min, max) seconds."""
-    release = n_tracks * (duration[0] + duration[1]) / 2 * sample_rate * RELEASE_BYTES_PER_SAMPLE
-    return int(release * (1 + DATASET_SHARE))
+def disk_needed(n_tracks: int, duration: tuple[float, float], sample_rate: int = 44_100, fmt: str = "flac") -> int:
+    """Bytes the demo writes for ``n_tracks`` synthetic tracks of ``duration`` (min, max) seconds at
+    ``sample_rate`` in ``fmt``."""
+    frames = n_tracks * (duration[0] + duration[1]) / 2 * sample_rate
+    return int(frames * (RELEASE_BYTES_PER_FRAME[fmt] + RELEASE_BYTES_PER_FRAME["flac"] * DATASET_SHARE))
 
 
 def check_disk(folder: Path, needed: int, free: int) -> None:
@@ -200,12 +206,12 @@ def run(args) -> int:
     else:
         import shutil
 
-        check_disk(out, disk_needed(args.tracks, args.duration, args.sample_rate), shutil.disk_usage(out).free)
+        check_disk(out, disk_needed(args.tracks, args.duration, args.sample_rate, args.format), shutil.disk_usage(out).free)
         _step(
             "1/6 synthesise",
             _housex("synth", "--out", str(release), "--tracks", str(args.tracks), "--seed", str(args.seed),
                     "--workers", str(args.workers), "--duration", *map(str, args.duration),
-                    "--sample-rate", str(args.sample_rate)),
+                    "--sample-rate", str(args.sample_rate), "--format", args.format),
         )
 
     if (dataset / "README.md").exists():
@@ -217,7 +223,7 @@ def run(args) -> int:
     if probe_file.exists():
         _skip("3/6 linear probe", str(probe_file))
     else:
-        _step("3/6 linear probe", _housex("probe", "--dataset", str(dataset), "--json", str(probe_file)))
+        _step("3/6 linear probe", _housex("probe", "--dataset", str(dataset), "--workers", str(args.workers), "--json", str(probe_file)))
 
     if (run_dir / "metrics.json").exists() and (run_dir / "config.json").exists():
         _skip("4/6 train + evaluate", str(run_dir))

@@ -16,6 +16,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--n-mels", type=positive(int), default=64, help="mel bands of the features (default 64)")
     parser.add_argument("--C", type=positive(float), default=1.0, help="inverse L2 regularisation of the logistic regression (default 1)")
     parser.add_argument("--seed", type=non_negative(int), default=0, help="seed of the solver (default 0)")
+    parser.add_argument("--workers", type=positive(int), default=1, help="processes that decode the clips (default 1; same figures)")
     parser.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
 
 
@@ -30,7 +31,7 @@ def run(args) -> int:
         ds = datasets.load_dataset(args.dataset, args.config)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"{args.dataset}: cannot load config {args.config!r} ({e})") from None
-    result = linear_probe(ds, n_mels=args.n_mels, C=args.C, seed=args.seed)
+    result = linear_probe(ds, n_mels=args.n_mels, C=args.C, seed=args.seed, num_proc=args.workers)
     print(result.format())
     if args.json:
         Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))

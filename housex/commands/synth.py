@@ -1,6 +1,6 @@
 """``housex synth``: write a synthetic HouseX release folder (audio + Label-Studio export + truth).
 
-    housex synth --out DIR --tracks N --seed S [--duration MIN MAX] [--format flac|ogg]
+    housex synth --out DIR --tracks N --seed S [--duration MIN MAX] [--format flac|ogg|wav]
                  [--sample-rate HZ] [--workers K] [--preview]
 
 ``--preview`` also renders one single-genre track per genre into ``DIR/preview/`` (audio and a
@@ -23,7 +23,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=non_negative(int), default=0, help="random seed: same seed, identical files (default 0)")
     parser.add_argument("--duration", type=positive(float), nargs=2, default=(90.0, 150.0), metavar=("MIN", "MAX"),
                         help="track length range in seconds (default 90 150)")
-    parser.add_argument("--format", choices=("flac", "ogg"), default="flac", help="audio format (default flac)")
+    parser.add_argument("--format", choices=("flac", "ogg", "wav"), default="flac",
+                        help="audio format (default flac; wav: no encoding or decoding work, a quarter more disk)")
     parser.add_argument("--sample-rate", type=positive(int), default=44100,
                         metavar="HZ", help="rate of the audio files (default 44100, the real release's; 22050 is the "
                                            "model's rate and takes half the time to render, write and decode)")
