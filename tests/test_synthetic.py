@@ -6,6 +6,9 @@ import collections
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -215,6 +218,14 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
     result = linear_probe(ds, n_mels=32)
     assert result.n_train == ds["train"].num_rows and result.n_validation == ds["validation"].num_rows
     assert 0.0 <= result.accuracy <= 1.0 and 0.0 <= result.f1_weighted <= 1.0
+    # two decoding processes, the same figures (a fresh process: Dataset.map forks its workers; its
+    # own datasets cache, or it would reuse the features mapped above)
+    figures = tmp_path / "probe.json"
+    subprocess.run([sys.executable, "-m", "housex.cli", "probe", "--dataset", str(out), "--n-mels", "32",
+                    "--workers", "2", "--json", str(figures)], check=True, capture_output=True,
+                   env={**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "datasets-cache")})
+    assert list((tmp_path / "datasets-cache").rglob("cache-*_of_00002.arrow"))  # written by two workers
+    assert json.loads(figures.read_text()) == result.to_dict()
 
 
 def test_probe_names_the_row_it_cannot_decode():
