@@ -128,7 +128,9 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     bounds = librosa.util.fix_frames(frames, x_min=0, x_max=mel_db.shape[1], pad=True)
     after = np.searchsorted(bounds, frames)  # the synced column that starts at beat k
     changes = []
-    for feature in (mel_db, librosa.feature.chroma_stft(S=power, sr=BEAT_SR)):
+    # tuning 0: librosa would estimate it from the whole spectrogram (pitch tracking, ~20 s and
+    # gigabytes for an hour) for a chroma that only has to change on chord changes
+    for feature in (mel_db, librosa.feature.chroma_stft(S=power, sr=BEAT_SR, tuning=0.0)):
         synced = librosa.util.sync(feature, bounds, aggregate=np.mean)  # column j: frames bounds[j] to bounds[j + 1]
         change = np.linalg.norm(synced[:, after] - synced[:, np.maximum(after - 1, 0)], axis=0)
         changes.append(change / max(float(change.mean()), 1e-12))
