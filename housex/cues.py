@@ -103,6 +103,24 @@ class BeatGrid:
         return float(self.bars[i]) if i < len(self.bars) else float(self.duration)
 
 
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, block_frames: int = 4096) -> np.ndarray:
+    """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2`` (centred, zero padding),
+    (1 + n_fft // 2, 1 + len(y) // hop_length) float32, computed ``block_frames`` frames at a time: the
+    same frames, without an hour's complex spectrogram and its temporaries in memory at once (their
+    page faults cost more than the FFTs)."""
+    import librosa
+
+    pad = n_fft // 2
+    padded = np.pad(np.asarray(y, dtype=np.float32), pad)
+    n_frames = 1 + (padded.size - n_fft) // hop_length
+    out = np.empty((1 + n_fft // 2, n_frames), dtype=np.float32)
+    for a in range(0, n_frames, block_frames):
+        b = min(n_frames, a + block_frames)
+        block = padded[a * hop_length: (b - 1) * hop_length + n_fft]
+        out[:, a:b] = np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
+    return out
+
+
 def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
     """Beats and bars of a mono signal (see the module docstring for the method)."""
     import librosa
@@ -113,7 +131,7 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
         import soxr
 
         y = soxr.resample(y, sr, BEAT_SR, quality="LQ").astype(np.float32, copy=False)
-    power = np.abs(librosa.stft(y, n_fft=1024, hop_length=BEAT_HOP)) ** 2
+    power = power_spectrogram(y, n_fft=1024, hop_length=BEAT_HOP)
     mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=BEAT_SR, n_mels=BEAT_MELS))
     env = librosa.onset.onset_strength(S=mel_db[:KICK_BANDS], sr=BEAT_SR, hop_length=BEAT_HOP)
     local = local_tempo(env)

@@ -20,7 +20,7 @@ from test_inference import tiny_model
 
 from housex.cli import main as housex_main
 from housex.cues import (BEAT_HOP, BEAT_SR, CC_BASE, DROP_NOTE, GENRE_NOTE_BASE, TEMPO_RANGE, beat_grid, downbeat_phases,
-                        replay_osc, set_cues, strided_tempo)
+                        power_spectrogram, replay_osc, set_cues, strided_tempo)
 from housex.dataset_script.drops import detect_drops
 from housex.djset import timeline
 
@@ -119,6 +119,18 @@ def test_strided_local_tempo_is_librosas_estimate_at_those_frames(mix):
         full = librosa.feature.tempo(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None, prior=prior)
         for stride in (1, 3, 8):
             np.testing.assert_array_equal(strided_tempo(env, stride, prior=prior), full[::stride])
+
+
+def test_blockwise_power_spectrogram_is_librosas(mix):
+    """The beat grid's spectrogram, a block of frames at a time, is librosa's whole-signal one exactly
+    (blocks that split the signal anywhere, a signal shorter than one FFT)."""
+    import librosa
+
+    y = librosa.resample(mix[1][: SR * 20], orig_sr=SR, target_sr=BEAT_SR)
+    for signal in (y, y[:777], y[:1024 * 3 + 5]):
+        full = np.abs(librosa.stft(signal, n_fft=1024, hop_length=BEAT_HOP)) ** 2
+        for block in (1, 7, 100, 10_000):
+            np.testing.assert_array_equal(power_spectrogram(signal, n_fft=1024, hop_length=BEAT_HOP, block_frames=block), full)
 
 
 def _midi_notes(path):
