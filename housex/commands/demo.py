@@ -47,8 +47,8 @@ def add_arguments(p) -> None:
     # the demo renders at that rate (half the render, FLAC, disk and decoding work of 44.1 kHz).
     p.add_argument("--sample-rate", type=positive(int), default=22050, metavar="HZ",
                    help="rate of the synthetic audio (default 22050, the model's; 44100 is the real release's)")
-    # The release is decoded once, by the build: FLAC would cost 3x the CPU of WAV to write and 6x
-    # to read (~55 s of the demo), for a quarter less disk.
+    # The release is decoded once, by the build: FLAC costs 2.3x the CPU of WAV to write and 6x to
+    # read (~40 s of the demo), for a quarter less disk.
     p.add_argument("--format", choices=("wav", "flac"), default="wav",
                    help="audio format of the synthetic release (default wav; flac: smaller, slower)")
     p.add_argument("--clips-per-section", type=positive(int), default=1, help="clips per drop section in the build (default: 1)")
