@@ -114,7 +114,8 @@ def run_grid(
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from housex.trainer.train import main, parse_args
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
