@@ -27,7 +27,9 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..cards import CARDS_DIR
-from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
+from .build_plan import split_data_dirs
+from .build_report import BuildSummary
+from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, HouseXBuilder
 from .genres import GENRE_DESCRIPTIONS, GENRES
 from .paths import apply_umask, check_output_path, remove_stale_temp_folders, temp_prefix
 from .release import is_synthetic_release
