@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import METRIC_FILE
+from .statistics import Bootstrap, Terms, TrackBootstrap, make_terms
 
 PREDICTIONS_FILE = "predictions.parquet"
 ROW_FILE = "row.json"
@@ -49,6 +50,7 @@ ANSWER_FIGURES = ("accuracy", "precision_weighted", "recall_weighted", "f1_weigh
 TRACK_FIGURES = ("accuracy", "f1_weighted", "top2_accuracy", "kl_divergence")
 TRACK_ANSWER_FIGURES = ("accuracy", "f1_weighted")
 _SUM_TOLERANCE = 1e-3
+ECE_BINS = 15  # the metric module's default
 
 
 @dataclass(frozen=True)
@@ -397,17 +399,57 @@ def track_level_scores(p: Predictions) -> dict:
     return {**{k: full[k] for k in keys}, "num_tracks": int(len(tracks))}
 
 
-def metrics_from_predictions(p: Predictions) -> dict:
+def clip_terms(p: Predictions) -> Terms:
+    """The bootstrap's per-clip terms of every clip-level figure (the metric module's definitions)."""
+    metric = metric_module()
+    if p.is_answers:
+        answers, targets = answer_columns(p)
+        chosen = p.probabilities.argmax(axis=1)
+        hits = p.parsed & (p.soft_labels[np.arange(len(p)), chosen] > 0)
+        return make_terms(metric.sharpen_ids(targets), answers.argmax(axis=1), NUM_GENRES + 1,
+                          means={"unparsed_rate": (~p.parsed).astype(np.float64), "intersect_rate": hits},
+                          figures=ANSWER_FIGURES)
+    probs = metric.to_probabilities(p.probabilities, "probs")
+    terms = metric.example_scores(probs, metric.to_soft_targets(p.soft_labels, NUM_GENRES))
+    return make_terms(terms["target_id"], terms["predicted_id"], NUM_GENRES,
+                      means={"kl_divergence": terms["kl_divergence"], "js_distance": terms["js_distance"],
+                             "top2_accuracy": terms["top2"]},
+                      confidence=terms["confidence"], n_bins=ECE_BINS,
+                      bins=metric.confidence_bins(terms["confidence"], ECE_BINS), figures=PROBABILITY_FIGURES)
+
+
+def track_terms(p: Predictions) -> tuple[Terms, np.ndarray]:
+    """``(terms, track ids)``: the per-track terms of the track-level figures (:func:`track_means`)."""
+    metric = metric_module()
+    tracks, preds, targets = track_means(p)
+    preds = metric.to_probabilities(preds, "probs")
+    if p.is_answers:
+        return make_terms(metric.sharpen_ids(targets), preds.argmax(axis=1), NUM_GENRES + 1,
+                          figures=TRACK_ANSWER_FIGURES), tracks
+    terms = metric.example_scores(preds, targets)
+    return make_terms(terms["target_id"], terms["predicted_id"], NUM_GENRES,
+                      means={"kl_divergence": terms["kl_divergence"], "top2_accuracy": terms["top2"]},
+                      figures=TRACK_FIGURES), tracks
+
+
+def metrics_from_predictions(p: Predictions, bootstrap: Bootstrap | None = Bootstrap()) -> dict:
     """What ``metrics.json`` holds about the scored clips, from the predictions alone: the metric
-    module's scores (or the MLLM answer scores), the track-level scores, the clip/track counts and
-    the clips' fingerprint."""
+    module's scores (or the MLLM answer scores), the track-level scores, the clip/track counts, the
+    clips' fingerprint and, unless ``bootstrap`` is None, the interval of every figure
+    (``intervals``, ``track_level_intervals``: cluster bootstrap over tracks, :mod:`statistics`)."""
     if p.is_answers:
         scores = _answer_scores(p)
     else:
         scores = metric_module().housex_scores(p.probabilities, p.soft_labels, prediction_type="probs")
-    return {
+    out = {
         **scores,
         "num_tracks": p.num_tracks,
         "clips_fingerprint": p.fingerprint(),
         "track_level": track_level_scores(p),
     }
+    if bootstrap is not None:
+        resampler = TrackBootstrap(p.track_ids, bootstrap)
+        out["intervals"] = resampler.intervals(clip_terms(p), p.track_ids)
+        out["track_level_intervals"] = resampler.intervals(*track_terms(p))
+        out["bootstrap"] = bootstrap.describe()
+    return out
