@@ -129,9 +129,8 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
     The model is put in eval mode (and moved to ``device`` when given).  The feature extractor is
     read from the same folder unless one is passed.
     """
+    # the HouseX classes are registered with these by `import housex` (housex/__init__.py)
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
-    import housex.modeling  # noqa: F401  (importing it registers the HouseX Auto classes)
 
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)
