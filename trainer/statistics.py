@@ -188,6 +188,12 @@ def paired_p_value(differences: np.ndarray) -> float:
     return np.minimum(1.0, 2 * np.minimum(below, above))
 
 
+def pairwise_p_values(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """(R, R) paired p-values of every pair of rows' resampled figures (:func:`paired_p_value`; 1 on the diagonal)."""
+    s = np.stack(samples)
+    return paired_p_value(s[None, :, :] - s[:, None, :])
+
+
 def holm(p_values) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error over the given tests)."""
     p = np.asarray(p_values, dtype=np.float64)

@@ -12,7 +12,8 @@ A folder with neither file yet is listed as pending (rerun the table once it has
 
 Every figure comes with its interval from one cluster bootstrap over the tracks shared by all rows
 (:mod:`housex.trainer.statistics`); per figure the best row is marked, and every row not
-significantly worse than it (paired bootstrap, two-sided, Holm over the rows compared).  Rows that
+significantly worse than it (paired bootstrap, two-sided, Holm over the rows compared); ``table.json``
+also holds the unadjusted paired p-value of every pair of rows for every figure.  Rows that
 scored different clips (another dataset, split or subset; told apart by the clips' fingerprint) are
 refused, or with ``allow_mixed`` set out in one table per set of clips, never mixed unmarked.
 """
@@ -37,7 +38,7 @@ from .predictions import (
     track_terms,
 )
 from .statistics import LOWER_IS_BETTER, Bootstrap, TrackBootstrap, best_and_ties, format_figure, interval, level_text
-from .statistics import paired_p_value
+from .statistics import paired_p_value, pairwise_p_values
 
 KINDS = ("HouseX", "peer model", "linear probe", "encoder probe", "zero-shot", "MLLM")  # other kinds come last
 TRACK_PREFIX = "track_"  # table key of a track-level figure: track_f1_weighted
@@ -227,6 +228,7 @@ def score_rows(rows: list[Row], bootstrap: Bootstrap = Bootstrap()) -> dict:
                                           "sd": float(np.std([s[key] for s in per_seed], ddof=1))}
                                     for key in FIGURES if point.get(key) is not None}
         records.append(record)
+    pairwise = {}
     for key in FIGURES:
         values = [r.get(key) for r in records]
         best, tied, p_values = best_and_ties(values, [s.get(key) for s in samples],
@@ -237,7 +239,11 @@ def score_rows(rows: list[Row], bootstrap: Bootstrap = Bootstrap()) -> dict:
                 continue
             record["marks"][key] = "best" if i == best else ("not worse" if tied[i] else None)
             record["p_values"][key] = p_values[i]
-    return {**_describe_set(rows), "bootstrap": bootstrap.describe(), "rows": records}
+        present = [i for i, v in enumerate(values) if v is not None]
+        if len(present) > 1:
+            matrix = pairwise_p_values([samples[i][key] for i in present])
+            pairwise[key] = {"rows": present, "p_values": np.round(matrix, 6).tolist()}
+    return {**_describe_set(rows), "bootstrap": bootstrap.describe(), "rows": records, "pairwise": pairwise}
 
 
 def score_table(rows: list[Row], bootstrap: Bootstrap = Bootstrap(), allow_mixed: bool = False) -> list[dict]:
