@@ -12,7 +12,9 @@ from .modeling_housex import (
     HouseXAudioClassifierOutput,
     HouseXForAudioClassification,
     HouseXModel,
+    HouseXModelOutput,
     HouseXPreTrainedModel,
+    soft_label_cross_entropy,
 )
 
 _REGISTERED = False
@@ -44,6 +46,8 @@ __all__ = [
     "HouseXModel",
     "HouseXForAudioClassification",
     "HouseXPreTrainedModel",
+    "HouseXModelOutput",
     "HouseXAudioClassifierOutput",
+    "soft_label_cross_entropy",
     "register_auto_classes",
 ]
