@@ -25,6 +25,7 @@ COMMANDS = {
     "probe": "probe",
     "baseline": "baseline",
     "table": "table",
+    "compare": "compare",
     "demo": "demo",
     "label-studio": "label_studio",
     "review": "review",

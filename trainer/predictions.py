@@ -78,15 +78,21 @@ class Predictions:
     def num_tracks(self) -> int:
         return len(np.unique(self.track_ids))
 
-    def fingerprint(self) -> str:
-        """16 hex digits of SHA-256 over the scored clips (clip id, track id, soft label to 6 decimals,
-        sorted by clip id): equal exactly when two runs scored the same clips of the same dataset."""
+    @functools.cached_property
+    def _fingerprint(self) -> str:
         order = np.argsort(self.clip_ids, kind="stable")
+        soft = self.soft_labels[order]
         h = hashlib.sha256()
-        for i in order:
-            label = ",".join(f"{w:.6f}" for w in self.soft_labels[i])
-            h.update(f"{self.clip_ids[i]}\t{self.track_ids[i]}\t{label}\n".encode())
+        h.update("\n".join(self.clip_ids[order]).encode())
+        h.update(b"\0" + "\n".join(self.track_ids[order]).encode() + b"\0")
+        h.update(np.round(soft / soft.sum(axis=1, keepdims=True), 6).astype("<f8").tobytes())
         return h.hexdigest()[:16]
+
+    def fingerprint(self) -> str:
+        """16 hex digits of SHA-256 over the scored clips (clip ids, track ids, soft labels renormalised
+        and rounded to 6 decimals, in clip-id order): equal exactly when two runs scored the same clips
+        of the same dataset, whatever their order."""
+        return self._fingerprint
 
     def in_order(self, clip_ids: Sequence[str]) -> Predictions:
         """The same predictions in the order of ``clip_ids`` (exactly this run's clips)."""
