@@ -14,7 +14,9 @@ from .modeling_housex import (
     HouseXAudioClassifierOutput,
     HouseXForAudioClassification,
     HouseXModel,
+    HouseXModelOutput,
     HouseXPreTrainedModel,
+    soft_label_cross_entropy,
 )
 
 _REGISTERED = False
@@ -51,8 +53,10 @@ __all__ = [
     "HouseXModel",
     "HouseXForAudioClassification",
     "HouseXPreTrainedModel",
+    "HouseXModelOutput",
     "HouseXAudioClassifierOutput",
     "HouseXEncoderClassifierConfig",
     "HouseXEncoderClassifierForAudioClassification",
+    "soft_label_cross_entropy",
     "register_auto_classes",
 ]

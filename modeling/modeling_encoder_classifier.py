@@ -39,7 +39,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_encoder_classifier import HouseXEncoderClassifierConfig
 from .configuration_housex import HouseXConfig
-from .modeling_housex import HouseXForAudioClassification, HouseXModel, patch_mask_from_frames
+from .modeling_housex import HouseXModel, patch_mask_from_frames, soft_label_cross_entropy
 
 # model_type -> the class that holds only the audio encoder (where AutoModel would build more, or nothing)
 ENCODER_CLASSES = {"whisper": "WhisperEncoder", "clap_audio_model": "ClapAudioModel"}
@@ -270,7 +270,8 @@ class HouseXEncoderClassifierForAudioClassification(HouseXEncoderClassifierPreTr
         logits = self.classifier(self.dropout(self.mix_layers(self.pool(states, masks))))
         loss = None
         if labels is not None:
-            loss = HouseXForAudioClassification.compute_loss(self, logits, labels)
+            loss = soft_label_cross_entropy(logits, labels, num_labels=self.config.num_labels,
+                                            class_weights=self.config.class_weights)
         output = SequenceClassifierOutput(loss=loss, logits=logits)
         return output if return_dict else output.to_tuple()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -15,10 +16,12 @@ import yaml
 from conftest import loud_section_track
 
 from housex.cli import main as cli_main
-from housex.dataset_script.builder import BuildSummary, HouseXBuilder, SkipReason, TrackEntry, plan_tracks, split_tracks
+from housex.dataset_script.build_plan import TrackEntry, plan_tracks, split_tracks
+from housex.dataset_script.build_report import BuildSummary, SkipReason
+from housex.dataset_script.builder import HouseXBuilder
 from housex.dataset_script.export import export_dataset
 from housex.dataset_script.labelstudio import make_task
-from housex.dataset_script.release import write_drop_file, write_export
+from housex.dataset_script.release import write_drop_file, write_export, write_truth
 
 # Small and fast: 16 s tracks with a loud part at 6–14 s, 3 s clips, 4 s minimum drops.
 # Seed 2 puts three good tracks (a0, a2, b0) into validation; the bad ones all fall in train.
@@ -115,9 +118,9 @@ def test_report_names_every_skip(release):
 
 
 def test_parallel_build_writes_the_same_files_and_report(release, tmp_path):
-    from housex.dataset_script import builder as builder_module
+    from housex.dataset_script import track_processing
 
-    builder_module._ANALYSIS_CACHE.clear()  # so that the workers decode every track again
+    track_processing.ANALYSIS_CACHE.clear()  # so that the workers decode every track again
     out = tmp_path / "parallel"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -134,7 +137,7 @@ def test_parallel_build_writes_the_same_files_and_report(release, tmp_path):
     for name in files:
         assert (out / name).read_bytes() == (release["out"] / name).read_bytes(), name
     # the workers' analyses came back to this process (the tracks config reused them)
-    assert len(builder_module._ANALYSIS_CACHE) >= 9
+    assert len(track_processing.ANALYSIS_CACHE) >= 9
 
 
 def test_round_trip_clips(release, tmp_path):
@@ -227,7 +230,7 @@ def test_strict_skips_fallback_tracks(tiny, tmp_path):
 
 
 def test_export_is_deterministic_atomic_and_overwritable(tiny, tmp_path):
-    (tiny / "generator-truth.json").write_text("{}")  # marks a synthetic release
+    write_truth(tiny, {"generator": "housex.dataset_script.synthetic", "seed": 0}, [])  # marks a synthetic release
     kw = dict(configs=("clips",), validation_fraction=0.5, progress=False, **PARAMS)
     s1 = export_dataset(str(tiny), tmp_path / "o1", **kw)
     export_dataset(str(tiny), tmp_path / "o2", **kw)
@@ -239,6 +242,28 @@ def test_export_is_deterministic_atomic_and_overwritable(tiny, tmp_path):
     export_dataset(str(tiny), tmp_path / "o1", overwrite=True, **kw)
     assert (tmp_path / "o1" / "README.md").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o1", "o2", "tiny"]  # no temp folders left
+
+
+def test_card_describes_what_was_built(tiny, tmp_path):
+    """The card documents the configs, counts, clip policy and source of this build, nothing else."""
+    write_truth(tiny, {"generator": "housex.dataset_script.synthetic", "seed": 7, "sample_rate": 22050,
+                       "format": "wav", "duration": [16.0, 16.0], "soundfont": "FluidR3_GM.sf2"}, [{}, {}])
+    params = {**PARAMS, "clips_per_section": 1}
+    for configs in (("clips",), ("tracks",)):
+        out = tmp_path / "-".join(configs)
+        export_dataset(str(tiny), out, configs=configs, validation_fraction=0.5, progress=False, **params)
+        text = (out / "README.md").read_text()
+        prose = " ".join(text.split("---", 2)[2].split())
+        documented = set(re.findall(r'load_dataset\("[^"]+", "(\w+)"\)', prose)) | set(re.findall(r"\*\*(\w+)\*\*:", prose))
+        assert documented == set(configs), prose
+        for config in configs:
+            ds = datasets.load_dataset(str(out), config, cache_dir=str(tmp_path / "cache"))
+            for split, rows in re.findall(rf"\| {config} \| (\w+) \| (\d+) \|", prose):
+                assert ds[split].num_rows == int(rows)
+        assert ("1 clip per drop section, at a seeded uniform offset" in prose) == ("clips" in configs)
+        assert "clips per drop" not in prose and "sines" not in prose
+        assert "sampled instruments" in prose and "`tiny`: 2 tracks, seed 7, 22050 Hz WAV" in prose
+        assert "SoundFont FluidR3_GM.sf2" in prose and f"wrote only the `{configs[0]}` config" in prose
 
 
 def test_failed_build_leaves_nothing(tmp_path):

@@ -106,14 +106,13 @@ def build_model(model_args, class_weights: list[float] | None):
 
 
 def soft_label_loss(model, logits, labels):
-    """The HouseX loss (soft-label cross-entropy, optional class weights) for any classifier.
+    """The HouseX loss (soft-label cross-entropy, optional class weights) of any classifier's logits:
+    `soft_label_cross_entropy`, the function the HouseX head calls, with ``model.config``'s
+    ``num_labels`` and ``class_weights``."""
+    from housex.modeling import soft_label_cross_entropy
 
-    It is ``HouseXForAudioClassification.compute_loss``, which reads only ``config.num_labels`` and
-    ``config.class_weights``: called with the peer model, so both model kinds share one loss.
-    """
-    from housex.modeling import HouseXForAudioClassification
-
-    return HouseXForAudioClassification.compute_loss(model, logits, labels)
+    return soft_label_cross_entropy(logits, labels, num_labels=model.config.num_labels,
+                                    class_weights=getattr(model.config, "class_weights", None))
 
 
 class SoftLabelLossMixin:
