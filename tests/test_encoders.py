@@ -253,3 +253,39 @@ def test_embed_every_family_stores_every_layers_masked_mean(encoders, embedded, 
             np.testing.assert_allclose(got[layer, : w.shape[0]], w, rtol=2e-3, atol=2e-3, err_msg=f"{family} layer {layer}")
             assert not np.any(got[layer, w.shape[0]:]), family  # narrower states zero-padded
         assert emb.encoder == str(encoders[family])
+
+
+# --------------------------------------------------------------------------------------------
+# probes chosen without the validation split
+# --------------------------------------------------------------------------------------------
+def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded, tmp_path):
+    from housex.trainer.predictions import read_predictions
+
+    for family in FAMILIES:
+        out = tmp_path / family
+        assert housex(["baseline", "probe", "--embeddings", str(embedded[family]), "--out", str(out)]) == 0, family
+        metrics = json.loads((out / "metrics.json").read_text())
+        choice = json.loads((out / "choice.json").read_text())
+        curve = json.loads((out / "layer_curve.json").read_text())
+        assert (out / "layer_curve.png").stat().st_size > 1000
+        p = read_predictions(out)
+        assert p.row_info["kind"] == "encoder probe" and p.row_info["probe"] in ("linear", "mlp")
+        assert metrics["num_clips"] == len(p.clip_ids) == 10 and 0 <= metrics["f1_weighted"] <= 1
+        n_states = metrics["num_layers"]
+        assert len(curve["candidates"]) == 2 * 2 * (n_states + 1) and set(curve["layers"]) == {"linear", "mlp"}
+        assert choice["inner_validation_clips"] + choice["inner_train_clips"] == metrics["num_train_clips"]
+
+
+def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(clips_dir, tmp_path):  # noqa: F811
+    import datasets
+
+    from housex.trainer.baselines.probe import linear_probe
+
+    out = tmp_path / "log-mel"
+    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(out),
+                   "--n-mels", "16"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
+    before = linear_probe(datasets.load_dataset(str(clips_dir), "clips"), n_mels=16)
+    for key in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted"):
+        assert metrics[key] == pytest.approx(getattr(before, key), abs=1e-12), key
