@@ -377,7 +377,8 @@ PEER_TRAINING = {
 
 
 def train_peer(clips_dir: Path, out: Path, **args) -> dict:
-    from housex.trainer.train import main, parse_args
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
 
     model_args, data_args, training_args = parse_args(
         [], **PEER_TRAINING, dataset_name=str(clips_dir), output_dir=str(out), **args)
@@ -461,7 +462,7 @@ def test_peer_transform_resamples_to_the_extractor_rate_and_cuts_clips(clips_dir
     import datasets
     from transformers import AutoFeatureExtractor
 
-    from housex.trainer.train import make_transform
+    from housex.trainer.data import make_transform
 
     fe = AutoFeatureExtractor.from_pretrained(tiny_wav2vec2)
     ds = datasets.load_dataset(str(clips_dir), "clips", split="validation")

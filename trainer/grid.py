@@ -149,7 +149,8 @@ def run_grid(
     """
     from transformers.trainer_utils import get_last_checkpoint
 
-    from housex.trainer.train import main, parse_args
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
 
     from .predictions import PREDICTIONS_FILE
 

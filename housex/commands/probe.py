@@ -22,16 +22,12 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import datasets
-
     from housex.trainer.baselines.probe import linear_probe, summary
+    from housex.trainer.data import load_clips_dataset
 
     if Path(args.dataset).exists() and not Path(args.dataset).is_dir():
         raise ValueError(f"{args.dataset}: expected a dataset folder")
-    try:
-        ds = datasets.load_dataset(args.dataset, args.config)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{args.dataset}: cannot load config {args.config!r} ({e})") from None
+    ds = load_clips_dataset(args.dataset, args.config)
     record = linear_probe(ds, n_mels=args.n_mels, C=args.C, seed=args.seed, num_proc=args.workers,
                           source=args.dataset, out=args.out, bootstrap=bootstrap_settings(args))
     print(summary(record))

@@ -78,19 +78,11 @@ def load_clips(dataset: str, split: str = "validation", *, sampling_rate: int, m
     """The ``split`` of the ``clips`` config of a dataset folder or Hub id; one-line errors naming it."""
     import datasets
 
+    from housex.trainer.data import load_clips_dataset
+
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"--clip-seconds must be > 0, got {max_seconds}")
-    try:
-        ds = datasets.load_dataset(str(dataset), config, split=split)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise FileNotFoundError(f"dataset {dataset}: not found ({str(e).splitlines()[0]})") from None
-    except ValueError as e:
-        first = str(e).splitlines()[0]
-        if "BuilderConfig" in first or "config" in first.lower():
-            raise ValueError(f"dataset {dataset}: has no {config!r} config ({first}); build it with `housex build`") from None
-        if "split" in first.lower():
-            raise ValueError(f"dataset {dataset}: has no split {split!r} ({first})") from None
-        raise
+    ds = load_clips_dataset(dataset, config, splits=(split,))[split]
     for column in ("audio", "soft_label", "track_id", "clip_start", "clip_end"):
         if column not in ds.column_names:
             raise ValueError(f"dataset {dataset} split {split}: column {column!r} missing (not a HouseX clips dataset)")
