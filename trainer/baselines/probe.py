@@ -27,7 +27,8 @@ from threadpoolctl import threadpool_limits
 from ...dataset_script.audio import load_audio, to_mono
 from ...dataset_script.genres import NUM_GENRES
 from ..statistics import Bootstrap, format_figure, level_text
-from .common import clip_ids, write_scores
+from ..predictions import scored_clips
+from .common import write_scores
 
 
 def clip_features(y: np.ndarray, sr: int, *, n_mels: int = 64, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
@@ -92,9 +93,7 @@ def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: in
         if split not in dataset:
             raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
     validation = dataset["validation"]
-    for column in ("track_id", "clip_start", "clip_end", "soft_label"):
-        if column not in validation.column_names:
-            raise ValueError(f"split validation: missing column {column!r} (a 'clips' dataset is expected)")
+    ids, tracks, soft = scored_clips(validation)  # checked before the features are computed
     X_tr, y_tr = dataset_features(dataset["train"], n_mels=n_mels, split_name="train", num_proc=num_proc)
     X_va, y_va = dataset_features(validation, n_mels=n_mels, split_name="validation", num_proc=num_proc)
     if len(np.unique(y_tr)) < 2:
@@ -105,14 +104,11 @@ def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: in
     model.fit(X_tr, y_tr)
     probabilities = np.zeros((len(y_va), NUM_GENRES))
     probabilities[:, model.classes_] = model.predict_proba(X_va)  # genres absent from train: probability 0
-    meta = validation.select_columns(["track_id", "clip_start", "clip_end", "soft_label"])
     record = {"baseline": "linear-probe", "model": model_name(n_mels), "dataset": source, "split": "validation",
               "n_mels": n_mels, "C": C, "seed": seed, "num_train_clips": int(len(y_tr)), "num_clips": int(len(y_va))}
     row_info = {"kind": "linear probe", "model": model_name(n_mels), "features": "log-mel mean", "labels": "hard",
                 "dataset": source, "split": "validation"}
-    return write_scores(out, record=record, row_info=row_info,
-                        clip_ids=clip_ids(meta["track_id"], meta["clip_start"], meta["clip_end"]),
-                        track_ids=list(meta["track_id"]), soft_labels=np.asarray(meta["soft_label"], dtype=np.float64),
+    return write_scores(out, record=record, row_info=row_info, clip_ids=ids, track_ids=tracks, soft_labels=soft,
                         probabilities=probabilities, bootstrap=bootstrap)
 
 
