@@ -32,7 +32,7 @@ from .build_report import BuildSummary
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, HouseXBuilder
 from .genres import GENRE_DESCRIPTIONS, GENRES
 from .paths import apply_umask, check_output_path, remove_stale_temp_folders, temp_prefix
-from .release import is_synthetic_release
+from .release import is_synthetic_release, read_truth_header
 
 CARD_TEMPLATE = CARDS_DIR / "dataset_card.md"
 
@@ -63,6 +63,7 @@ def export_dataset(
     repo_hint: str | None = None,
     progress: bool = True,
     workers: int = 1,
+    folds: int = 0,
 ) -> BuildSummary:
     """Build ``configs`` from the release folders and write them to ``out_dir``.
 
@@ -90,6 +91,8 @@ def export_dataset(
         clips_per_section=clips_per_section, clip_seconds=clip_seconds, margin_db=margin_db,
         min_drop_seconds=min_drop_seconds, skip_seconds=skip_seconds, strict=strict, use_drop_file=use_drop_file,
     )
+    if folds:  # only then: a build without folds keeps its builder options (cache key) and bytes
+        options["folds"] = folds
 
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
     apply_umask(tmp)
@@ -130,9 +133,9 @@ def export_dataset(
             del builder
         shutil.rmtree(tmp / ".cache", ignore_errors=True)
 
-        synthetic = any(is_synthetic_release(f) for f in folders)
+        generators = {f.name: read_truth_header(f) for f in folders if is_synthetic_release(f)}
         card = render_card(
-            summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], synthetic=synthetic,
+            summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], generators=generators,
             pretty_name=pretty_name, repo_hint=repo_hint or out_dir.name, options=options,
         )
         card.save(tmp / "README.md")
@@ -173,12 +176,19 @@ def render_card(
     split_rows: list[dict],
     *,
     sources: Sequence[str],
-    synthetic: bool,
+    generators: dict[str, dict],
     pretty_name: str,
     repo_hint: str,
     options: dict,
 ) -> DatasetCard:
-    """README.md with the YAML that ``load_dataset`` reads (``configs``, ``dataset_info``)."""
+    """README.md with the YAML that ``load_dataset`` reads (``configs``, ``dataset_info``).
+
+    Everything the card states comes from this build: the configs and splits it wrote
+    (``metadata_configs``, ``split_rows``), its options (clip policy, drop rule), its summary, and
+    for a synthetic source folder the generator's settings (``generators``: folder name -> the
+    header of its ``generator-truth.json``).
+    """
+    synthetic = bool(generators)
     if not CARD_TEMPLATE.is_file():
         raise FileNotFoundError(f"{CARD_TEMPLATE}: dataset card template not found")
     tags = ["music", "audio", "house-music", "music-genre-classification", "soft-labels"]
@@ -200,6 +210,7 @@ def render_card(
         template_path=str(CARD_TEMPLATE),
         pretty_name=pretty_name,
         synthetic=synthetic,
+        generators=generators,
         homepage=HOMEPAGE,
         citation=CITATION,
         sources=list(sources),

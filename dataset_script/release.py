@@ -126,12 +126,23 @@ def write_truth(folder: str | os.PathLike, header: dict, tracks: list[dict]) -> 
     _write_json(Path(folder) / TRUTH_NAME, {**header, "tracks": tracks})
 
 
-def read_truth(folder: str | os.PathLike) -> list[dict]:
-    """The per-track records of a release folder's ``generator-truth.json``."""
+def _read_truth_file(folder: str | os.PathLike) -> dict:
     path = Path(folder) / TRUTH_NAME
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no {TRUTH_NAME} (not a synthetic release folder?)")
     truth = _load_json(path, "generator-truth")
     if not isinstance(truth, dict) or not isinstance(truth.get("tracks"), list):
         raise AnnotationError(f"{path}: not a generator-truth file (expected an object with a 'tracks' list)")
-    return truth["tracks"]
+    return truth
+
+
+def read_truth(folder: str | os.PathLike) -> list[dict]:
+    """The per-track records of a release folder's ``generator-truth.json``."""
+    return _read_truth_file(folder)["tracks"]
+
+
+def read_truth_header(folder: str | os.PathLike) -> dict:
+    """How the generator made a release folder: the header of its ``generator-truth.json`` (seed,
+    sample rate, format, durations, SoundFont...) and ``n_tracks``, the number of tracks it wrote."""
+    truth = _read_truth_file(folder)
+    return {**{k: v for k, v in truth.items() if k != "tracks"}, "n_tracks": len(truth["tracks"])}

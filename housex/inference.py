@@ -319,11 +319,13 @@ def dataset_embeddings(
     """
     import datasets
 
+    from .trainer.data import load_clips_dataset
+
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: dataset folder not found (write one with `housex build --out DIR`)")
-    ds = datasets.load_dataset(str(folder), "clips", split=split)
+    ds = load_clips_dataset(folder, splits=(split,))[split]
     if max_clips is not None and len(ds) > max_clips:
         ds = ds.shuffle(seed=seed).select(range(max_clips))
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))

@@ -1,13 +1,15 @@
 """Label Studio both ways: the labeling config for our soft labels, and pre-annotated import tasks.
 
 ``labeling_config()`` is the project's XML: an audio player, the detected drops, and one
-``Number`` field per genre (0-1, step 0.25) named as in the real HouseX-v2 export ("Techno" for
-Tech House), so exports of a new project read with ``housex build`` as the release does.
+``Number`` field per genre (0-1, step 0.25).  Each field is named as in the real HouseX-v2 export
+("Techno" for Tech House), so exports of a new project read with ``housex build`` as the release
+does; the header above it shows the genre's name ("Tech House").
 
 ``prediction_task(...)`` / ``make_tasks(...)`` turn model predictions into import tasks: the track
-distribution (from ``housex.inference.classify_track``, the one inference path) rounded to the
-0.25 grid and summing to 1 (``quantize``), one ``number`` result per genre as in the real export,
-the model version, and the detected drops in the task data.  An annotator who accepts the
+distribution (from ``housex.inference.classify_track``, the one inference path) snapped to the
+nearest weight pattern annotators use (``snap_to_pattern``: one genre at 1, 0.75/0.25, 0.5/0.5 or
+0.5/0.25/0.25, as in the real exports), one ``number`` result per genre as in the real export, the
+model version, and the detected drops in the task data.  An annotator who accepts the
 pre-annotation produces exactly the soft label that was predicted.
 
 Exports are read by ``housex.dataset_script.labelstudio`` (JSON, and CSV/TSV as Label Studio's
@@ -25,19 +27,18 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 
 from .dataset_script.genres import GENRES
+from .dataset_script.labelstudio import EXPORT_NAMES, LABEL_PATTERNS
 
-# Field names of the real export (the authors' project calls Tech House "Techno"), canonical order.
-EXPORT_NAMES = tuple("Techno" if g == "Tech House" else g for g in GENRES)
-GRID_STEP = 0.25
+GRID_STEP = 0.25  # the step of every weight in LABEL_PATTERNS
 DEFAULT_UPLOAD_PREFIX = "/data/upload/1/"
 
 
 def labeling_config(step: float = GRID_STEP) -> str:
     """Label Studio labeling config (XML): audio player, drops, one 0-1 number per genre."""
     fields = "\n".join(
-        f"    <View>\n      <Header value={quoteattr(name)} size=\"6\"/>\n"
+        f"    <View>\n      <Header value={quoteattr(genre)} size=\"6\"/>\n"
         f"      <Number name={quoteattr(name)} toName=\"audio\" min=\"0\" max=\"1\" step=\"{step:g}\"/>\n    </View>"
-        for name in EXPORT_NAMES
+        for genre, name in zip(GENRES, EXPORT_NAMES)
     )
     return (
         "<View>\n"
@@ -52,23 +53,28 @@ def labeling_config(step: float = GRID_STEP) -> str:
     )
 
 
-def quantize(probabilities: Sequence[float] | np.ndarray, step: float = GRID_STEP) -> np.ndarray:
-    """Round a distribution to multiples of ``step`` that sum to exactly 1 (largest remainder).
+def snap_to_pattern(probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
+    """The weight pattern annotators use (``LABEL_PATTERNS``) nearest to a distribution.
 
-    Each weight gets ``floor(p / step)`` steps; the steps still missing go to the largest
-    remainders (a tie goes to the lower genre index).  Returns float64 (n,).
+    The pattern's weights go to the genres in the order of their probability (a tie to the lower
+    genre index), so a genre never gets more weight than a likelier one; the pattern is the one
+    at the least total variation distance from the normalised distribution (a tie goes to the
+    commoner pattern).  For 0.34 / 0.29 / 0.17 / 0.09 that is 0.5 / 0.25 / 0.25, never four
+    quarters.  Returns float64 (n,) summing to 1.
     """
     p = np.asarray(probabilities, dtype=np.float64)
     if p.ndim != 1 or not np.isfinite(p).all() or (p < 0).any() or p.sum() <= 0:
-        raise ValueError(f"quantize: expected a finite non-negative distribution, got {p}")
-    units = int(round(1 / step))
-    if abs(units * step - 1) > 1e-9:
-        raise ValueError(f"quantize: 1 must be a multiple of step, got step={step}")
-    scaled = p / p.sum() * units
-    counts = np.floor(scaled + 1e-9).astype(int)
-    order = np.argsort(-(scaled - counts), kind="stable")
-    counts[order[: units - counts.sum()]] += 1
-    return counts * step
+        raise ValueError(f"snap_to_pattern: expected a finite non-negative distribution, got {p}")
+    order = np.argsort(-p, kind="stable")
+    ranked = p[order] / p.sum()
+
+    def distance(pattern: tuple[float, ...]) -> float:
+        return float(np.abs(ranked - np.pad(pattern, (0, len(p) - len(pattern)))).sum())
+
+    pattern = min((pat for pat in LABEL_PATTERNS if len(pat) <= len(p)), key=lambda pat: (round(distance(pat), 9), -LABEL_PATTERNS[pat]))
+    weights = np.zeros(len(p))
+    weights[order[: len(pattern)]] = pattern
+    return weights
 
 
 def format_drops(drops: Sequence[tuple[float, float]], fallback: bool = False) -> str:
@@ -92,12 +98,12 @@ def prediction_task(
     """One Label Studio import task with the model's pre-annotation.
 
     ``probabilities`` (8,) in canonical genre order; the prediction's ``result`` holds one
-    ``number`` per genre (rounded by :func:`quantize`), its ``score`` the top probability.
+    ``number`` per genre (snapped by :func:`snap_to_pattern`), its ``score`` the top probability.
     """
     probs = np.asarray(probabilities, dtype=np.float64)
     if probs.shape != (len(GENRES),):
         raise ValueError(f"{audio_name}: expected {len(GENRES)} probabilities, got shape {probs.shape}")
-    weights = quantize(probs)
+    weights = snap_to_pattern(probs)
     result = [
         {
             "id": f"housex-{k}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 from pathlib import Path
 
 import datasets
@@ -20,7 +21,7 @@ from housex.dataset_script.build_report import BuildSummary, SkipReason
 from housex.dataset_script.builder import HouseXBuilder
 from housex.dataset_script.export import export_dataset
 from housex.dataset_script.labelstudio import make_task
-from housex.dataset_script.release import write_drop_file, write_export
+from housex.dataset_script.release import write_drop_file, write_export, write_truth
 
 # Small and fast: 16 s tracks with a loud part at 6–14 s, 3 s clips, 4 s minimum drops.
 # Seed 2 puts three good tracks (a0, a2, b0) into validation; the bad ones all fall in train.
@@ -229,7 +230,7 @@ def test_strict_skips_fallback_tracks(tiny, tmp_path):
 
 
 def test_export_is_deterministic_atomic_and_overwritable(tiny, tmp_path):
-    (tiny / "generator-truth.json").write_text("{}")  # marks a synthetic release
+    write_truth(tiny, {"generator": "housex.dataset_script.synthetic", "seed": 0}, [])  # marks a synthetic release
     kw = dict(configs=("clips",), validation_fraction=0.5, progress=False, **PARAMS)
     s1 = export_dataset(str(tiny), tmp_path / "o1", **kw)
     export_dataset(str(tiny), tmp_path / "o2", **kw)
@@ -241,6 +242,28 @@ def test_export_is_deterministic_atomic_and_overwritable(tiny, tmp_path):
     export_dataset(str(tiny), tmp_path / "o1", overwrite=True, **kw)
     assert (tmp_path / "o1" / "README.md").is_file()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o1", "o2", "tiny"]  # no temp folders left
+
+
+def test_card_describes_what_was_built(tiny, tmp_path):
+    """The card documents the configs, counts, clip policy and source of this build, nothing else."""
+    write_truth(tiny, {"generator": "housex.dataset_script.synthetic", "seed": 7, "sample_rate": 22050,
+                       "format": "wav", "duration": [16.0, 16.0], "soundfont": "FluidR3_GM.sf2"}, [{}, {}])
+    params = {**PARAMS, "clips_per_section": 1}
+    for configs in (("clips",), ("tracks",)):
+        out = tmp_path / "-".join(configs)
+        export_dataset(str(tiny), out, configs=configs, validation_fraction=0.5, progress=False, **params)
+        text = (out / "README.md").read_text()
+        prose = " ".join(text.split("---", 2)[2].split())
+        documented = set(re.findall(r'load_dataset\("[^"]+", "(\w+)"\)', prose)) | set(re.findall(r"\*\*(\w+)\*\*:", prose))
+        assert documented == set(configs), prose
+        for config in configs:
+            ds = datasets.load_dataset(str(out), config, cache_dir=str(tmp_path / "cache"))
+            for split, rows in re.findall(rf"\| {config} \| (\w+) \| (\d+) \|", prose):
+                assert ds[split].num_rows == int(rows)
+        assert ("1 clip per drop section, at a seeded uniform offset" in prose) == ("clips" in configs)
+        assert "clips per drop" not in prose and "sines" not in prose
+        assert "sampled instruments" in prose and "`tiny`: 2 tracks, seed 7, 22050 Hz WAV" in prose
+        assert "SoundFont FluidR3_GM.sf2" in prose and f"wrote only the `{configs[0]}` config" in prose
 
 
 def test_failed_build_leaves_nothing(tmp_path):

@@ -11,7 +11,10 @@ predictions and annotations (what the server checks on import) runs here offline
 from __future__ import annotations
 
 import copy
+import itertools
 import json
+from collections import Counter
+from xml.etree import ElementTree
 
 import datasets
 import numpy as np
@@ -22,9 +25,9 @@ from test_inference import tiny_model
 
 from housex.cli import main as housex_main
 from housex.dataset_script.genres import GENRES, NUM_GENRES
-from housex.dataset_script.labelstudio import AnnotationError, parse_task, read_csv_export
+from housex.dataset_script.labelstudio import LABEL_PATTERNS, AnnotationError, parse_task, read_csv_export
 from housex.dataset_script.release import parse_export
-from housex.labelstudio import EXPORT_NAMES, labeling_config, prediction_task, quantize
+from housex.labelstudio import EXPORT_NAMES, labeling_config, prediction_task, snap_to_pattern
 
 sdk = pytest.importorskip("label_studio_sdk", reason="label-studio-sdk is a dev dependency (make setup installs it)")
 from label_studio_sdk.converter import Converter  # noqa: E402
@@ -38,19 +41,49 @@ def model_dir(tmp_path_factory):
     return tiny_model(tmp_path_factory.mktemp("ls-model"), clip_seconds=CLIP)
 
 
-def test_quantize_rounds_to_the_quarter_grid_and_sums_to_one():
-    rng = np.random.default_rng(0)
-    for _ in range(200):
-        p = rng.dirichlet(np.full(NUM_GENRES, 0.3))
-        q = quantize(p)
-        assert q.sum() == 1.0 and np.all(np.isin(q, [0, 0.25, 0.5, 0.75, 1.0]))
-        assert abs(q - p).max() <= 0.25 + 1e-9  # never further than one step from the prediction
-        assert int(np.argmax(q)) == int(np.argmax(p)) or np.isclose(p.max(), p[np.argmax(q)], atol=0.25)
-    assert quantize([0.6, 0.3, 0.1, 0, 0, 0, 0, 0]).tolist() == [0.75, 0.25, 0, 0, 0, 0, 0, 0]
-    assert quantize([0.05, 0.9, 0.05, 0, 0, 0, 0, 0]).tolist() == [0, 1.0, 0, 0, 0, 0, 0, 0]
-    assert quantize(np.full(8, 1 / 8)).sum() == 1.0
+def _pattern(weights) -> tuple[float, ...]:
+    return tuple(sorted((float(w) for w in weights if w > 0), reverse=True))
+
+
+def test_pre_annotations_snap_to_the_patterns_annotators_use(fixtures_dir):
+    real = np.stack([t.label for f in ("partition-1-5.json", "project-4-100-clean.json")
+                     for t in parse_export(fixtures_dir / f)])
+    shares = Counter(_pattern(y) for y in real[:355])  # partition-1-5
+    assert set(Counter(map(_pattern, real))) == set(LABEL_PATTERNS)
+    assert {k: round(v / 355, 2) for k, v in shares.items()} == LABEL_PATTERNS
+    for y in real:  # an annotator's label is its own pre-annotation
+        np.testing.assert_array_equal(snap_to_pattern(y), y)
+
+    # the issue's track: 0.34 / 0.29 / 0.17 / 0.09 as printed (four quarters on the old 0.25 grid)
+    issue = [0.336, 0.29, 0.17, 0.094, 0.03, 0.03, 0.03, 0.02]
+    assert snap_to_pattern(issue).tolist() == [0.5, 0.25, 0.25, 0, 0, 0, 0, 0]
+    assert snap_to_pattern([0.05, 0.9, 0.05, 0, 0, 0, 0, 0]).tolist() == [0, 1.0, 0, 0, 0, 0, 0, 0]
+    assert snap_to_pattern([0.45, 0.45, 0.1, 0, 0, 0, 0, 0]).tolist() == [0.5, 0.5, 0, 0, 0, 0, 0, 0]
+    assert snap_to_pattern(np.full(8, 1 / 8)).sum() == 1.0
     with pytest.raises(ValueError, match="non-negative"):
-        quantize([0.5, -0.1, 0.6, 0, 0, 0, 0, 0])
+        snap_to_pattern([0.5, -0.1, 0.6, 0, 0, 0, 0, 0])
+
+    # every weight vector annotators could give (a real pattern on any genres), to check "nearest"
+    candidates = np.array([np.bincount(genres, weights=pattern, minlength=NUM_GENRES)
+                           for pattern in LABEL_PATTERNS
+                           for genres in itertools.permutations(range(NUM_GENRES), len(pattern))])
+    rng = np.random.default_rng(0)
+    for alpha in (0.1, 0.3, 1.0, 3.0):  # peaked to flat model outputs
+        for p in rng.dirichlet(np.full(NUM_GENRES, alpha), 150):
+            w = snap_to_pattern(p)
+            assert _pattern(w) in LABEL_PATTERNS and w.sum() == 1.0
+            assert np.all(np.diff(w[np.argsort(-p, kind="stable")]) <= 0)  # a likelier genre never gets less
+            top = np.flatnonzero(w == w.max())
+            assert all(g == np.argmax(p) or p[g] >= 0.25 for g in top), (p, w)  # no 0.09 genre at the top weight
+            assert np.abs(w - p).sum() <= np.abs(candidates - p).sum(axis=1).min() + 1e-9
+
+    # a model that agrees with the annotators up to noise gives back their labels and their statistics
+    noisy = 0.85 * real + 0.15 * rng.dirichlet(np.ones(NUM_GENRES), len(real))
+    snapped = np.stack([snap_to_pattern(p) for p in noisy])
+    assert (snapped == real).all(axis=1).mean() >= 0.95
+    got = Counter(map(_pattern, snapped[:355]))
+    for pattern, share in LABEL_PATTERNS.items():
+        assert abs(got[pattern] / 355 - share) <= 0.03, (pattern, got)
 
 
 def _validate_with_sdk(config: str, tasks: list[dict]) -> None:
@@ -73,6 +106,10 @@ def test_config_and_prediction_task_are_valid_for_label_studio(capsys):
     interface = LabelInterface(config)
     assert sorted(c.name for c in interface.controls) == sorted(EXPORT_NAMES)
     assert "Techno" in EXPORT_NAMES and "Tech House" not in EXPORT_NAMES
+    # annotators read the genre's name above each field; the field keeps the export's name
+    shown = {view.find("Number").get("name"): view.find("Header").get("value")
+             for view in ElementTree.fromstring(config).iter("View") if view.find("Number") is not None}
+    assert shown == dict(zip(EXPORT_NAMES, GENRES)) and shown["Techno"] == "Tech House"
     for control in interface.controls:
         assert control.tag == "Number" and control.to_name == ["audio"]
         assert (control.attr["min"], control.attr["max"], control.attr["step"]) == ("0", "1", "0.25")

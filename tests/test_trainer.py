@@ -108,7 +108,8 @@ def tiny(tmp_path_factory):
 
 
 def _run(config: Path, *argv, callbacks=None, **overrides):
-    from housex.trainer.train import main, parse_args
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
 
     model_args, data_args, training_args = parse_args([str(config), *argv], **overrides)
     return main(model_args, data_args, training_args, callbacks=callbacks)
@@ -116,7 +117,7 @@ def _run(config: Path, *argv, callbacks=None, **overrides):
 
 # ------------------------------------------------------------------------------------------
 def test_config_file_then_command_line_precedence(tiny, tmp_path):
-    from housex.trainer.train import parse_args
+    from housex.trainer.arguments import parse_args
 
     _, config, _, _ = tiny
     m, d, t = parse_args([str(config), "--n_mels", "48", "--bf16", "auto"], label_mode="sharpen", n_mels=40)
@@ -142,7 +143,7 @@ def test_config_file_then_command_line_precedence(tiny, tmp_path):
 
 def test_loss_on_soft_and_hard_labels_and_class_weights():
     from housex.modeling import HouseXConfig, HouseXForAudioClassification
-    from housex.trainer.train import class_weights_from_targets, training_targets
+    from housex.trainer.data import class_weights_from_targets, training_targets
 
     soft = np.array([[0.75, 0.25, 0, 0, 0, 0, 0, 0], [0, 0.5, 0.5, 0, 0, 0, 0, 0], [0, 0, 0, 1.0, 0, 0, 0, 0]])
     hard = training_targets(soft, "sharpen")

@@ -9,14 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..genres import GENRES, NUM_GENRES, genre_id
+from ..labelstudio import LABEL_PATTERNS  # the shares of the real export
 
-#: Share of each soft-label pattern in the real export partition-1-5 (355 tracks): 246/66/29/14.
-LABEL_PATTERNS: dict[tuple[float, ...], float] = {
-    (1.0,): 0.69,
-    (0.75, 0.25): 0.19,
-    (0.5, 0.5): 0.08,
-    (0.5, 0.25, 0.25): 0.04,
-}
 
 #: Default genre frequencies (primary genre).  The paper's Table 2 could not be consulted offline,
 #: so these are the primary-genre shares of the real export partition-1-5 (counts out of 355 tracks

@@ -11,7 +11,8 @@ def add_arguments(p) -> None:
     sub = p.add_subparsers(dest="ls_command", required=True, metavar="{config,tasks}")
     c = sub.add_parser("config", help="print the labeling config (XML): audio, drops, one 0-1 number per genre")
     c.add_argument("--out", default=None, help="write the XML here instead of printing it")
-    t = sub.add_parser("tasks", help="import tasks whose predictions are the model's genre weights (0.25 grid)")
+    t = sub.add_parser("tasks", help="import tasks whose predictions are the model's genre weights, snapped to the "
+                          "nearest pattern annotators use (1, 0.75/0.25, 0.5/0.5 or 0.5/0.25/0.25)")
     t.add_argument("audio", nargs="+", metavar="AUDIO_OR_DIR", help="audio files or folders (walked for audio files)")
     t.add_argument("--model", required=True, help="model folder written by save_pretrained")
     t.add_argument("--out", required=True, help="tasks JSON to import into Label Studio")
