@@ -43,6 +43,8 @@ NON_NEGATIVE = NumericRule("≥ 0", lambda v: v >= 0)
 POSITIVE = NumericRule("> 0", lambda v: v > 0)
 PROBABILITY = NumericRule("in [0, 1]", lambda v: 0 <= v <= 1)
 DROPOUT = NumericRule("in [0, 1)", lambda v: 0 <= v < 1)
+OPEN_UNIT = NumericRule("in (0, 1)", lambda v: 0 < v < 1)
+AT_LEAST_10 = NumericRule("an integer ≥ 10", lambda v: v >= 10)
 
 #: Rules of the ``TrainingArguments`` fields (transformers' own; ours carry theirs in their metadata).
 TRAINING_ARGUMENT_RULES: dict[str, NumericRule] = {
@@ -134,6 +136,11 @@ class DataTrainingArguments:
     dataset_is_synthetic: bool | None = field(
         default=None,
         metadata={"help": "Say so on the model card; default: detected from the dataset card/description."},
+    )
+    fold: int | None = field(
+        default=None,
+        metadata={"help": "Cross-validation on a dataset built with `housex build --folds K`: the tracks of fold k "
+                  "(of both splits) are the validation set, all other tracks train.", "rule": NON_NEGATIVE},
     )
 
     def __post_init__(self):
@@ -241,7 +248,7 @@ class ModelArguments:
 
 @dataclass
 class HouseXTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` plus the paper's StepLR schedule."""
+    """``TrainingArguments`` plus the paper's StepLR schedule and the intervals' bootstrap settings."""
 
     step_lr_step_size: int = field(
         default=0,
@@ -249,6 +256,13 @@ class HouseXTrainingArguments(TrainingArguments):
                   "optimizer steps) instead of lr_scheduler_type. The paper: 256.", "rule": NON_NEGATIVE},
     )
     step_lr_gamma: float = field(default=0.9, metadata={"help": "StepLR factor (paper: 0.9).", "rule": POSITIVE})
+    bootstrap_level: float = field(
+        default=0.95, metadata={"help": "Level of the intervals in metrics.json and the card (cluster bootstrap "
+                                "over the validation tracks).", "rule": OPEN_UNIT})
+    bootstrap_resamples: int = field(default=2000, metadata={"help": "Bootstrap resamples.", "rule": AT_LEAST_10})
+    bootstrap_seed: int = field(
+        default=0, metadata={"help": "Seed of the resamples: the same seed gives the same intervals.",
+                             "rule": NON_NEGATIVE})
 
 
 # --------------------------------------------------------------------------------------------
