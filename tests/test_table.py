@@ -59,6 +59,9 @@ def test_table_cells_carry_intervals_marks_and_the_clip_set(runs, tmp_path, caps
                                                                                           240, 60)
     assert f"240 clips of 60 tracks (clips fingerprint `{group['clips_fingerprint']}`)" in shown
     strong, strong_too, weak = rows[0], rows[1], rows[2]
+    for row in rows:  # every row carries its dataset, split, clip count and the clips' fingerprint
+        assert (row["dataset"], row["split"], row["num_clips"], row["clips_fingerprint"]) == (
+            "housex-v2", "validation", 240, group["clips_fingerprint"])
     metrics = P.metrics_from_predictions(P.read_predictions(runs / "strong"), P.Bootstrap(resamples=500))
     assert strong["f1_weighted"] == metrics["f1_weighted"]
     assert strong["intervals"]["f1_weighted"] == metrics["intervals"]["f1_weighted"]  # the same resamples

@@ -210,6 +210,8 @@ def score_rows(rows: list[Row], bootstrap: Bootstrap = Bootstrap()) -> dict:
         record = {k: row.info.get(k) for k in ("kind", "model", "features", "labels")}
         record.update({k: v for k, v in row.info.items() if k not in record})
         record["source"] = row.source
+        record.update(num_clips=len(row.predictions), num_tracks=row.predictions.num_tracks,
+                      clips_fingerprint=row.predictions.fingerprint())
         record.update({key: point.get(key) for key in FIGURES})
         record["num_unparsed"] = point.get("num_unparsed")
         record["intervals"] = {key: interval(sample[key], bootstrap.level) for key in FIGURES if key in sample}
