@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AUDIO_SUFFIXES
+from .audio import is_audio_file_name
 from .build_report import NOTE_UNLISTED, BuildSummary, SkipReason
 from .genres import LABEL_MODES, LabelError, apply_label_mode, sharpen_ids
 from .labelstudio import AnnotationError, parse_task, resolve_in_folder
@@ -120,7 +120,7 @@ def plan_tracks(
                            drops.get(track.audio_name))
             )
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and path.resolve() not in listed:
+            if is_audio_file_name(path) and path.is_file() and path.resolve() not in listed:
                 summary.note(NOTE_UNLISTED, f"{source}/{path.name}")
     return entries
 

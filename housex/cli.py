@@ -23,6 +23,7 @@ COMMANDS = {
     "plot": "plot",
     "grid": "grid",
     "probe": "probe",
+    "embed": "embed",
     "baseline": "baseline",
     "table": "table",
     "compare": "compare",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from housex.commands.options import add_bootstrap_arguments, bootstrap_settings
+from housex.commands.options import add_bootstrap_arguments, bootstrap_settings, non_negative, positive
 
-HELP = "baselines under the HouseX protocol: zero-shot CLAP, audio-text chat models (MLLMs)"
+HELP = "baselines under the HouseX protocol: zero-shot CLAP, audio-text chat models (MLLMs), layer probes"
 
 
 def _common(p, *, model_required: bool = True) -> None:
@@ -37,6 +37,20 @@ def add_arguments(parser) -> None:
     mllm.add_argument("--trust-remote-code", action="store_true", help="allow a model's own code (Kimi-Audio, MU-LLaMA, ...)")
     mllm.add_argument("--show-prompt", action="store_true", help="print the prompt and exit (no model or dataset needed)")
     mllm.set_defaults(_baseline=_mllm)
+
+    probe = sub.add_parser("probe", help="probes of every layer of cached encoder embeddings (or the built-in log-mel "
+                                         "features), chosen on an inner split of the training tracks")
+    source = probe.add_mutually_exclusive_group(required=True)
+    source.add_argument("--embeddings", metavar="EMB", help="folder written by `housex embed`")
+    source.add_argument("--features", choices=("log-mel",), help="a built-in feature set (needs --dataset)")
+    probe.add_argument("--dataset", help="dataset folder (or Hub id) with the 'clips' config, for --features")
+    probe.add_argument("--out", required=True, help="run folder: predictions.parquet, metrics.json, layer curve, choice")
+    probe.add_argument("--seed", type=non_negative(int), default=0, help="seed of the inner split and the probes (default 0)")
+    probe.add_argument("--n-mels", type=positive(int), default=64, help="log-mel: mel bands (default 64)")
+    probe.add_argument("--C", type=positive(float), default=1.0, help="log-mel: inverse L2 regularisation (default 1)")
+    probe.add_argument("--workers", type=positive(int), default=1, help="log-mel: processes that decode the clips")
+    probe.add_argument("--debug", action="store_true", help="show tracebacks")
+    probe.set_defaults(_baseline=_probe)
 
 
 def _device(name: str | None) -> str:
@@ -72,6 +86,21 @@ def _mllm(args) -> int:
                            clip_seconds=args.clip_seconds, trust_remote_code=args.trust_remote_code,
                            bootstrap=bootstrap_settings(args))
     print(mllm.summary_line(record))
+    return 0
+
+
+def _probe(args) -> int:
+    from housex.trainer.baselines import layer_probe
+
+    if args.embeddings:
+        features, grid = layer_probe.from_embeddings(args.embeddings), None
+    else:
+        if not args.dataset:
+            raise ValueError("--features log-mel needs --dataset")
+        features = layer_probe.log_mel_of(args.dataset, n_mels=args.n_mels, num_proc=args.workers)
+        grid = [layer_probe.Candidate("logistic", 0, C=args.C)]
+    record = layer_probe.run_probe(features, args.out, grid=grid, seed=args.seed)
+    print(layer_probe.summary_line(record))
     return 0
 
 

@@ -150,7 +150,7 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     import soundfile as sf
 
     from housex.dataset_script.release import TRUTH_NAME, is_synthetic_release, read_truth
-    from housex.inference import format_genres, mmss
+    from housex.results import format_genres, mmss
 
     if not is_synthetic_release(release):
         return []
