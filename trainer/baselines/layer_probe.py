@@ -121,7 +121,7 @@ def from_embeddings(folder) -> FeatureSet:
 
 def log_mel(dataset, *, source: str, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
     """The built-in ``log-mel`` set: one layer, the clip-mean log-mel spectrum (``probe.dataset_features``)."""
-    from .common import clip_ids
+    from ..predictions import scored_clips
     from .probe import dataset_features
 
     for split in ("train", "validation"):
@@ -130,13 +130,9 @@ def log_mel(dataset, *, source: str, n_mels: int = 64, num_proc: int | None = No
     splits = {}
     for name in ("train", "validation"):
         ds = dataset[name]
-        for column in ("track_id", "clip_start", "clip_end", "soft_label"):
-            if column not in ds.column_names:
-                raise ValueError(f"split {name}: missing column {column!r} (a 'clips' dataset is expected)")
+        ids, tracks, soft = scored_clips(ds)  # checks the columns before the features are computed
         X, _ = dataset_features(ds, n_mels=n_mels, split_name=name, num_proc=num_proc)
-        meta = ds.select_columns(["track_id", "clip_start", "clip_end", "soft_label"])
-        splits[name] = Split(X[:, None, :], clip_ids(meta["track_id"], meta["clip_start"], meta["clip_end"]),
-                             [str(t) for t in meta["track_id"]], _normalised(meta["soft_label"]))
+        splits[name] = Split(X[:, None, :], ids, tracks, _normalised(soft))
     return FeatureSet("log-mel", "log-mel mean", splits["train"], splits["validation"])
 
 
