@@ -26,6 +26,7 @@ COMMANDS = {
     "embed": "embed",
     "baseline": "baseline",
     "table": "table",
+    "compare": "compare",
     "demo": "demo",
     "label-studio": "label_studio",
     "review": "review",

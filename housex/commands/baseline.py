@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from housex.commands.options import non_negative, positive
+from housex.commands.options import add_bootstrap_arguments, bootstrap_settings, non_negative, positive
 
 HELP = "baselines under the HouseX protocol: zero-shot CLAP, audio-text chat models (MLLMs), layer probes"
 
@@ -14,6 +14,7 @@ def _common(p, *, model_required: bool = True) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (default 8)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_bootstrap_arguments(p)
 
 
 def add_arguments(parser) -> None:
@@ -23,12 +24,13 @@ def add_arguments(parser) -> None:
     zs.add_argument("--template", default=None, help='candidate text, {} = the genre (default: "This is a sound of {} music.")')
     zs.add_argument("--descriptions", action="store_true", help="append each genre's short description to its name")
     zs.add_argument("--clip-seconds", type=float, default=None, help="cut clips to this length (default: as stored)")
-    zs.add_argument("--out", default=None, help="folder for metrics.json (default: print only)")
+    zs.add_argument("--out", default=None, help="folder for predictions.parquet and metrics.json (default: print only)")
     zs.set_defaults(_baseline=_zero_shot)
 
     mllm = sub.add_parser("mllm", help="ask an audio-text chat model for the genre (the paper's protocol); resumable")
     _common(mllm, model_required=False)
-    mllm.add_argument("--out", default=None, help="folder for answers.jsonl and metrics.json (reruns skip answered clips)")
+    mllm.add_argument("--out", default=None, help="folder for answers.jsonl, predictions.parquet and metrics.json "
+                      "(reruns skip answered clips)")
     mllm.add_argument("--max-new-tokens", type=int, default=16, help="answer length limit (default 16)")
     mllm.add_argument("--dtype", default="auto", help="auto (bfloat16 on CUDA, else float32), float32, bfloat16, float16")
     mllm.add_argument("--clip-seconds", type=float, default=7.5, help="seconds of each clip given to the model (default 7.5, as the paper)")
@@ -64,7 +66,7 @@ def _zero_shot(args) -> int:
 
     record = zero_shot(args.model, args.dataset, split=args.split, template=args.template or DEFAULT_TEMPLATE,
                        descriptions=args.descriptions, batch_size=args.batch_size, device=_device(args.device),
-                       out=args.out, clip_seconds=args.clip_seconds)
+                       out=args.out, clip_seconds=args.clip_seconds, bootstrap=bootstrap_settings(args))
     print(summary_line(record))
     return 0
 
@@ -81,7 +83,8 @@ def _mllm(args) -> int:
         raise ValueError(f"{', '.join(missing)} required (or --show-prompt)")
     record = mllm.run_mllm(args.model, args.dataset, args.out, split=args.split, max_new_tokens=args.max_new_tokens,
                            batch_size=args.batch_size, device=_device(args.device), dtype=args.dtype,
-                           clip_seconds=args.clip_seconds, trust_remote_code=args.trust_remote_code)
+                           clip_seconds=args.clip_seconds, trust_remote_code=args.trust_remote_code,
+                           bootstrap=bootstrap_settings(args))
     print(mllm.summary_line(record))
     return 0
 
