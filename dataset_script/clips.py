@@ -62,10 +62,10 @@ def sample_clips(
         if b <= a:
             continue
         if b - a < clip_seconds:
-            clips.append(ClipSpec(a, a + clip_seconds, index, True))
+            clips.append(ClipSpec(a, a + clip_seconds, index, padded=True))
             continue
         starts = np.sort(rng.uniform(a, b - clip_seconds, size=clips_per_section))
-        clips.extend(ClipSpec(float(s), float(s) + clip_seconds, index, False) for s in starts)
+        clips.extend(ClipSpec(float(s), float(s) + clip_seconds, index, padded=False) for s in starts)
     return clips
 
 
@@ -162,17 +162,18 @@ def analyse_track(
         raise TrackTooShort(f"{name}: shorter than one clip ({duration:.2f} s < {clip_seconds:g} s)")
     if file_sections is not None:
         inside = [(float(a), min(float(b), duration)) for a, b in file_sections if a < duration]
-        drops = TrackDrops(duration, sr, channels, inside, False,
-                           "" if inside else "the drop file lists no section inside the track", True)
+        drops = TrackDrops(duration, sr, channels, inside, fallback=False,
+                           reason="" if inside else "the drop file lists no section inside the track", from_file=True)
     else:
         detection = detect_drops(mono, sr, **(drop_options or {}))
         drops = TrackDrops(duration, sr, channels, [(float(a), float(b)) for a, b in detection.sections],
-                           detection.fallback, detection.reason)
+                           fallback=detection.fallback, reason=detection.reason)
     if whole_track_fallback and not drops.sections and not drops.silent:
-        drops = TrackDrops(duration, sr, channels, [(0.0, duration)], True, drops.reason, drops.from_file)
+        drops = TrackDrops(duration, sr, channels, [(0.0, duration)], fallback=True, reason=drops.reason,
+                           from_file=drops.from_file)
     if placement == "random":
         clips = sample_clips(drops.sections, duration, clips_per_section=clips_per_section,
                              clip_seconds=clip_seconds, seed=seed)
     else:
-        clips = [ClipSpec(a, a + clip_seconds, i, b - a < clip_seconds) for i, (a, b) in enumerate(drops.sections)]
+        clips = [ClipSpec(a, a + clip_seconds, i, padded=b - a < clip_seconds) for i, (a, b) in enumerate(drops.sections)]
     return AnalysedTrack(mono, drops, clips, clip_seconds)

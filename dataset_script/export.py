@@ -27,7 +27,9 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..cards import CARDS_DIR
-from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, BuildSummary, HouseXBuilder, split_data_dirs
+from .build_plan import split_data_dirs
+from .build_report import BuildSummary
+from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, HouseXBuilder
 from .genres import GENRE_DESCRIPTIONS, GENRES
 from .paths import apply_umask, check_output_path, remove_stale_temp_folders, temp_prefix
 from .release import is_synthetic_release, read_truth_header
@@ -61,6 +63,7 @@ def export_dataset(
     repo_hint: str | None = None,
     progress: bool = True,
     workers: int = 1,
+    folds: int = 0,
 ) -> BuildSummary:
     """Build ``configs`` from the release folders and write them to ``out_dir``.
 
@@ -88,6 +91,8 @@ def export_dataset(
         clips_per_section=clips_per_section, clip_seconds=clip_seconds, margin_db=margin_db,
         min_drop_seconds=min_drop_seconds, skip_seconds=skip_seconds, strict=strict, use_drop_file=use_drop_file,
     )
+    if folds:  # only then: a build without folds keeps its builder options (cache key) and bytes
+        options["folds"] = folds
 
     tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
     apply_umask(tmp)

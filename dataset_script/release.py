@@ -74,13 +74,19 @@ def is_synthetic_release(folder: str | os.PathLike) -> bool:
     return Path(folder, TRUTH_NAME).is_file()
 
 
-def parse_export(path: str | os.PathLike) -> list[AnnotatedTrack]:
-    """All tasks of a Label-Studio JSON export (a list of tasks)."""
+def read_tasks(path: str | os.PathLike) -> list:
+    """The raw tasks of a Label-Studio export (JSON list, or the CSV export read into that shape)."""
     path = Path(path)
     tasks = _load_json(path, "export")
     if not isinstance(tasks, list):
         raise AnnotationError(f"{path}: expected a JSON list of Label-Studio tasks, got {type(tasks).__name__}")
-    return [parse_task(t, export_file=path.name) for t in tasks]
+    return tasks
+
+
+def parse_export(path: str | os.PathLike) -> list[AnnotatedTrack]:
+    """All tasks of a Label-Studio JSON export (a list of tasks)."""
+    path = Path(path)
+    return [parse_task(t, export_file=path.name) for t in read_tasks(path)]
 
 
 def write_export(path: str | os.PathLike, tasks: Iterable[dict]) -> None:

@@ -177,7 +177,8 @@ def spectrogram_previews(
     """
     import librosa
 
-    from .dataset_script.builder import BuildSummary, plan_tracks
+    from .dataset_script.build_plan import plan_tracks
+    from .dataset_script.build_report import BuildSummary
     from .dataset_script.clips import TrackTooShort, analyse_track, cut_clip
 
     entries = plan_tracks([Path(release_dir)], summary=BuildSummary())

@@ -1,18 +1,24 @@
 """``housex.modeling``: HouseX config, feature extractor and models as transformers classes.
 
-``register_auto_classes()`` (called by ``import housex``) registers them with ``AutoConfig``,
-``AutoFeatureExtractor``, ``AutoModel`` and ``AutoModelForAudioClassification`` and marks them
-``register_for_auto_class`` so ``save_pretrained`` writes ``auto_map`` and copies these files:
-a saved folder then loads with ``trust_remote_code=True`` where this package is not installed.
+``register_auto_classes()`` registers them with ``AutoConfig``, ``AutoFeatureExtractor``,
+``AutoModel`` and ``AutoModelForAudioClassification`` and marks them ``register_for_auto_class`` so
+``save_pretrained`` writes ``auto_map`` and copies these files: a saved folder then loads with
+``trust_remote_code=True`` where this package is not installed.  It is called in one place: the
+post-import hook that ``import housex`` installs (``housex/__init__.py``), as soon as this package
+is imported; nothing else needs to call it.
 """
 
+from .configuration_encoder_classifier import HouseXEncoderClassifierConfig
 from .configuration_housex import HOUSEX_GENRES, HOUSEX_PRESETS, HouseXConfig
 from .feature_extraction_housex import HouseXFeatureExtractor
+from .modeling_encoder_classifier import HouseXEncoderClassifierForAudioClassification
 from .modeling_housex import (
     HouseXAudioClassifierOutput,
     HouseXForAudioClassification,
     HouseXModel,
+    HouseXModelOutput,
     HouseXPreTrainedModel,
+    soft_label_cross_entropy,
 )
 
 _REGISTERED = False
@@ -33,6 +39,11 @@ def register_auto_classes() -> None:
     HouseXFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     HouseXModel.register_for_auto_class("AutoModel")
     HouseXForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+    AutoConfig.register(HouseXEncoderClassifierConfig.model_type, HouseXEncoderClassifierConfig, exist_ok=True)
+    AutoModelForAudioClassification.register(HouseXEncoderClassifierConfig, HouseXEncoderClassifierForAudioClassification,
+                                             exist_ok=True)
+    HouseXEncoderClassifierConfig.register_for_auto_class()
+    HouseXEncoderClassifierForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
     _REGISTERED = True
 
 
@@ -44,6 +55,10 @@ __all__ = [
     "HouseXModel",
     "HouseXForAudioClassification",
     "HouseXPreTrainedModel",
+    "HouseXModelOutput",
     "HouseXAudioClassifierOutput",
+    "HouseXEncoderClassifierConfig",
+    "HouseXEncoderClassifierForAudioClassification",
+    "soft_label_cross_entropy",
     "register_auto_classes",
 ]

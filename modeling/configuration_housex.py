@@ -85,7 +85,7 @@ class HouseXConfig(PretrainedConfig):
             Name of a torchvision classification model (`torchvision.models.get_model`), e.g.
             resnet18…152, densenet121/201, vgg11_bn, vit_b_16, efficientnet_b0, mobilenet_v3_small,
             or one of ours for small patches: `"patch_cnn"` (4 VGG-style blocks, widths
-            32-64-128-128) and `"patch_cnn_small"`.  `HOUSEX_BACKBONES` in the modeling file is the
+            32-64-128-128) and `"patch_cnn_small"`.  `HOUSEX_BACKBONES` in `backbone_housex.py` is the
             one table of backbone families (builder, default kwargs, checkpoint units).
         backbone_pretrained (`bool`, defaults to `False`):
             Start from torchvision's ImageNet weights.  They are fetched from the internet unless

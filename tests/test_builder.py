@@ -16,7 +16,9 @@ import yaml
 from conftest import loud_section_track
 
 from housex.cli import main as cli_main
-from housex.dataset_script.builder import BuildSummary, HouseXBuilder, SkipReason, TrackEntry, plan_tracks, split_tracks
+from housex.dataset_script.build_plan import TrackEntry, plan_tracks, split_tracks
+from housex.dataset_script.build_report import BuildSummary, SkipReason
+from housex.dataset_script.builder import HouseXBuilder
 from housex.dataset_script.export import export_dataset
 from housex.dataset_script.labelstudio import make_task
 from housex.dataset_script.release import write_drop_file, write_export, write_truth
@@ -116,9 +118,9 @@ def test_report_names_every_skip(release):
 
 
 def test_parallel_build_writes_the_same_files_and_report(release, tmp_path):
-    from housex.dataset_script import builder as builder_module
+    from housex.dataset_script import track_processing
 
-    builder_module._ANALYSIS_CACHE.clear()  # so that the workers decode every track again
+    track_processing.ANALYSIS_CACHE.clear()  # so that the workers decode every track again
     out = tmp_path / "parallel"
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
@@ -135,7 +137,7 @@ def test_parallel_build_writes_the_same_files_and_report(release, tmp_path):
     for name in files:
         assert (out / name).read_bytes() == (release["out"] / name).read_bytes(), name
     # the workers' analyses came back to this process (the tracks config reused them)
-    assert len(builder_module._ANALYSIS_CACHE) >= 9
+    assert len(track_processing.ANALYSIS_CACHE) >= 9
 
 
 def test_round_trip_clips(release, tmp_path):

@@ -26,7 +26,8 @@ from housex.modeling import (
     HouseXForAudioClassification,
     HouseXModel,
 )
-from housex.modeling.modeling_housex import PatchCNN, find_classifier_head, sinusoidal_positions
+from housex.modeling.backbone_housex import PatchCNN, find_classifier_head
+from housex.modeling.modeling_housex import sinusoidal_positions
 from transformers.modeling_layers import GradientCheckpointingLayer
 
 SR = 44100

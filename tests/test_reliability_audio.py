@@ -15,7 +15,7 @@ import soundfile as sf
 from test_builder import PARAMS, _write, good_track, make_release
 
 from housex.dataset_script.audio import truncation
-from housex.dataset_script.builder import NOTE_CLIPPED, NOTE_TRUNCATED, NOTE_UNLISTED, SkipReason
+from housex.dataset_script.build_report import NOTE_CLIPPED, NOTE_TRUNCATED, NOTE_UNLISTED, SkipReason
 from housex.dataset_script.export import export_dataset
 
 SR = 22050

@@ -117,17 +117,43 @@ def to_soft_targets(references: np.ndarray, num_classes: int) -> np.ndarray:
     return t / sums
 
 
+def confidence_bins(confidence: np.ndarray, n_bins: int = 15) -> np.ndarray:
+    """(N,) top-1 confidences -> (N,) bin of each: bin b holds (b/n, (b+1)/n]; exactly 0 falls into bin 0."""
+    return np.clip(np.ceil(np.asarray(confidence) * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+
+
 def expected_calibration_error(probs: np.ndarray, target_ids: np.ndarray, n_bins: int = 15) -> float:
     """ECE of the top-1 confidence: sum over bins (lo, hi] of |B|/N * |accuracy(B) - confidence(B)|."""
     confidence = probs.max(axis=-1)
     correct = (probs.argmax(axis=-1) == target_ids).astype(np.float64)
-    # Bin b holds confidences in (b/n, (b+1)/n]; a confidence of exactly 0 falls into bin 0.
-    bins = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    bins = confidence_bins(confidence, n_bins)
     ece = 0.0
     for b in np.unique(bins):
         in_bin = bins == b
         ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(ece)
+
+
+def top_k_hits(target_ids: np.ndarray, probs: np.ndarray, k: int = 2) -> np.ndarray:
+    """(N,) bool: the target among the ``k`` most probable classes, equal scores ranked as
+    ``sklearn.metrics.top_k_accuracy_score`` ranks them (the higher class id first)."""
+    ranked = np.argsort(probs, axis=1, kind="mergesort")[:, ::-1][:, :k]
+    return (ranked == np.asarray(target_ids)[:, None]).any(axis=1)
+
+
+def example_scores(probs: np.ndarray, targets: np.ndarray) -> dict:
+    """Per-example terms of the scores (the means of ``housex_scores`` and the bootstrap's sums):
+    target_id (sharpened), predicted_id (argmax), kl_divergence, js_distance, top2 (bool) and
+    confidence (top-1 probability), each (N,).  ``probs`` and ``targets``: (N, C) rows summing to 1."""
+    target_ids = sharpen_ids(targets)
+    return {
+        "target_id": target_ids,
+        "predicted_id": probs.argmax(axis=-1),
+        "kl_divergence": rel_entr(targets, np.clip(probs, _EPS, 1.0)).sum(axis=-1),
+        "js_distance": jensenshannon(targets, probs, axis=-1, base=2),
+        "top2": top_k_hits(target_ids, probs, k=min(2, probs.shape[-1])),
+        "confidence": probs.max(axis=-1),
+    }
 
 
 def housex_scores(predictions, references, prediction_type: str = "auto", n_bins: int = 15) -> dict:
@@ -153,9 +179,9 @@ def housex_scores(predictions, references, prediction_type: str = "auto", n_bins
         out[f"recall_{average}"] = float(r)
         out[f"f1_{average}"] = float(f)
     out["confusion_matrix"] = confusion_matrix(y_true, y_pred, labels=labels).tolist()
-    clipped = np.clip(probs, _EPS, 1.0)
-    out["kl_divergence"] = float(rel_entr(targets, clipped).sum(axis=-1).mean())
-    out["js_distance"] = float(np.mean(jensenshannon(targets, probs, axis=-1, base=2)))
+    terms = example_scores(probs, targets)
+    out["kl_divergence"] = float(terms["kl_divergence"].mean())
+    out["js_distance"] = float(np.mean(terms["js_distance"]))
     out["top2_accuracy"] = float(top_k_accuracy_score(y_true, probs, k=min(2, num_classes), labels=labels))
     out["ece"] = expected_calibration_error(probs, y_true, n_bins=n_bins)
     out["num_examples"] = int(len(probs))
