@@ -42,9 +42,10 @@ from dataclasses import dataclass, field
 import librosa
 import numpy as np
 import soxr
-from scipy import ndimage, signal
 
 SILENCE_DBFS = -60.0  # a track whose loudest frame is below this level (dBFS) is silent; inference uses it too
+# The authors' rule (paper: 1.5 dB; their final code: 2 dB), its shortest drop and its skipped intro.
+MARGIN_DB, MIN_SECONDS, SKIP_SECONDS = 1.5, 15.0, 15.0
 
 
 @dataclass(frozen=True)
@@ -53,11 +54,14 @@ class DropDetection:
 
     ``fallback`` is True when no section passed the threshold and the loudest window was
     returned instead; ``reason`` says why sections are missing or came from the fallback.
+    ``analysed_whole``: the signal was too short for the intro skip (fewer than ``min_seconds``
+    would have remained) and was analysed from its start.
     """
 
     sections: list[tuple[float, float]] = field(default_factory=list)
     fallback: bool = False
     reason: str = ""
+    analysed_whole: bool = False
 
 
 def frame_rms(y: np.ndarray, frame_length: int = 8192, hop_length: int = 512) -> np.ndarray:
@@ -100,6 +104,8 @@ def smooth_loudness(loudness_db: np.ndarray, smooth_frames: int = 128) -> np.nda
     The authors' max takes ``a[i - n//2 : i + n//2]`` (clipped at the ends) and their mean is
     ``np.convolve(a, ones(n), "same") / n`` (zeros outside); (frames,) → (frames,) float64.
     """
+    from scipy import ndimage  # scipy.ndimage takes ~0.3 s to import: not for every CLI start
+
     a = np.asarray(loudness_db, dtype=np.float64)
     n = int(smooth_frames)
     if n < 1:
@@ -124,6 +130,7 @@ class _Loudness:
     smoothed: np.ndarray  # (frames,) dB relative to the loudest frame
     frame_db: np.ndarray  # (frames,) unsmoothed dB (the fallback window uses it)
     offset: float  # seconds skipped at the start
+    analysed_whole: bool  # the skip was not applied: the signal is too short for it
     seconds_per_frame: float
     duration: float
     min_frames: int
@@ -148,21 +155,23 @@ def _smoothed_loudness(y_mono, sr, *, min_seconds, skip_seconds, frame_length, h
     if rate != sr and y.size:
         y = soxr.resample(y.astype(np.float32, copy=False), sr, rate, quality="HQ")
     skip = int(skip_seconds * rate)
-    if y.size - skip < min_seconds * rate:
+    analysed_whole = skip > 0 and y.size - skip < min_seconds * rate
+    if analysed_whole:
         skip = 0
     y = y[skip:]
     if y.size == 0:
-        return DropDetection([], False, "empty signal")
+        return DropDetection([], False, "empty signal", analysed_whole)
 
     rms = frame_rms(y, frame_length, hop_length)
     # silence is judged on the signal minus its mean: a DC offset alone (no sound) is silent
     peak = float(frame_rms(y - np.float32(y.mean(dtype=np.float64)), frame_length, hop_length).max())
     if peak <= 10 ** (silence_dbfs / 20):
-        return DropDetection([], False, f"silent: loudest frame is {20 * np.log10(max(peak, 1e-12)):.1f} dBFS")
+        return DropDetection([], False, f"silent: loudest frame is {20 * np.log10(max(peak, 1e-12)):.1f} dBFS",
+                             analysed_whole)
     loudness_db = librosa.amplitude_to_db(rms, ref=np.max)  # (frames,), top_db=80 floor like the authors
     return _Loudness(
         smoothed=smooth_loudness(loudness_db, smooth_frames), frame_db=loudness_db, offset=skip / rate,
-        seconds_per_frame=hop_length / rate, duration=duration,
+        analysed_whole=analysed_whole, seconds_per_frame=hop_length / rate, duration=duration,
         min_frames=int(librosa.time_to_frames(min_seconds, sr=rate, hop_length=hop_length)),
     )
 
@@ -171,9 +180,9 @@ def detect_drops(
     y_mono: np.ndarray,
     sr: int,
     *,
-    margin_db: float = 1.5,
-    min_seconds: float = 15.0,
-    skip_seconds: float = 15.0,
+    margin_db: float = MARGIN_DB,
+    min_seconds: float = MIN_SECONDS,
+    skip_seconds: float = SKIP_SECONDS,
     frame_length: int = 8192,
     hop_length: int = 512,
     smooth_frames: int = 128,
@@ -206,15 +215,15 @@ def detect_drops(
     above = smoothed >= smoothed.max() - margin_db
     runs = runs_at_least(above, loud.min_frames)
     if runs:
-        return DropDetection([loud.to_seconds(a, b) for a, b in runs], False, "")
+        return DropDetection([loud.to_seconds(a, b) for a, b in runs], False, "", loud.analysed_whole)
     reason = f"no section of ≥ {min_seconds:g} s within {margin_db:g} dB of the loudest part"
     if not fallback:
-        return DropDetection([], False, reason)
+        return DropDetection([], False, reason, loud.analysed_whole)
     window = max(1, min(loud.min_frames, loud.frame_db.size))
     window_mean = np.convolve(loud.frame_db.astype(np.float64), np.ones(window) / window, mode="valid")
     start = int(np.argmax(window_mean))
     return DropDetection([loud.to_seconds(start, start + window)], True,
-                         reason + f"; loudest {window * loud.seconds_per_frame:.1f} s window used")
+                         reason + f"; loudest {window * loud.seconds_per_frame:.1f} s window used", loud.analysed_whole)
 
 
 def plateau_levels(smoothed: np.ndarray, min_frames: int) -> np.ndarray:
@@ -224,6 +233,8 @@ def plateau_levels(smoothed: np.ndarray, min_frames: int) -> np.ndarray:
     so ``plateau >= x`` exactly where ``smoothed >= x`` holds for a run of ≥ ``min_frames``
     frames; frames no such window covers are ``-inf``.  (frames,) → (frames,) float64.
     """
+    from scipy import ndimage
+
     a = np.asarray(smoothed, dtype=np.float64)
     n = int(min_frames)
     if n < 1 or a.size < n:
@@ -231,6 +242,15 @@ def plateau_levels(smoothed: np.ndarray, min_frames: int) -> np.ndarray:
     window_min = ndimage.minimum_filter1d(a, n, origin=-(n // 2), mode="constant", cval=np.inf)
     window_min[a.size - n + 1 :] = -np.inf  # windows running past the end
     return ndimage.maximum_filter1d(window_min, n, origin=(n - 1) // 2, mode="constant", cval=-np.inf)
+
+
+def _plateau_peaks(x: np.ndarray) -> list[int]:
+    """Frames of the finite local maxima of ``x`` (frames,); a flat top gives its middle frame."""
+    starts = np.r_[0, np.flatnonzero(x[1:] != x[:-1]) + 1]
+    ends = np.r_[starts[1:], x.size]
+    top = x[starts]
+    higher_than_neighbours = (top > np.r_[-np.inf, top[:-1]]) & (top > np.r_[top[1:], -np.inf])
+    return [int(i) for i in ((starts + ends - 1) // 2)[higher_than_neighbours & np.isfinite(top)]]
 
 
 def _run_around(mask: np.ndarray, i: int) -> tuple[int, int]:
@@ -243,9 +263,9 @@ def detect_set_drops(
     y_mono: np.ndarray,
     sr: int,
     *,
-    margin_db: float = 1.5,
-    min_seconds: float = 15.0,
-    skip_seconds: float = 15.0,
+    margin_db: float = MARGIN_DB,
+    min_seconds: float = MIN_SECONDS,
+    skip_seconds: float = SKIP_SECONDS,
     pair_seconds: float = 60.0,
     build_seconds: float = 8.0,
     frame_length: int = 8192,
@@ -271,8 +291,7 @@ def detect_set_drops(
     level_db = margin_db / 2
     pair_gap = pair_seconds / loud.seconds_per_frame
     build_gap = build_seconds / loud.seconds_per_frame
-    padded = np.concatenate(([-np.inf], plateau, [-np.inf]))
-    peaks = [int(i) - 1 for i in signal.find_peaks(padded)[0] if np.isfinite(padded[i])]
+    peaks = _plateau_peaks(plateau)
     cores = {p: _run_around(np.abs(plateau - plateau[p]) <= level_db, p) for p in peaks}
 
     def paired(p: int) -> bool:
@@ -297,4 +316,4 @@ def detect_set_drops(
             is_drop[a:b] = True
     runs = runs_at_least(is_drop, loud.min_frames)
     reason = "" if runs else f"no section of ≥ {min_seconds:g} s at the level of a track's loudest part"
-    return DropDetection([loud.to_seconds(a, b) for a, b in runs], False, reason)
+    return DropDetection([loud.to_seconds(a, b) for a, b in runs], False, reason, loud.analysed_whole)
