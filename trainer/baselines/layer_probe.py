@@ -142,14 +142,11 @@ def log_mel(dataset, *, source: str, n_mels: int = 64, num_proc: int | None = No
 
 def log_mel_of(dataset: str, *, n_mels: int = 64, num_proc: int | None = None, config: str = "clips") -> FeatureSet:
     """:func:`log_mel` of a dataset folder or Hub id."""
-    import datasets
+    from ..data import load_clips_dataset
 
     if Path(dataset).exists() and not Path(dataset).is_dir():
         raise ValueError(f"{dataset}: expected a dataset folder")
-    try:
-        ds = datasets.load_dataset(str(dataset), config)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise FileNotFoundError(f"{dataset}: cannot load config {config!r} ({str(e).splitlines()[0]})") from None
+    ds = load_clips_dataset(dataset, config)
     return log_mel(ds, source=str(dataset), n_mels=n_mels, num_proc=num_proc)
 
 
