@@ -289,3 +289,105 @@ def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(
     before = linear_probe(datasets.load_dataset(str(clips_dir), "clips"), n_mels=16)
     for key in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted"):
         assert metrics[key] == pytest.approx(getattr(before, key), abs=1e-12), key
+
+
+# --------------------------------------------------------------------------------------------
+# the encoder classifier: a real PreTrainedModel
+# --------------------------------------------------------------------------------------------
+def _classifier(encoder_folder: Path, **config):
+    from housex.modeling import HouseXEncoderClassifierConfig, HouseXEncoderClassifierForAudioClassification
+    from housex.trainer.encoders import load_encoder
+
+    encoder, extractor = load_encoder(str(encoder_folder))
+    torch.manual_seed(SEED)
+    model = HouseXEncoderClassifierForAudioClassification(
+        HouseXEncoderClassifierConfig(encoder_config=encoder.config, **config), encoder=encoder).eval()
+    return model, extractor
+
+
+@pytest.mark.parametrize("family, config", [("qwen2-audio", {"time_pooling": "attention"}), ("mert", {"layer": 1}),
+                                            ("clap", {}), ("whisper", {"layer": "last"})])
+def test_encoder_classifier_saves_reloads_and_runs_in_the_pipeline(encoders, family, config, tmp_path):
+    from transformers import AutoModelForAudioClassification, pipeline
+
+    from housex.modeling.modeling_encoder_classifier import layer_states
+
+    model, extractor = _classifier(encoders[family], **config)
+    folder = tmp_path / family
+    model.save_pretrained(folder)
+    extractor.save_pretrained(folder)
+    files = {p.name for p in folder.iterdir()}
+    assert {"modeling_encoder_classifier.py", "configuration_encoder_classifier.py", "model.safetensors"} <= files
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["auto_map"]["AutoModelForAudioClassification"] == (
+        "modeling_encoder_classifier.HouseXEncoderClassifierForAudioClassification")
+
+    clip = np.sin(np.linspace(0, 900, int(2 * extractor.sampling_rate))).astype(np.float32)
+    from housex.trainer.embeddings import extractor_call
+
+    inputs = dict(extractor_call(extractor, [clip], extractor.sampling_rate))
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        # the head reads the same per-layer states housex embed caches
+        states, masks = layer_states(model.encoder, inputs)
+    loaded = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    assert type(loaded) is type(model)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, logits, rtol=0, atol=1e-6)
+    clf = pipeline("audio-classification", model=str(folder), device="cpu")
+    result = clf({"raw": clip, "sampling_rate": extractor.sampling_rate}, top_k=None)
+    assert sorted(r["label"] for r in result) == sorted(json.loads((folder / "config.json").read_text())["id2label"].values())
+    assert abs(sum(r["score"] for r in result) - 1) < 1e-5
+
+
+def test_encoder_classifier_loads_as_remote_code_where_housex_is_not_installed(encoders, tmp_path):
+    """A HuBERT-encoder (MERT) and a HouseX-encoder classifier, loaded with trust_remote_code in a process
+    that cannot import housex (as test_modeling's remote-code test does for the HouseX model)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    folders, want = [], []
+    for family in ("mert", "housex"):
+        model, extractor = _classifier(encoders[family])
+        folder = tmp_path / family
+        model.save_pretrained(folder)
+        extractor.save_pretrained(folder)
+        clip = np.sin(np.linspace(0, 500, int(2 * extractor.sampling_rate))).astype(np.float32)
+        np.save(folder / "clip.npy", clip)
+        from housex.trainer.embeddings import extractor_call
+
+        with torch.no_grad():
+            want.append(model(**extractor_call(extractor, [clip], extractor.sampling_rate)).logits[0].tolist())
+        folders.append(str(folder))
+    script = textwrap.dedent(f"""
+        import importlib.abc, json, sys
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "housex" or name.startswith("housex."):
+                    raise ModuleNotFoundError(f"blocked: {{name}}")
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from transformers import pipeline
+        out = []
+        for folder in {folders!r}:
+            clf = pipeline("audio-classification", model=folder, trust_remote_code=True, device="cpu")
+            assert type(clf.model).__module__.startswith("transformers_modules"), type(clf.model).__module__
+            clip = np.load(folder + "/clip.npy")
+            inputs = clf.feature_extractor([clip], sampling_rate=clf.feature_extractor.sampling_rate, return_tensors="pt")
+            import torch
+            with torch.no_grad():
+                out.append(clf.model(**inputs).logits[0].tolist())
+            assert len(clf(clip, top_k=None)) == 8
+        assert not any(m == "housex" or m.startswith("housex.") for m in sys.modules)
+        print("LOGITS", json.dumps(out))
+        """)
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("LOGITS")).split(" ", 1)[1])
+    np.testing.assert_allclose(got, want, atol=1e-5)

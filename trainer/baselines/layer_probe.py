@@ -32,6 +32,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -121,7 +124,7 @@ def from_embeddings(folder) -> FeatureSet:
 
 def log_mel(dataset, *, source: str, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
     """The built-in ``log-mel`` set: one layer, the clip-mean log-mel spectrum (``probe.dataset_features``)."""
-    from .common import clip_ids
+    from ..predictions import scored_clips
     from .probe import dataset_features
 
     for split in ("train", "validation"):
@@ -130,13 +133,9 @@ def log_mel(dataset, *, source: str, n_mels: int = 64, num_proc: int | None = No
     splits = {}
     for name in ("train", "validation"):
         ds = dataset[name]
-        for column in ("track_id", "clip_start", "clip_end", "soft_label"):
-            if column not in ds.column_names:
-                raise ValueError(f"split {name}: missing column {column!r} (a 'clips' dataset is expected)")
+        ids, tracks, soft = scored_clips(ds)  # checks the columns before the features are computed
         X, _ = dataset_features(ds, n_mels=n_mels, split_name=name, num_proc=num_proc)
-        meta = ds.select_columns(["track_id", "clip_start", "clip_end", "soft_label"])
-        splits[name] = Split(X[:, None, :], clip_ids(meta["track_id"], meta["clip_start"], meta["clip_end"]),
-                             [str(t) for t in meta["track_id"]], _normalised(meta["soft_label"]))
+        splits[name] = Split(X[:, None, :], ids, tracks, _normalised(soft))
     return FeatureSet("log-mel", "log-mel mean", splits["train"], splits["validation"])
 
 
@@ -305,32 +304,53 @@ def inner_split(train: Split, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(inner_train), np.sort(inner_val)
 
 
+@contextmanager
+def _torch_threads(count: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _scaled(X: np.ndarray, stats) -> np.ndarray:
     mean, std = stats
     return ((X - mean) / std).astype(np.float32)
 
 
-def sweep(features: FeatureSet, grid: list[Candidate], seed: int) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
+def sweep(features: FeatureSet, grid: list[Candidate], seed: int, workers: int = 2) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
     """Every candidate of ``grid`` trained on the inner train part, scored on the inner validation part."""
     inner_train, inner_val = inner_split(features.train, seed)
     tr, va = features.train.take(inner_train), features.train.take(inner_val)
     stats = _standardiser(tr.features)
     Xtr, Xva = _scaled(tr.features, stats), _scaled(va.features, stats)
-    results = []
     groups: dict = {}
     for c in grid:
         if c.head == "logistic":
             raise ValueError("logistic candidates are fitted directly (a grid of one), not swept")
         groups.setdefault((c.head, c.learning_rate, c.layer == WEIGHTED), []).append(c)
-    for (head, lr, mixed), members in groups.items():
+
+    def train_group(item):
+        (head, lr, mixed), members = item
         layers = list(range(features.num_layers)) if mixed else [c.layer for c in members]
         _, _, epochs, logits, losses = train_batched(head, Xtr[:, layers], tr.soft_labels, Xva[:, layers],
                                                      va.soft_labels, learning_rate=lr, seed=seed, mixed=mixed)
+        out = []
         for i, c in enumerate(members):
             j = 0 if mixed else i
             probs = _softmax(logits[:, j])
-            results.append({"candidate": asdict(c), "label": c.label(), "inner_f1_weighted": _weighted_f1(probs, va.soft_labels),
-                            "inner_cross_entropy": float(losses[j]), "epochs": int(epochs[j])})
+            out.append({"candidate": asdict(c), "label": c.label(), "inner_f1_weighted": _weighted_f1(probs, va.soft_labels),
+                        "inner_cross_entropy": float(losses[j]), "epochs": int(epochs[j])})
+        return out
+
+    # Groups train in parallel threads, each single-threaded in torch: several small BLAS calls at once use
+    # the cores better than one call split over them (whose threads spin on a busy machine); the figures
+    # do not depend on the number of workers.
+    with _torch_threads(1), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = [r for group in pool.map(train_group, groups.items()) for r in group]
     return results, (inner_train, inner_val)
 
 
@@ -412,7 +432,7 @@ def layer_curve(results: list[dict], num_layers: int) -> dict:
 
 
 def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None, seed: int = 0, bootstrap=None,
-              record_extra: dict | None = None, row_extra: dict | None = None) -> dict:
+              workers: int | None = None, record_extra: dict | None = None, row_extra: dict | None = None) -> dict:
     """Choose (on the inner split), fit on all training clips, score once on validation; write the run folder."""
     from ..predictions import make_predictions, metrics_from_predictions, read_predictions, write_predictions
     from ..statistics import Bootstrap
@@ -427,7 +447,7 @@ def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None,
         choice = {"candidate": asdict(chosen), "label": chosen.label(),
                   "how": "a grid of one: fitted on all training clips, nothing chosen"}
     else:
-        results, (inner_train, inner_val) = sweep(features, grid, seed)
+        results, (inner_train, inner_val) = sweep(features, grid, seed, workers or min(2, os.cpu_count() or 1))
         best = choose(results)
         chosen = Candidate(**best["candidate"])
         epochs = best["epochs"]
@@ -435,7 +455,8 @@ def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None,
                                  "the training tracks; refitted on all training clips for the early-stopped epochs",
                   "inner_train_clips": int(len(inner_train)), "inner_validation_clips": int(len(inner_val)),
                   "inner_validation_tracks": int(len(set(np.asarray(features.train.track_ids)[inner_val])))}
-    probabilities = fit_and_predict(features, chosen, epochs=epochs, seed=seed)
+    with _torch_threads(1):
+        probabilities = fit_and_predict(features, chosen, epochs=epochs, seed=seed)
     is_encoder = features.name != "log-mel"
     kind = "encoder probe" if is_encoder else "linear probe"
     layer_text = ("weighted sum" if chosen.layer == WEIGHTED else f"layer {chosen.layer}")
