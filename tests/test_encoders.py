@@ -288,7 +288,7 @@ def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(
     assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
     before = linear_probe(datasets.load_dataset(str(clips_dir), "clips"), n_mels=16)
     for key in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted"):
-        assert metrics[key] == pytest.approx(getattr(before, key), abs=1e-12), key
+        assert metrics[key] == pytest.approx(before[key], abs=1e-12), key
 
 
 # --------------------------------------------------------------------------------------------
