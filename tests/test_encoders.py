@@ -277,18 +277,33 @@ def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded
 
 
 def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(clips_dir, tmp_path):  # noqa: F811
+    """``housex baseline probe --features log-mel`` and ``housex probe`` are the layer-probe path on the built-in
+    log-mel set, and give what the probe always computed: StandardScaler -> LogisticRegression(C=1) on the
+    sharpened labels of the clip-mean log-mel features, fitted on train, scored on validation."""
     import datasets
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    from housex.trainer.baselines.probe import linear_probe
+    from housex.trainer.baselines.probe import dataset_features
 
-    out = tmp_path / "log-mel"
-    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(out),
+    outs = [tmp_path / "baseline-probe", tmp_path / "probe"]
+    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(outs[0]),
                    "--n-mels", "16"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
-    before = linear_probe(datasets.load_dataset(str(clips_dir), "clips"), n_mels=16)
-    for key in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted"):
-        assert metrics[key] == pytest.approx(getattr(before, key), abs=1e-12), key
+    assert housex(["probe", "--dataset", str(clips_dir), "--out", str(outs[1]), "--n-mels", "16"]) == 0
+    ds = datasets.load_dataset(str(clips_dir), "clips")
+    X_tr, y_tr = dataset_features(ds["train"], n_mels=16)
+    X_va, y_va = dataset_features(ds["validation"], n_mels=16)
+    pred = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=0)).fit(X_tr, y_tr).predict(X_va)
+    p, r, f, _ = precision_recall_fscore_support(y_va, pred, average="weighted", zero_division=0)
+    for out in outs:
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
+        assert metrics["baseline"] == "linear-probe" and metrics["model"] == "logistic regression, clip-mean 16-band log-mel"
+        got = (metrics["accuracy"], metrics["precision_weighted"], metrics["recall_weighted"], metrics["f1_weighted"])
+        assert got == pytest.approx((accuracy_score(y_va, pred), p, r, f), abs=1e-12)
+    assert (outs[0] / "predictions.parquet").read_bytes() == (outs[1] / "predictions.parquet").read_bytes()
 
 
 # --------------------------------------------------------------------------------------------
