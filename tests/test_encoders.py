@@ -277,18 +277,33 @@ def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded
 
 
 def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(clips_dir, tmp_path):  # noqa: F811
+    """``housex baseline probe --features log-mel`` and ``housex probe`` are the layer-probe path on the built-in
+    log-mel set, and give what the probe always computed: StandardScaler -> LogisticRegression(C=1) on the
+    sharpened labels of the clip-mean log-mel features, fitted on train, scored on validation."""
     import datasets
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    from housex.trainer.baselines.probe import linear_probe
+    from housex.trainer.baselines.probe import dataset_features
 
-    out = tmp_path / "log-mel"
-    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(out),
+    outs = [tmp_path / "baseline-probe", tmp_path / "probe"]
+    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(outs[0]),
                    "--n-mels", "16"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
-    before = linear_probe(datasets.load_dataset(str(clips_dir), "clips"), n_mels=16)
-    for key in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted"):
-        assert metrics[key] == pytest.approx(before[key], abs=1e-12), key
+    assert housex(["probe", "--dataset", str(clips_dir), "--out", str(outs[1]), "--n-mels", "16"]) == 0
+    ds = datasets.load_dataset(str(clips_dir), "clips")
+    X_tr, y_tr = dataset_features(ds["train"], n_mels=16)
+    X_va, y_va = dataset_features(ds["validation"], n_mels=16)
+    pred = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=0)).fit(X_tr, y_tr).predict(X_va)
+    p, r, f, _ = precision_recall_fscore_support(y_va, pred, average="weighted", zero_division=0)
+    for out in outs:
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
+        assert metrics["baseline"] == "linear-probe" and metrics["model"] == "logistic regression, clip-mean 16-band log-mel"
+        got = (metrics["accuracy"], metrics["precision_weighted"], metrics["recall_weighted"], metrics["f1_weighted"])
+        assert got == pytest.approx((accuracy_score(y_va, pred), p, r, f), abs=1e-12)
+    assert (outs[0] / "predictions.parquet").read_bytes() == (outs[1] / "predictions.parquet").read_bytes()
 
 
 # --------------------------------------------------------------------------------------------
@@ -391,3 +406,82 @@ def test_encoder_classifier_loads_as_remote_code_where_housex_is_not_installed(e
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("LOGITS")).split(" ", 1)[1])
     np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# fine-tuning through trainer/run.py
+# --------------------------------------------------------------------------------------------
+FINE_TUNE = {
+    "optim": "adamw_torch", "learning_rate": 1e-3, "weight_decay": 0.01, "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 8, "report_to": "none", "use_cpu": True, "dataloader_num_workers": 0, "seed": SEED,
+    "do_train": True, "do_eval": True, "logging_steps": 1, "bootstrap_resamples": 100,
+}
+
+
+def _fine_tune(clips_dir, out: Path, **args) -> dict:  # noqa: F811
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
+
+    model_args, data_args, training_args = parse_args([], **FINE_TUNE, dataset_name=str(clips_dir), output_dir=str(out),
+                                                      **args)
+    return main(model_args, data_args, training_args)
+
+
+def test_fine_tune_an_encoder_without_a_classification_class_keeps_the_best_validation_checkpoint(encoders, clips_dir,
+                                                                                                 tmp_path):  # noqa: F811
+    """MERT (no classification class: the encoder classifier), evaluated and saved every step; the folder
+    holds the checkpoint with the lowest validation loss, and that is what metrics.json scores."""
+    from transformers import pipeline
+
+    out = tmp_path / "mert"
+    metrics = _fine_tune(clips_dir, out, model_name_or_path=str(encoders["mert"]), max_steps=4, eval_strategy="steps",
+                         eval_steps=1, save_strategy="steps", save_steps=1, load_best_model_at_end=True,
+                         metric_for_best_model="loss", greater_is_better=False, encoder_learning_rate=1e-4,
+                         time_pooling="attention")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "housex_encoder_classifier" and config["encoder_config"]["model_type"] == "hubert"
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = {e["step"]: e["eval_loss"] for e in state["log_history"] if "eval_loss" in e}
+    best_step = min(losses, key=losses.get)
+    assert len(losses) >= 4 and state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}")
+    assert metrics["loss"] == pytest.approx(losses[best_step], abs=1e-6)  # the final evaluation is the best checkpoint's
+    best = load_file(Path(state["best_model_checkpoint"]) / "model.safetensors")
+    saved = load_file(out / "model.safetensors")
+    assert best.keys() == saved.keys() and all(torch.equal(best[k], saved[k]) for k in best)
+    assert json.loads((out / "preprocessor_config.json").read_text())["return_attention_mask"] is True
+    clf = pipeline("audio-classification", model=str(out), device="cpu")
+    clip = load_clips(clips_dir, "validation", sampling_rate=24000).audio(0)
+    assert len(clf({"raw": clip, "sampling_rate": 24000}, top_k=None)) == 8
+
+
+def test_fine_tune_a_native_classifier_with_weighted_layers_encoder_rate_and_checkpointing(encoders, clips_dir, tmp_path):  # noqa: F811
+    """HuBERT through its own HubertForSequenceClassification with use_weighted_layer_sum; the encoder's
+    learning rate is its own (0 freezes it in effect); gradient checkpointing gives the same weights."""
+    base = dict(model_name_or_path=str(encoders["hubert"]), max_steps=2, eval_strategy="no", save_strategy="no",
+                use_weighted_layer_sum=True, freeze_feature_encoder=True, encoder_learning_rate=1e-9)
+    plain = _fine_tune(clips_dir, tmp_path / "plain", **base)
+    checkpointed = _fine_tune(clips_dir, tmp_path / "checkpointed", gradient_checkpointing=True, **base)
+    config = json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert config["model_type"] == "hubert" and config["use_weighted_layer_sum"] is True
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "checkpointed" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert plain["f1_weighted"] == checkpointed["f1_weighted"]
+    before = load_file(encoders["hubert"] / "model.safetensors")
+    moved = lambda k: float((a[k] - before[k.removeprefix("hubert.")]).abs().max())  # noqa: E731
+    assert moved("hubert.encoder.layers.0.attention.q_proj.weight") < 1e-6  # encoder at 1e-9
+    assert moved("hubert.feature_extractor.conv_layers.0.conv.weight") == 0  # frozen
+    assert not torch.equal(a["layer_weights"], torch.ones_like(a["layer_weights"]) / len(a["layer_weights"]))  # trained at 1e-3
+
+
+def test_fine_tune_options_that_cannot_apply_are_one_line_errors(encoders, clips_dir, tmp_path):  # noqa: F811
+    cases = [
+        ({"model_name_or_path": str(encoders["ast"]), "use_weighted_layer_sum": True}, "has no such option"),
+        ({"model_name_or_path": str(encoders["clap"]), "use_weighted_layer_sum": True}, "the encoder classifier has its own"),
+        ({"model_name_or_path": str(encoders["clap"]), "freeze_feature_encoder": True}, "has no feature encoder to freeze"),
+        ({"model_name_or_path": str(encoders["housex"]) + "-missing"}, "no config.json"),
+    ]
+    for args, message in cases:
+        with pytest.raises((ValueError, OSError)) as err:
+            _fine_tune(clips_dir, tmp_path / "bad", max_steps=1, eval_strategy="no", save_strategy="no", **args)
+        assert message in str(err.value) and len(str(err.value).splitlines()) == 1, str(err.value)
