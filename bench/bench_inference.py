@@ -36,7 +36,8 @@ def demo_model():
     if (folder / "config.json").is_file():
         model, fe = load_classifier(folder)
         return model, fe, f"trained demo model ({folder.relative_to(PROJECT_ROOT)})"
-    from housex.trainer.train import build_feature_extractor, build_model, parse_args
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import build_feature_extractor, build_model
 
     # the dataset is not read here; parse_args only insists that one is named
     model_args, _, _ = parse_args([str(PROJECT_ROOT / "trainer" / "configs" / "cpu.yaml"), "--dataset_name", "housex-v2"])

@@ -1,23 +1,29 @@
-"""Reading audio files of a release folder into float32 arrays.
+"""Reading audio files into float32 arrays, and finding them in folders.
 
 soundfile (libsndfile) reads WAV/FLAC/OGG/Opus/MP3 quickly; anything it refuses (m4a, aac, ...)
 goes through torchcodec's FFmpeg-backed ``AudioDecoder``.  Every failure is an
 :class:`AudioError` that names the file (a subclass for the kinds the
 dataset builder counts apart: :class:`EmptyAudioFile`, :class:`NonFiniteAudio`).
+:data:`AUDIO_SUFFIXES` and :func:`find_audio_files` say which files are audio, for every folder
+the package reads (release folders, libraries to tag, the app's library, Label Studio tasks).
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import struct
+from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-# file suffixes read as audio (a release folder's audio files; the rest is ignored)
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".aif", ".aiff", ".wma")
+# file suffixes read as audio: formats FFmpeg decodes (soundfile reads wav/flac/ogg/mp3 itself); the rest
+# of a folder is ignored
+AUDIO_SUFFIXES = frozenset(
+    ".wav .wave .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac .aif .aiff .aifc .alac .wma .ape .wv .mka "
+    ".webm .ac3 .dts .mp2 .mpc .tta .caf .au .snd .amr .spx".split()
+)
 # the dataset builder skips tracks above this rate by name (FLAC clips and the drop detector are not
 # meant for ultrasonic rates; resample such files first); inference resamples any rate
 MAX_SAMPLE_RATE = 192_000
@@ -33,6 +39,32 @@ class EmptyAudioFile(AudioError):
 
 class NonFiniteAudio(AudioError):
     """Audio that holds NaN or infinite samples."""
+
+
+def is_audio_file_name(name: str | os.PathLike) -> bool:
+    """True for a file name with an audio suffix (:data:`AUDIO_SUFFIXES`, any case)."""
+    return Path(name).suffix.lower() in AUDIO_SUFFIXES
+
+
+def find_audio_files(sources: Iterable[str | os.PathLike], suffixes=AUDIO_SUFFIXES) -> list[Path]:
+    """Files named directly (any suffix) plus audio files under folders, sorted, absolute.
+
+    Hidden files and folders (``.name``) under a folder are skipped; symlinked folders are not
+    followed.  A source that does not exist raises ``FileNotFoundError`` naming it.
+    """
+    found: set[Path] = set()
+    for source in sources:
+        source = Path(os.path.abspath(source))
+        if source.is_file():
+            found.add(source)
+        elif source.is_dir():
+            for root, dirs, files in os.walk(source):
+                dirs[:] = [d for d in dirs if not d.startswith(".")]
+                found.update(Path(root, f) for f in files
+                             if not f.startswith(".") and Path(f).suffix.lower() in suffixes)
+        else:
+            raise FileNotFoundError(f"{source}: no such file or folder")
+    return sorted(found)
 
 
 def _decode_with_torchcodec(path: Path) -> tuple[np.ndarray, int]:

@@ -3,13 +3,15 @@
 :func:`plan_tracks` reads each release folder's export (+ drop file) and keeps the annotated
 tracks whose audio file exists (bad tasks, missing audio, duplicates and label-mode filtering are
 skips in the :class:`~.build_report.BuildSummary`); :func:`split_tracks` splits them by TRACK
-(seeded shuffle, optionally stratified by primary genre), so a track's clips never cross splits.
+(seeded shuffle, optionally stratified by primary genre), so a track's clips never cross splits;
+:func:`assign_folds` gives every track a cross-validation fold (stratified K-fold by track).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -17,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import AUDIO_SUFFIXES
+from .audio import is_audio_file_name
 from .build_report import NOTE_UNLISTED, BuildSummary, SkipReason
 from .genres import LABEL_MODES, LabelError, apply_label_mode, sharpen_ids
 from .labelstudio import AnnotationError, parse_task, resolve_in_folder
@@ -118,7 +120,7 @@ def plan_tracks(
                            drops.get(track.audio_name))
             )
         for path in sorted(folder.iterdir()):
-            if path.suffix.lower() in AUDIO_SUFFIXES and path.is_file() and path.resolve() not in listed:
+            if is_audio_file_name(path) and path.is_file() and path.resolve() not in listed:
                 summary.note(NOTE_UNLISTED, f"{source}/{path.name}")
     return entries
 
@@ -150,6 +152,29 @@ def split_tracks(
         perm = np.random.default_rng(seed).permutation(len(ordered))
         train_idx, val_idx = perm[n_val:], perm[:n_val]
     return {"train": [ordered[i] for i in sorted(train_idx)], "validation": [ordered[i] for i in sorted(val_idx)]}
+
+
+def assign_folds(entries: Sequence[TrackEntry], folds: int, *, seed: int = 42) -> dict[tuple[str, str], int]:
+    """``(source, track_id) -> fold`` in ``0..folds-1``: a stratified group K-fold with the track as the
+    group (every clip of a track in its track's fold), stratified on the sharpened track label, seeded
+    (sklearn's ``StratifiedKFold`` over the tracks, shuffled with ``seed``)."""
+    from sklearn.model_selection import StratifiedKFold
+
+    if int(folds) != folds or folds < 2:
+        raise ValueError(f"folds must be an integer >= 2, got {folds}")
+    ordered = sorted(entries, key=lambda e: (e.source, e.track_id))
+    if len(ordered) < folds:
+        raise ValueError(f"folds={folds}: only {len(ordered)} usable tracks; every fold needs one")
+    labels = [e.label for e in ordered]
+    splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
+    out: dict[tuple[str, str], int] = {}
+    with warnings.catch_warnings():
+        # a genre with fewer tracks than folds cannot be in every fold; the folds stay valid
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        for fold, (_, members) in enumerate(splitter.split(np.zeros((len(ordered), 1)), labels)):
+            for i in members:
+                out[(ordered[i].source, ordered[i].track_id)] = fold
+    return out
 
 
 # 16-bit FLAC of mixed music takes 1.2-1.8 bytes a sample; 1 keeps the estimate low, so a build

@@ -21,6 +21,10 @@ and reported in :attr:`HouseXBuilder.summary`, never silently; only whole-run fa
 The summary's notes name kept tracks that are truncated, over full scale, and audio files the
 export does not list.
 
+``folds=K`` adds a ``fold`` column (0..K-1) to both configs: a stratified group K-fold by track over
+all tracks (:func:`.build_plan.assign_folds`), for cross-validation (train on K-1 folds, score the
+held-out one); the ``train``/``validation`` split is the same with or without it.
+
 The jobs live in their own modules: :mod:`.build_plan` (which tracks, the split),
 :mod:`.track_processing` (per-track analysis, clips, FLAC, the worker pool) and
 :mod:`.build_report` (skip reasons and the summary); this module is the ``datasets`` builder.
@@ -34,7 +38,7 @@ from dataclasses import dataclass
 import datasets
 import numpy as np
 
-from .build_plan import TrackEntry, plan_tracks, release_fingerprint, split_data_dirs, split_tracks
+from .build_plan import TrackEntry, assign_folds, plan_tracks, release_fingerprint, split_data_dirs, split_tracks
 from .build_report import BuildSummary
 from .genres import GENRES
 from .track_processing import TrackProcessor, process_tracks
@@ -49,7 +53,15 @@ CITATION = """@misc{housex-v2,
 HOMEPAGE = "https://github.com/Gariscat/housex-v2"
 
 
-def features_for(config_name: str) -> datasets.Features:
+def features_for(config_name: str, folds: bool = False) -> datasets.Features:
+    """The columns of a config (``folds``: with the ``fold`` column at the end)."""
+    features = _features(config_name)
+    if folds:
+        features["fold"] = datasets.Value("int32")
+    return features
+
+
+def _features(config_name: str) -> datasets.Features:
     label = datasets.ClassLabel(names=list(GENRES))
     soft = datasets.List(datasets.Value("float32"), length=len(GENRES))
     if config_name == "clips":
@@ -99,6 +111,7 @@ class HouseXBuilderConfig(datasets.BuilderConfig):
     skip_seconds: float = 15.0
     strict: bool = False
     use_drop_file: bool = True
+    folds: int = 0  # > 1: a ``fold`` column, stratified group K-fold by track (0: none)
 
 
 class HouseXBuilder(datasets.GeneratorBasedBuilder):
@@ -130,7 +143,7 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
             description="HouseX-v2: 8 mainstage house sub-genres with soft labels; drop clips and tracks.",
-            features=features_for(self.config.name),
+            features=features_for(self.config.name, folds=bool(self.config.folds)),
             homepage=HOMEPAGE,
             citation=CITATION,
             license="bsd-3-clause (annotations); audio: see the release's terms",
@@ -148,13 +161,14 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
         if not entries:
             raise ValueError(f"{', '.join(map(str, self.data_dirs))}: no usable tracks\n{self.summary.format()}")
         splits = split_tracks(entries, validation_fraction=cfg.validation_fraction, seed=cfg.seed, stratify=cfg.stratify)
+        folds = assign_folds(entries, cfg.folds, seed=cfg.seed) if cfg.folds else None
         return [
-            datasets.SplitGenerator(name=name, gen_kwargs={"entries": tracks, "split": name})
+            datasets.SplitGenerator(name=name, gen_kwargs={"entries": tracks, "split": name, "folds": folds})
             for name, tracks in splits.items()
             if tracks or name == "train"
         ]
 
-    def _generate_examples(self, entries: list[TrackEntry], split: str):
+    def _generate_examples(self, entries: list[TrackEntry], split: str, folds: dict | None = None):
         from tqdm.auto import tqdm
 
         is_clips = self.config.name == "clips"
@@ -168,13 +182,15 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
                 continue
             n_tracks += 1
             drops = outcome.drops
+            fold = {} if folds is None else {"fold": folds[(entry.source, entry.track_id)]}
             if is_clips:
                 for key, example in outcome.examples:
                     n_clips += 1
                     self.summary.padded_clips += int(example["padded"])
-                    yield key, example
+                    yield key, {**example, **fold}
             else:
                 yield f"{entry.source}/{entry.track_id}", {
+                    **fold,
                     "audio": {"path": entry.audio_path.name, "bytes": entry.audio_path.read_bytes()},
                     "label": entry.label,
                     "soft_label": entry.soft_label.astype(np.float32),

@@ -87,6 +87,7 @@ def export_dataset(
     repo_hint: str | None = None,
     progress: bool = True,
     workers: int = 1,
+    folds: int = 0,
 ) -> BuildSummary:
     """Build ``configs`` from the release folders and write them to ``out_dir``.
 
@@ -113,6 +114,8 @@ def export_dataset(
         clips_per_section=clips_per_section, clip_seconds=clip_seconds, margin_db=margin_db,
         min_drop_seconds=min_drop_seconds, skip_seconds=skip_seconds, strict=strict, use_drop_file=use_drop_file,
     )
+    if folds:  # only then: a build without folds keeps its builder options (cache key) and bytes
+        options["folds"] = folds
     with OutputLock(out_dir):
         remove_stale_temp_files(out_dir.parent, out_dir.name)  # a killed run's leftovers (and its set-aside old output)
         if out_dir.exists() and not overwrite:

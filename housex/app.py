@@ -25,18 +25,19 @@ from pathlib import Path
 
 import numpy as np
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".m4a", ".aac", ".opus", ".aiff", ".aif", ".wma")
 DEFAULT_MAX_FILE_SIZE = "500mb"
 TITLE = "HouseX-v2: house sub-genres of tracks and DJ sets"
 
 
 def _library_files(library) -> list[str]:
+    from .dataset_script.audio import find_audio_files
+
     if library is None:
         return []
     folder = Path(library)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: --library folder not found")
-    return sorted(str(p) for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+    return [str(p) for p in find_audio_files([folder])]
 
 
 def _loudness_figure(mono: np.ndarray, sr: int, sections, fallback: bool):
@@ -97,11 +98,12 @@ class HouseXApp:
     def analyse_track(self, path, progress=None):
         """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one
         decode and one pass of the input checks (the same result and notes as ``classify_track``)."""
-        from .inference import _read_audio, aggregate_track, classify_clips, clips_from_mono
+        from .inference import aggregate_track, classify_clips
+        from .track_audio import clips_from_mono, read_audio
 
         step = progress or (lambda *a, **k: None)
         step(0.05, desc="decoding")
-        mono, name, notes = _read_audio(path, None, self.sr, min_seconds=1.0)
+        mono, name, notes = read_audio(path, None, self.sr, min_seconds=1.0)
         step(0.3, desc="finding the drops")
         track = clips_from_mono(mono, name, notes, self.sr, self.clip_seconds)
         step(0.5, desc=f"classifying {len(track.clips)} clips")

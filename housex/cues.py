@@ -383,7 +383,7 @@ class SetCues:
         return [(t, address, args) for t, _, address, args in events]
 
     def format(self) -> str:
-        from .inference import mmss
+        from .results import mmss
 
         lines = [f"{self.source}: {self.tempo:.1f} BPM, {len(self.grid.bars)} bars, {len(self.segments)} segments, "
                  f"{len(self.drops)} drops"]
@@ -473,8 +473,9 @@ def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from .djset import _timeline
-    from .inference import _read_mono, load_classifier
+    from .djset import timeline_from_mono
+    from .inference import load_classifier
+    from .track_audio import read_audio
 
     # The beat grid needs only the signal: it runs in a thread beside the timeline's window batches
     # (librosa/numpy leave the GIL in their heavy parts), so its single-threaded seconds overlap them.
@@ -484,9 +485,9 @@ def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None
         pool.submit(_import_beat_tracker)
         model, feature_extractor = load_classifier(model, feature_extractor, device=device)
         sr = int(feature_extractor.sampling_rate)
-        mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
+        mono, name, _ = read_audio(source, sampling_rate, sr, min_seconds=min_seconds)
         grid = pool.submit(beat_grid, mono, sr)
-        tl = _timeline(mono, name, model, feature_extractor, device=device, **timeline_options)
+        tl = timeline_from_mono(mono, name, model, feature_extractor, device=device, **timeline_options)
         return tl, build_cues(tl, mono, sr, grid=grid.result(), drop_options=drop_options)
 
 

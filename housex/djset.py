@@ -22,16 +22,9 @@ import numpy as np
 import torch
 
 from .dataset_script.clips import cut_clip
-from .inference import (
-    DEFAULT_BATCH_SIZE,
-    _GenreDistribution,
-    _read_mono,
-    extractor_clip_seconds,
-    label_names,
-    load_classifier,
-    mmss,
-    window_probabilities,
-)
+from .inference import DEFAULT_BATCH_SIZE, extractor_clip_seconds, label_names, load_classifier, window_probabilities
+from .results import GenreDistribution, mmss
+from .track_audio import read_audio
 
 
 def window_starts(duration: float, clip_seconds: float, hop_seconds: float) -> np.ndarray:
@@ -114,7 +107,7 @@ def segment_windows(probs: np.ndarray, min_windows: int) -> list[tuple[int, int]
 
 
 @dataclass
-class Segment(_GenreDistribution):
+class Segment(GenreDistribution):
     """A stretch of the set with one top genre and its mean (8,) distribution."""
 
     start: float
@@ -246,16 +239,17 @@ def timeline(
     """
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     sr = int(feature_extractor.sampling_rate)
-    mono, name = _read_mono(source, sampling_rate, sr, min_seconds=min_seconds)
-    return _timeline(mono, name, model, feature_extractor, hop_seconds=hop_seconds, smooth_seconds=smooth_seconds,
-                     smoothing=smoothing, min_segment_seconds=min_segment_seconds, batch_size=batch_size,
-                     device=device, progress=progress)
+    mono, name, _ = read_audio(source, sampling_rate, sr, min_seconds=min_seconds)
+    return timeline_from_mono(mono, name, model, feature_extractor, hop_seconds=hop_seconds,
+                              smooth_seconds=smooth_seconds, smoothing=smoothing,
+                              min_segment_seconds=min_segment_seconds, batch_size=batch_size, device=device,
+                              progress=progress)
 
 
-def _timeline(mono: np.ndarray, name: str, model, feature_extractor, *, hop_seconds: float = 2.5,
-              smooth_seconds: float = 15.0, smoothing: str = "median", min_segment_seconds: float = 30.0,
-              batch_size: int = DEFAULT_BATCH_SIZE, device=None, progress: bool = False) -> Timeline:
-    """:func:`timeline` (same defaults) of a signal already read and checked by ``_read_mono``: mono
+def timeline_from_mono(mono: np.ndarray, name: str, model, feature_extractor, *, hop_seconds: float = 2.5,
+                       smooth_seconds: float = 15.0, smoothing: str = "median", min_segment_seconds: float = 30.0,
+                       batch_size: int = DEFAULT_BATCH_SIZE, device=None, progress: bool = False) -> Timeline:
+    """:func:`timeline` (same defaults) of a signal already read and checked by ``read_audio``: mono
     at the model's rate, from a loaded model (``set_cues`` decodes and checks a set once for both)."""
     sr = int(feature_extractor.sampling_rate)
     clip_seconds = extractor_clip_seconds(feature_extractor)

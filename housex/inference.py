@@ -31,18 +31,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .dataset_script.audio import to_mono
-# decoding, the input checks, drops and clips: torch-free, re-exported here (``housex.inference`` is their home)
-from .track_audio import (  # noqa: F401
-    AudioInputError,
-    TrackClips,
-    _audio_value,
-    _read_audio,
-    _read_mono,
-    clips_from_mono,
-    peak_around_mean,
-    track_clips,
-)
+from .results import GenreDistribution, format_genres, mmss
+# decoding, the input checks, drops and clips are torch-free (``housex.track_audio``); these names are
+# part of this module's API: what ``classify_track`` raises and classifies
+from .track_audio import AudioInputError, TrackClips, decoded_mono, track_clips  # noqa: F401
 
 DEFAULT_BATCH_SIZE = 16
 DEFAULT_CLIP_SECONDS = 7.5  # the paper's clip length, used when a feature extractor does not say
@@ -327,28 +319,22 @@ def dataset_embeddings(
     """
     import datasets
 
+    from .trainer.data import load_clips_dataset
+
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: dataset folder not found (write one with `housex build --out DIR`)")
-    ds = datasets.load_dataset(str(folder), "clips", split=split)
+    ds = load_clips_dataset(folder, splits=(split,))[split]
     if max_clips is not None and len(ds) > max_clips:
         ds = ds.shuffle(seed=seed).select(range(max_clips))
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))
     ids = np.asarray(ds["label"], dtype=np.int64)
 
-    clips = (_decoded_mono(example["audio"]) for example in ds)
+    clips = (decoded_mono(example["audio"]) for example in ds)
     emb = embed_clips(clips, model, feature_extractor, batch_size, device=device)
     return emb, ids, label_names(model)
 
-
-def _decoded_mono(audio) -> np.ndarray:
-    """A decoded ``datasets.Audio`` value (torchcodec decoder or dict with ``array``) → (samples,) float32."""
-    if hasattr(audio, "get_all_samples"):
-        data = audio.get_all_samples().data.numpy()
-    else:
-        data = np.asarray(audio["array"])
-    return to_mono(np.asarray(data, dtype=np.float32))
 
 
 
@@ -357,27 +343,8 @@ def _decoded_mono(audio) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-def _top(probs: np.ndarray, labels: Sequence[str], k: int) -> list[tuple[str, float]]:
-    order = np.argsort(-probs, kind="stable")[:k]
-    return [(labels[i], float(probs[i])) for i in order]
-
-
-class _GenreDistribution:
-    """``genre`` and ``top(k)`` of a result holding ``probabilities`` (8,) and ``labels``."""
-
-    probabilities: np.ndarray
-    labels: Sequence[str]
-
-    @property
-    def genre(self) -> str:
-        return self.labels[int(np.argmax(self.probabilities))]
-
-    def top(self, k: int = 3) -> list[tuple[str, float]]:
-        return _top(self.probabilities, self.labels, k)
-
-
 @dataclass
-class DropPrediction(_GenreDistribution):
+class DropPrediction(GenreDistribution):
     """One drop section (or the fallback section) and the mean of its clips' probabilities (8,)."""
 
     start: float
@@ -397,7 +364,7 @@ class DropPrediction(_GenreDistribution):
 
 
 @dataclass
-class TrackPrediction(_GenreDistribution):
+class TrackPrediction(GenreDistribution):
     """A track's genre distribution (mean over drops of the mean over each drop's clips).
 
     ``fallback``: no drop was detected and the detector's fallback section was used.
@@ -434,18 +401,6 @@ class TrackPrediction(_GenreDistribution):
             lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}: {format_genres(d.top(k))}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
-
-
-def format_genres(pairs) -> str:
-    """``[(genre, weight), ...]`` → ``"Tech House 0.75, Deep House 0.25"``."""
-    return ", ".join(f"{g} {p:.2f}" for g, p in pairs)
-
-
-def mmss(seconds: float) -> str:
-    """Seconds as ``m:ss.s`` (negative clamps to 0)."""
-    m, s = divmod(max(0.0, seconds), 60)
-    return f"{int(m)}:{s:04.1f}"
-
 
 
 def aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str]) -> TrackPrediction:

@@ -79,7 +79,7 @@ def snap_to_pattern(probabilities: Sequence[float] | np.ndarray) -> np.ndarray:
 
 def format_drops(drops: Sequence[tuple[float, float]], fallback: bool = False) -> str:
     """``"Detected drops: 0:45.1-1:15.9, 2:10.0-2:41.2"`` (or the fallback section, flagged)."""
-    from .inference import mmss
+    from .results import mmss
 
     spans = ", ".join(f"{mmss(a)}-{mmss(b)}" for a, b in drops) or "none"
     return f"No drop detected; loudest section: {spans}" if fallback else f"Detected drops: {spans}"
@@ -148,7 +148,7 @@ def make_tasks(
     """
     from .inference import AudioInputError, classify_track, load_classifier
     from .model_version import model_version
-    from .tag import find_audio_files
+    from .dataset_script.audio import find_audio_files
 
     model, fe = load_classifier(model_dir, device=device)
     version = model_version(model_dir, clips_per_drop=clips_per_drop, seed=seed)

@@ -80,7 +80,8 @@ def review(
     """Rank the clips of ``split`` by disagreement and write the report (see the module doc)."""
     import datasets
 
-    from .inference import _decoded_mono, classify_clips, label_names, load_classifier
+    from .inference import classify_clips, label_names, load_classifier
+    from .track_audio import decoded_mono
 
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
     if list(label_names(model)) != list(GENRES):
@@ -95,7 +96,7 @@ def review(
     if len(ds) == 0:
         raise ValueError(f"{folder}: the {split} split has no clips")
     decoded = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))
-    probs = classify_clips((_decoded_mono(ex["audio"]) for ex in decoded), model, feature_extractor, batch_size,
+    probs = classify_clips((decoded_mono(ex["audio"]) for ex in decoded), model, feature_extractor, batch_size,
                            device=device)
     labels = np.asarray(ds["soft_label"], dtype=np.float64)
     order, kl, mismatch = rank_disagreements(labels, probs)

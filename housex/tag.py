@@ -1,7 +1,7 @@
 """Tagging a music library: every audio file under a folder → one Parquet row of genres.
 
-``tag_library(LIBRARY, MODEL, OUT)`` walks the library for audio files (``AUDIO_EXTENSIONS``:
-formats FFmpeg decodes), decodes each file, detects its drops and cuts its clips in worker
+``tag_library(LIBRARY, MODEL, OUT)`` walks the library for audio files
+(``dataset_script.audio.find_audio_files``: formats FFmpeg decodes), decodes each file, detects its drops and cuts its clips in worker
 processes (``housex.inference.track_clips``, the one inference path), while the main process
 classifies the clips (``classify_clips`` + ``aggregate_track``, as ``housex predict``).  Each row:
 path, size, mtime, duration, top genre, the 8 probabilities, the drops, the fallback flag, the
@@ -32,42 +32,16 @@ import time
 import uuid
 from collections import deque
 from contextlib import nullcontext
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
+from .dataset_script.audio import find_audio_files
 from .dataset_script.genres import GENRES
 
-# Extensions of audio formats FFmpeg decodes (soundfile reads wav/flac/ogg itself).
-AUDIO_EXTENSIONS = frozenset(
-    ".wav .wave .flac .ogg .oga .opus .mp3 .m4a .mp4 .aac .aif .aiff .aifc .alac .wma .ape .wv .mka "
-    ".webm .ac3 .dts .mp2 .mpc .tta .caf .au .snd .amr .spx".split()
-)
 DEFAULT_FLUSH_EVERY = 32
 COMMENT_PREFIX = "HouseX:"
-
-
-def find_audio_files(sources: Iterable[str | os.PathLike], extensions=AUDIO_EXTENSIONS) -> list[Path]:
-    """Files named directly (any extension) plus audio files under folders, sorted, absolute.
-
-    Hidden files and folders (``.name``) under a folder are skipped; symlinked folders are not
-    followed.  A source that does not exist raises ``FileNotFoundError`` naming it.
-    """
-    found: set[Path] = set()
-    for source in sources:
-        source = Path(os.path.abspath(source))
-        if source.is_file():
-            found.add(source)
-        elif source.is_dir():
-            for root, dirs, files in os.walk(source):
-                dirs[:] = [d for d in dirs if not d.startswith(".")]
-                found.update(Path(root, f) for f in files
-                             if not f.startswith(".") and Path(f).suffix.lower() in extensions)
-        else:
-            raise FileNotFoundError(f"{source}: no such file or folder")
-    return sorted(found)
 
 
 # --------------------------------------------------------------------------------------------

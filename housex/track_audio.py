@@ -1,8 +1,10 @@
 """Audio input for inference without torch: decode, checks, drops and clips (``track_clips``).
 
-``housex.inference`` re-exports everything here; it lives apart so that processes that only
-decode and cut clips (the decoding workers of ``housex tag``) start without importing torch or
-transformers (a few seconds of start-up per process).  See ``housex.inference`` for the
+``read_audio`` decodes and checks a path or an array (the track, DJ-set, cue and app paths all
+read their input through it); ``track_clips`` / ``clips_from_mono`` cut a track's clips.  It lives
+apart from ``housex.inference`` so that processes that only decode and cut clips (the decoding
+workers of ``housex tag``) start without importing torch or transformers (a few seconds of
+start-up per process).  See ``housex.inference`` for the
 documented behaviour on short, silent and odd input.
 """
 
@@ -63,15 +65,10 @@ def peak_around_mean(mono: np.ndarray) -> float:
     return max(float(np.float64(mono.max()) - mean), float(mean - np.float64(mono.min())))
 
 
-def _read_mono(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float) -> tuple[np.ndarray, str]:
-    """Path or array → (mono float32 at ``target_rate``, display name); checks silence/length."""
-    mono, name, _ = _read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
-    return mono, name
-
-
-def _read_audio(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float
-                ) -> tuple[np.ndarray, str, list[str]]:
-    """:func:`_read_mono` plus notes on odd input (a truncated file, peaks above full scale)."""
+def read_audio(source, sampling_rate: int | None, target_rate: int, *, min_seconds: float
+               ) -> tuple[np.ndarray, str, list[str]]:
+    """Path or array → ``(mono float32 at target_rate, display name, notes)``: checks silence and
+    length (``AudioInputError``); the notes are on odd input (a truncated file, peaks above full scale)."""
     notes = []
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
@@ -119,6 +116,15 @@ def _read_audio(source, sampling_rate: int | None, target_rate: int, *, min_seco
     return np.ascontiguousarray(mono, dtype=np.float32), name, notes
 
 
+def decoded_mono(audio) -> np.ndarray:
+    """A decoded ``datasets.Audio`` value (torchcodec decoder or dict with ``array``) → (samples,) float32."""
+    if hasattr(audio, "get_all_samples"):
+        data = audio.get_all_samples().data.numpy()
+    else:
+        data = np.asarray(audio["array"])
+    return to_mono(np.asarray(data, dtype=np.float32))
+
+
 @dataclass
 class TrackClips:
     """A track cut into the clips ``classify_track`` classifies (before any model runs).
@@ -156,14 +162,14 @@ def track_clips(
     Raises:
         AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
     """
-    mono, name, notes = _read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
+    mono, name, notes = read_audio(source, sampling_rate, target_rate, min_seconds=min_seconds)
     return clips_from_mono(mono, name, notes, target_rate, clip_seconds, clips_per_section=clips_per_section,
                            seed=seed, drop_options=drop_options)
 
 
 def clips_from_mono(mono: np.ndarray, name: str, notes: list[str], target_rate: int, clip_seconds: float, *,
                     clips_per_section: int = 4, seed: int = 0, drop_options: dict | None = None) -> TrackClips:
-    """:func:`track_clips` after the decode: ``mono``, ``name`` and ``notes`` as :func:`_read_audio`
+    """:func:`track_clips` after the decode: ``mono``, ``name`` and ``notes`` as :func:`read_audio`
     returns them (so a caller that also needs the signal, like the app, decodes once)."""
     notes = list(notes)
     try:

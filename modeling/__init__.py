@@ -6,8 +6,10 @@
 a saved folder then loads with ``trust_remote_code=True`` where this package is not installed.
 """
 
+from .configuration_encoder_classifier import HouseXEncoderClassifierConfig
 from .configuration_housex import HOUSEX_GENRES, HOUSEX_PRESETS, HouseXConfig
 from .feature_extraction_housex import HouseXFeatureExtractor
+from .modeling_encoder_classifier import HouseXEncoderClassifierForAudioClassification
 from .modeling_housex import (
     HouseXAudioClassifierOutput,
     HouseXForAudioClassification,
@@ -35,6 +37,11 @@ def register_auto_classes() -> None:
     HouseXFeatureExtractor.register_for_auto_class("AutoFeatureExtractor")
     HouseXModel.register_for_auto_class("AutoModel")
     HouseXForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
+    AutoConfig.register(HouseXEncoderClassifierConfig.model_type, HouseXEncoderClassifierConfig, exist_ok=True)
+    AutoModelForAudioClassification.register(HouseXEncoderClassifierConfig, HouseXEncoderClassifierForAudioClassification,
+                                             exist_ok=True)
+    HouseXEncoderClassifierConfig.register_for_auto_class()
+    HouseXEncoderClassifierForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
     _REGISTERED = True
 
 
@@ -48,6 +55,8 @@ __all__ = [
     "HouseXPreTrainedModel",
     "HouseXModelOutput",
     "HouseXAudioClassifierOutput",
+    "HouseXEncoderClassifierConfig",
+    "HouseXEncoderClassifierForAudioClassification",
     "soft_label_cross_entropy",
     "register_auto_classes",
 ]

@@ -22,7 +22,9 @@ from bench.bench_baselines import chat_tokenizer
 from housex.cli import main as housex
 from housex.dataset_script.genres import GENRES
 from housex.trainer.baselines import mllm
-from housex.trainer.baselines.common import METRIC_FILE, load_clips
+from housex.trainer import METRIC_FILE
+from housex.trainer.baselines.common import load_clips
+from housex.trainer.predictions import make_predictions, metrics_from_predictions, read_predictions
 from housex.trainer.baselines.zero_shot import DEFAULT_TEMPLATE, candidate_texts
 
 SR = 16000
@@ -189,6 +191,12 @@ def test_zero_shot_clap_matches_the_transformers_pipeline_through_the_same_metri
         assert record[key] == pytest.approx(want[key], abs=1e-9), key
     for key in ("kl_divergence", "ece"):
         assert record[key] == pytest.approx(want[key], abs=1e-4), key
+    # metrics.json is a function of predictions.parquet
+    predictions = read_predictions(out)
+    assert list(predictions.clip_ids) == clips.ids and list(predictions.track_ids) == clips.track_ids
+    np.testing.assert_allclose(predictions.probabilities, probs, atol=1e-5)
+    assert json.loads(json.dumps(metrics_from_predictions(predictions))).items() <= record.items()
+    assert predictions.row_info["kind"] == "zero-shot" and record["intervals"]["f1_weighted"][0] <= record["f1_weighted"]
 
 
 def test_zero_shot_candidate_texts_and_bad_input(clips_dir, tiny_clap, tiny_qwen2_audio, capsys):
@@ -257,7 +265,11 @@ def test_unparsed_answers_count_as_wrong_and_intersect_rate_reads_the_soft_label
     soft[[0, 1, 2, 3, 4, 5], [0, 0, 3, 3, 5, 7]] = 1.0
     soft[2] = [0, 0, 0, 0.75, 0.25, 0, 0, 0]  # Tech 0.75 / Deep 0.25
     preds = [0, None, 4, 3, None, 7]
-    scores = mllm.answer_scores(preds, soft)
+    parsed = np.array([p is not None for p in preds])
+    onehot = np.zeros((6, 8))
+    onehot[parsed, [p for p in preds if p is not None]] = 1.0
+    scores = metrics_from_predictions(make_predictions(clip_ids=[f"c{i}" for i in range(6)], track_ids=list("aabbcc"),
+                                                       soft_labels=soft, probabilities=onehot, parsed=parsed))
     y_true = [0, 0, 3, 3, 5, 7]
     y_pred = [-1 if p is None else p for p in preds]  # -1: a miss for its target, no class's prediction
     p, r, f, _ = precision_recall_fscore_support(y_true, y_pred, labels=range(8), average="weighted", zero_division=0)
@@ -295,6 +307,10 @@ def test_mllm_tiny_qwen2_audio_end_to_end_resumes_and_refuses_to_mix(clips_dir, 
     assert record["accuracy"] == pytest.approx(np.mean([r["parsed"] == r["label"] for r in rows]))
     assert record["intersect_rate"] == pytest.approx(
         np.mean([r["parsed"] in GENRES and r["soft_label"][GENRES.index(r["parsed"])] > 0 for r in rows]))
+    predictions = read_predictions(out)
+    assert list(predictions.parsed) == [r["parsed"] != "UNPARSED" for r in rows]
+    assert list(predictions.extra["raw_answer"]) == [r["raw_answer"] for r in rows]
+    assert json.loads(json.dumps(metrics_from_predictions(predictions))).items() <= record.items()
 
     # Resume: a run stopped after 7 answers asks only the other 3 and scores all 10.
     lines = (out / "answers.jsonl").read_text().splitlines(keepends=True)
@@ -361,7 +377,8 @@ PEER_TRAINING = {
 
 
 def train_peer(clips_dir: Path, out: Path, **args) -> dict:
-    from housex.trainer.train import main, parse_args
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
 
     model_args, data_args, training_args = parse_args(
         [], **PEER_TRAINING, dataset_name=str(clips_dir), output_dir=str(out), **args)
@@ -445,7 +462,7 @@ def test_peer_transform_resamples_to_the_extractor_rate_and_cuts_clips(clips_dir
     import datasets
     from transformers import AutoFeatureExtractor
 
-    from housex.trainer.train import make_transform
+    from housex.trainer.data import make_transform
 
     fe = AutoFeatureExtractor.from_pretrained(tiny_wav2vec2)
     ds = datasets.load_dataset(str(clips_dir), "clips", split="validation")
@@ -509,7 +526,7 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     grid.mkdir()
     _write_outputs(grid, [{"backbone": "shufflenet_v2_x0_5", "features": "mel", "labels": "soft",
                            "output_dir": str(housex_run), "status": "trained", "metrics": _scalars(metrics)}], {})
-    assert housex(["probe", "--dataset", str(clips_dir), "--json", str(runs / "probe.json"), "--n-mels", "16"]) == 0
+    assert housex(["probe", "--dataset", str(clips_dir), "--out", str(runs / "probe"), "--n-mels", "16"]) == 0
     assert housex(["baseline", "zero-shot", "--model", str(tiny_clap), "--dataset", str(clips_dir),
                    "--out", str(runs / "zero-shot"), "--device", "cpu"]) == 0
     assert housex(["baseline", "mllm", "--model", str(tiny_qwen2_audio), "--dataset", str(clips_dir),
@@ -517,7 +534,7 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     (runs / "still-training").mkdir()
     capsys.readouterr()
 
-    sources = [runs / n for n in ("mllm", "zero-shot", "probe.json")] + [ast_run[0]] + [
+    sources = [runs / n for n in ("mllm", "zero-shot", "probe")] + [ast_run[0]] + [
         runs / n for n in ("housex-mel-soft", "grid", "still-training")]
     assert housex(["table", *map(str, sources), "--out", str(tmp_path / "table")]) == 0
     shown = capsys.readouterr().out
@@ -538,8 +555,21 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     body = [line for line in md if line.startswith("| ") and not line.startswith("| Model")]
     assert len(body) == 6
     cells = [c.strip() for c in body[0].strip("|").split("|")]
-    assert cells[7].strip("*") == f"{metrics['f1_weighted']:.3f}" and cells[9] == cells[10] == "—"  # no MLLM cells
-    assert body[5].split("|")[10].strip() == str(mllm_metrics["num_unparsed"])
+    low, high = house["intervals"]["f1_weighted"]
+    assert cells[7].replace("*", "") == f"{metrics['f1_weighted']:.3f} [{low:.3f}, {high:.3f}]"
+    assert cells[10] == cells[11] == "—"  # no MLLM cells
+    assert body[5].split("|")[11].strip() == str(mllm_metrics["num_unparsed"])
+    group = table["groups"][0]
+    assert (group["num_clips"], group["split"]) == (metrics["num_eval_clips"], "validation")
+
+    # every kind of row: metrics.json recomputed from its predictions.parquet equals the stored one
+    from housex.trainer.predictions import metrics_from_predictions, read_predictions
+
+    for folder in (runs / "mllm", runs / "zero-shot", runs / "probe", ast_run[0], housex_run):
+        stored = json.loads((folder / "metrics.json").read_text())
+        recomputed = json.loads(json.dumps(metrics_from_predictions(read_predictions(folder))))
+        assert recomputed.items() <= stored.items(), folder
+        assert {"intervals", "track_level", "track_level_intervals", "bootstrap"} <= set(stored), folder
 
     assert housex(["table", str(tmp_path / "nothing-here")]) == 2
-    assert "no such run folder or result file" in capsys.readouterr().err
+    assert "no such run folder or predictions file" in capsys.readouterr().err

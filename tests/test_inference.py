@@ -114,7 +114,7 @@ def _write_formats(folder):
 def test_peak_check_equals_the_float64_expression_it_replaces():
     """The silence check's peak (distance from the mean) without float64 copies of the signal is
     the same number as ``abs(x - mean).max()`` in float64, DC offsets and float32 rounding included."""
-    from housex.inference import peak_around_mean
+    from housex.track_audio import peak_around_mean
 
     rng = np.random.default_rng(0)
     for offset, scale in ((0.0, 1.0), (0.3, 1e-3), (-0.7, 1e-6), (1e-3, 0.0)):

@@ -75,7 +75,7 @@ def test_module_launch_commands_parse(line):
 
 @pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("accelerate launch") and c not in TAGGING])
 def test_training_commands_parse(line, tmp_path, monkeypatch):
-    from housex.trainer.train import parse_args
+    from housex.trainer.arguments import parse_args
 
     argv = shlex.split(line)[2:]
     if argv[0] in ("-m", "--module"):  # accelerate launch -m housex.trainer.run CONFIG ...

@@ -205,6 +205,7 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
 
     from housex.cli import main
     from housex.trainer.baselines.probe import linear_probe
+    from housex.trainer.predictions import metrics_from_predictions, read_predictions
 
     release, records = small_release
     out = tmp_path / "built"
@@ -215,17 +216,21 @@ def test_synth_build_load_dataset_and_probe(small_release, tmp_path):
     assert n_clips >= 4 * len(records)
     assert set(ds["train"]["track_id"]).isdisjoint(ds["validation"]["track_id"])
     assert {GENRES[i] for i in ds["train"]["label"]} <= {"Progressive House", "Tech House"}
-    result = linear_probe(ds, n_mels=32)
-    assert result.n_train == ds["train"].num_rows and result.n_validation == ds["validation"].num_rows
-    assert 0.0 <= result.accuracy <= 1.0 and 0.0 <= result.f1_weighted <= 1.0
+    result = linear_probe(ds, n_mels=32, source=str(out))
+    assert result["num_train_clips"] == ds["train"].num_rows and result["num_clips"] == ds["validation"].num_rows
+    assert 0.0 <= result["accuracy"] <= 1.0 and 0.0 <= result["f1_weighted"] <= 1.0
     # two decoding processes, the same figures (a fresh process: Dataset.map forks its workers; its
     # own datasets cache, or it would reuse the features mapped above)
-    figures = tmp_path / "probe.json"
+    probe_dir = tmp_path / "probe"
     subprocess.run([sys.executable, "-m", "housex.cli", "probe", "--dataset", str(out), "--n-mels", "32",
-                    "--workers", "2", "--json", str(figures)], check=True, capture_output=True,
+                    "--workers", "2", "--out", str(probe_dir)], check=True, capture_output=True,
                    env={**os.environ, "HF_DATASETS_CACHE": str(tmp_path / "datasets-cache")})
     assert list((tmp_path / "datasets-cache").rglob("cache-*_of_00002.arrow"))  # written by two workers
-    assert json.loads(figures.read_text()) == result.to_dict()
+    assert json.loads((probe_dir / "metrics.json").read_text()) == json.loads(json.dumps(result))
+    # scored like every other row: metrics.json is a function of predictions.parquet
+    predictions = read_predictions(probe_dir)
+    assert predictions.row_info["kind"] == "linear probe" and len(predictions) == ds["validation"].num_rows
+    assert json.loads(json.dumps(metrics_from_predictions(predictions))).items() <= result.items()
 
 
 def test_probe_names_the_row_it_cannot_decode():

@@ -22,7 +22,8 @@ from housex.cli import main as housex_main
 from housex.dataset_script.audio import load_audio
 from housex.dataset_script.genres import GENRES
 from housex.model_version import model_version
-from housex.tag import find_audio_files, read_rows, tag_library
+from housex.dataset_script.audio import find_audio_files
+from housex.tag import read_rows, tag_library
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg CLI not installed (make setup installs it)")
 ROOT = Path(__file__).resolve().parents[1]

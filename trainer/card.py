@@ -10,6 +10,7 @@ from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
 
 from ..cards import CARDS_DIR
 from ..dataset_script.genres import GENRE_DESCRIPTIONS, GENRES
+from .statistics import level_text
 
 TEMPLATE_PATH = CARDS_DIR / "model_card.md"
 
@@ -25,6 +26,24 @@ CARD_METRICS = (
     ("js_distance", "Jensen-Shannon distance (base 2)", "js_distance"),
     ("ece", "expected calibration error", "ece"),
 )
+# track level (the mean of a track's clip probabilities against its soft label): metrics.json key, title
+CARD_TRACK_METRICS = (
+    ("accuracy", "accuracy"),
+    ("f1_weighted", "F1 (weighted)"),
+    ("top2_accuracy", "top-2 accuracy"),
+    ("kl_divergence", "mean KL(target ‖ prediction), nats"),
+)
+
+
+def _figure_rows(values: dict, intervals: dict, titles) -> list[dict]:
+    """``{"name", "value", "interval"}`` per figure present (interval "—" when metrics.json has none)."""
+    rows = []
+    for key, title in titles:
+        if isinstance(values.get(key), (int, float)):
+            bounds = intervals.get(key)
+            rows.append({"name": title, "value": f"{float(values[key]):.4f}",
+                         "interval": f"[{bounds[0]:.4f}, {bounds[1]:.4f}]" if bounds else "—"})
+    return rows
 
 
 def dataset_id(source: str) -> str:
@@ -90,11 +109,12 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         num_attention_heads=getattr(model_config, "num_attention_heads", None),
         d_model=getattr(model_config, "d_model", getattr(model_config, "hidden_size", None)),
         genres=[{"id": i, "name": g, "description": GENRE_DESCRIPTIONS[g]} for i, g in enumerate(GENRES)],
-        metric_rows=[
-            {"name": title, "value": f"{float(metrics[key]):.4f}"}
-            for key, title, _ in CARD_METRICS
-            if isinstance(metrics.get(key), (int, float))
-        ],
+        metric_rows=_figure_rows(metrics, metrics.get("intervals", {}), [(k, t) for k, t, _ in CARD_METRICS]),
+        track_rows=_figure_rows(metrics.get("track_level", {}), metrics.get("track_level_intervals", {}),
+                                CARD_TRACK_METRICS),
+        num_eval_tracks=metrics.get("num_tracks", "?"),
+        interval_level=level_text(metrics.get("bootstrap", {}).get("level", 0.95)),
+        bootstrap=metrics.get("bootstrap"),
         training_rows=[{"name": k, "value": v} for k, v in training.items()],
     )
 

@@ -18,14 +18,6 @@ from housex.dataset_script.genres import GENRES, ID2LABEL, LABEL2ID
 
 logger = logging.getLogger("housex.trainer.peer_models")
 
-# ModelArguments fields that describe a HouseX model; a peer model ignores them.
-HOUSEX_FIELDS = (
-    "backbone", "backbone_pretrained", "backbone_weights_path", "backbone_head", "backbone_chunk_size", "n_mels",
-    "patch_hop", "d_model", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_dropout_prob",
-    "classifier_dropout", "pooling", "use_chroma", "sampling_rate", "n_fft", "hop_length", "clip_seconds",
-)
-
-
 def model_type_of(name: str) -> str:
     """``model_type`` in the ``config.json`` of a folder or Hub id (read without building the config)."""
     from transformers import PretrainedConfig
@@ -73,7 +65,7 @@ def load_feature_extractor(model_args):
     """The peer model's own feature extractor (``preprocessor_config.json`` next to its config)."""
     from transformers import AutoFeatureExtractor
 
-    ignored = [f for f in HOUSEX_FIELDS if getattr(model_args, f, None) is not None]
+    ignored = [f for f in model_args.housex_fields() if getattr(model_args, f) is not None]
     if ignored:
         logger.warning("%s is not a HouseX model: ignoring %s", source_of(model_args), ", ".join(ignored))
     source = source_of(model_args)

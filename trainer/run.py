@@ -8,7 +8,7 @@
 
 The first argument may be a YAML or JSON file of argument values; ``--name value`` flags after it
 override the file.  Arguments: ``ModelArguments``/``DataTrainingArguments`` in
-``housex.trainer.train`` plus every ``transformers.TrainingArguments`` field, and
+``housex.trainer.arguments`` plus every ``transformers.TrainingArguments`` field, and
 ``--step_lr_step_size``/``--step_lr_gamma`` for the paper's StepLR schedule.
 ``--debug_traceback`` shows the full traceback of an error.
 

@@ -188,6 +188,12 @@ def paired_p_value(differences: np.ndarray) -> float:
     return np.minimum(1.0, 2 * np.minimum(below, above))
 
 
+def pairwise_p_values(samples: Sequence[np.ndarray]) -> np.ndarray:
+    """(R, R) paired p-values of every pair of rows' resampled figures (:func:`paired_p_value`; 1 on the diagonal)."""
+    s = np.stack(samples)
+    return paired_p_value(s[None, :, :] - s[:, None, :])
+
+
 def holm(p_values) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error over the given tests)."""
     p = np.asarray(p_values, dtype=np.float64)
@@ -221,3 +227,16 @@ def best_and_ties(points: Sequence[float | None], samples: Sequence[np.ndarray |
         p_out[i] = float(p)
         tied[i] = bool(p >= 1.0 - level)
     return best, tied, p_out
+
+
+def level_text(level: float) -> str:
+    """0.95 -> ``95%``."""
+    return f"{level * 100:g}%"
+
+
+def format_figure(value: float | None, bounds=None, digits: int = 3) -> str:
+    """``0.756 [0.731, 0.780]`` (or ``0.756`` without bounds; ``—`` without a value)."""
+    if value is None:
+        return "—"
+    text = f"{value:.{digits}f}"
+    return text if bounds is None else f"{text} [{bounds[0]:.{digits}f}, {bounds[1]:.{digits}f}]"

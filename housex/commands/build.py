@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from housex.commands.options import fraction, non_negative, positive
+from housex.commands.options import bounded, fraction, non_negative, positive
 
 HELP = "build the HouseX-v2 dataset (Parquet shards + dataset card) from release folders"
 
@@ -25,6 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument("--skip-seconds", type=non_negative(float), default=15.0, help="intro ignored by drop detection (default: 15 s)")
     p.add_argument("--no-drop-file", action="store_true", help="ignore drop files and detect every track's drops")
     p.add_argument("--strict", action="store_true", help="skip tracks whose drop came from the loudest-window fallback")
+    p.add_argument("--folds", type=bounded(int, low=2), default=None, metavar="K",
+                   help="add a 'fold' column (0..K-1) to both configs: stratified group K-fold by track, seeded "
+                        "by --seed; the train/validation split stays as it is")
     p.add_argument("--workers", type=positive(int), default=1,
                    help="processes that decode and cut tracks (default: 1; the output is the same for any number)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
@@ -60,6 +63,7 @@ def run(args) -> int:
         overwrite=args.overwrite,
         progress=not args.quiet,
         workers=args.workers,
+        folds=args.folds or 0,
     )
     print(summary.format())
     if args.push_to_hub:

@@ -151,7 +151,7 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     import soundfile as sf
 
     from housex.dataset_script.release import TRUTH_NAME, is_synthetic_release, read_truth
-    from housex.inference import format_genres, mmss
+    from housex.results import format_genres, mmss
 
     if not is_synthetic_release(release):
         return []
@@ -166,29 +166,53 @@ def truth_lines(release: Path, tracks: list[Path]) -> list[str]:
     return lines
 
 
-def _print_results(run_dir: Path, probe_file: Path) -> None:
+DEMO_FIGURES = (  # (title, metrics.json key; track level when the key starts with "track_")
+    ("accuracy", "accuracy"),
+    ("precision (weighted)", "precision_weighted"),
+    ("recall (weighted)", "recall_weighted"),
+    ("F1 (weighted)", "f1_weighted"),
+    ("F1 (macro)", "f1_macro"),
+    ("top-2 accuracy", "top2_accuracy"),
+    ("mean KL(target||pred)", "kl_divergence"),
+    ("Jensen-Shannon distance", "js_distance"),
+    ("expected calibration error", "ece"),
+    ("track accuracy", "track_accuracy"),
+    ("track F1 (weighted)", "track_f1_weighted"),
+)
+
+
+def _figure(metrics: dict, key: str) -> str:
+    from housex.trainer.statistics import format_figure
+
+    if key.startswith("track_"):
+        key = key.removeprefix("track_")
+        value, bounds = metrics.get("track_level", {}).get(key), metrics.get("track_level_intervals", {}).get(key)
+    else:
+        value, bounds = metrics.get(key), metrics.get("intervals", {}).get(key)
+    return format_figure(value, bounds) if isinstance(value, (int, float)) else "-"
+
+
+def results_table(metrics: dict, probe: dict) -> str:
+    """The demo's result table: every figure of the model and the probe with its track-bootstrap interval."""
+    from housex.trainer.statistics import level_text
+
+    boot = metrics.get("bootstrap") or {}
+    width = 22
+    lines = [f"Results on the synthetic validation split ({metrics.get('num_examples', '?')} clips of "
+             f"{metrics.get('num_tracks', '?')} tracks; {level_text(boot.get('level', 0.95))} intervals: cluster "
+             f"bootstrap over tracks, {boot.get('resamples', '?')} resamples, seed {boot.get('seed', '?')})",
+             f"| {'metric':<28} | {'HouseX model':>{width}} | {'linear probe':>{width}} |",
+             f"|{'-' * 30}|{'-' * (width + 2)}|{'-' * (width + 2)}|"]
+    for title, key in DEMO_FIGURES:
+        lines.append(f"| {title:<28} | {_figure(metrics, key):>{width}} | {_figure(probe, key):>{width}} |")
+    return "\n".join(lines)
+
+
+def _print_results(run_dir: Path, probe_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    metrics = {k.removeprefix("eval_"): v for k, v in metrics.items()}
+    probe_file = probe_dir / "metrics.json"
     probe = json.loads(probe_file.read_text()) if probe_file.exists() else {}
-    rows = [
-        ("accuracy", "accuracy"),
-        ("precision (weighted)", "precision_weighted"),
-        ("recall (weighted)", "recall_weighted"),
-        ("F1 (weighted)", "f1_weighted"),
-        ("F1 (macro)", "f1_macro"),
-        ("top-2 accuracy", "top2_accuracy"),
-        ("mean KL(target||pred)", "kl_divergence"),
-        ("Jensen-Shannon distance", "js_distance"),
-        ("expected calibration error", "ece"),
-    ]
-    print("\nResults on the synthetic validation split")
-    print(f"| {'metric':<28} | {'HouseX model':>12} | {'linear probe':>12} |")
-    print(f"|{'-' * 30}|{'-' * 14}|{'-' * 14}|")
-    for title, key in rows:
-        m, p = metrics.get(key), probe.get(key)
-        fm = f"{m:.3f}" if isinstance(m, (int, float)) else "-"
-        fp = f"{p:.3f}" if isinstance(p, (int, float)) else "-"
-        print(f"| {title:<28} | {fm:>12} | {fp:>12} |")
+    print("\n" + results_table(metrics, probe))
 
 
 def run(args) -> int:
@@ -197,7 +221,7 @@ def run(args) -> int:
     release = out / "release"
     dataset = Path(args.dataset)
     run_dir = out / "model"
-    probe_file = out / "probe.json"
+    probe_dir = out / "probe"
     t_start = time.perf_counter()
 
     from housex.dataset_script.release import EXPORT_NAME
@@ -221,10 +245,10 @@ def run(args) -> int:
         _step("2/6 build", _housex("build", "--data-dir", str(release), "--out", str(dataset), "--config", "clips",
                                     "--clips-per-section", str(args.clips_per_section), "--workers", str(args.workers)))
 
-    if probe_file.exists():
-        _skip("3/6 linear probe", str(probe_file))
+    if (probe_dir / "metrics.json").exists():
+        _skip("3/6 linear probe", str(probe_dir))
     else:
-        _step("3/6 linear probe", _housex("probe", "--dataset", str(dataset), "--workers", str(args.workers), "--json", str(probe_file)))
+        _step("3/6 linear probe", _housex("probe", "--dataset", str(dataset), "--workers", str(args.workers), "--out", str(probe_dir)))
 
     if (run_dir / "metrics.json").exists() and (run_dir / "config.json").exists():
         _skip("4/6 train + evaluate", str(run_dir))
@@ -245,7 +269,7 @@ def run(args) -> int:
     _step("6/6 classify a mix", _housex("timeline", str(mix), "--model", str(run_dir), "--out", str(out / "mix-timeline")))
     print("truth (the generator's labels of the mixed tracks):", *truth_lines(release, held_out), sep="\n")
 
-    _print_results(run_dir, probe_file)
+    _print_results(run_dir, probe_dir)
     print(f"\nDemo finished in {time.perf_counter() - t_start:.0f} s. Outputs: {out}/ and {dataset}/")
     print(f"  model: {run_dir}   plots: {out}/confusion.png {out}/embeddings.png {out}/mix-timeline.png")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
+from housex.commands.options import bounded, non_negative
 from housex.trainer import CONFIGS_DIR
 
 HELP = "run the Table-3 grid (backbone x {mel, mel+chroma} x {hard, soft}); writes table.md and grid.json, resumable"
@@ -22,6 +23,11 @@ def add_arguments(p) -> None:
     p.add_argument("--features", nargs="+", default=["mel", "mel+chroma"], choices=["mel", "mel+chroma"])
     p.add_argument("--labels", nargs="+", default=["hard", "soft"], choices=["hard", "soft"])
     p.add_argument("--train-args", default="", help="extra housex.trainer.run flags for every cell, e.g. '--num_train_epochs 1'")
+    p.add_argument("--seeds", nargs="+", type=non_negative(int), metavar="SEED",
+                   help="train every cell once per seed (the table: seed-averaged probabilities, mean ± sd)")
+    p.add_argument("--folds", type=bounded(int, low=2), metavar="K",
+                   help="run every cell on each of the K folds of a dataset built with `housex build --folds K` "
+                        "(the table pools them: every track scored once)")
     p.add_argument("--force", action="store_true", help="rerun cells that already finished")
     p.add_argument("--debug", action="store_true", help="show tracebacks")
 
@@ -35,7 +41,7 @@ def run(args) -> int:
     else:
         extra = ["--release_dirs", *args.release_dirs, *extra]
     run_grid(args.out, backbones=args.backbones, features=args.features, labels=args.labels,
-             config=args.config, train_args=extra, force=args.force)
+             config=args.config, train_args=extra, force=args.force, seeds=args.seeds, folds=args.folds)
     out = Path(args.out)
     print((out / "table.md").read_text(encoding="utf-8"))
     print(f"all runs: {out / 'grid.json'}")

@@ -48,3 +48,21 @@ def non_negative(kind=float):
 def fraction(*, high_open=True):
     """A share in [0, 1) (or [0, 1] with ``high_open=False``)."""
     return bounded(float, low=0, high=1, high_open=high_open)
+
+
+def add_bootstrap_arguments(parser) -> None:
+    """``--level``, ``--resamples``, ``--bootstrap-seed``: the track-bootstrap intervals of every figure."""
+    group = parser.add_argument_group("intervals (cluster bootstrap over validation tracks)")
+    group.add_argument("--level", type=bounded(float, low=0, high=1, low_open=True, high_open=True), default=0.95,
+                       help="confidence level of the intervals (default 0.95)")
+    group.add_argument("--resamples", type=bounded(int, low=10), default=2000,
+                       help="bootstrap resamples (default 2000)")
+    group.add_argument("--bootstrap-seed", type=non_negative(int), default=0,
+                       help="seed of the resamples: the same seed gives the same intervals (default 0)")
+
+
+def bootstrap_settings(args):
+    """The :class:`housex.trainer.statistics.Bootstrap` of the flags added by :func:`add_bootstrap_arguments`."""
+    from housex.trainer.statistics import Bootstrap
+
+    return Bootstrap(level=args.level, resamples=args.resamples, seed=args.bootstrap_seed)

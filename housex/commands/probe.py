@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from housex.commands.options import non_negative, positive
+from housex.commands.options import add_bootstrap_arguments, bootstrap_settings, non_negative, positive
 
 HELP = "linear-probe baseline: logistic regression on clip-mean log-mel features of a built clips dataset"
 
@@ -17,22 +16,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--C", type=positive(float), default=1.0, help="inverse L2 regularisation of the logistic regression (default 1)")
     parser.add_argument("--seed", type=non_negative(int), default=0, help="seed of the solver (default 0)")
     parser.add_argument("--workers", type=positive(int), default=1, help="processes that decode the clips (default 1; same figures)")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures to this JSON file")
+    parser.add_argument("--out", metavar="FOLDER",
+                        help="write predictions.parquet and metrics.json here (a row of `housex table`)")
+    add_bootstrap_arguments(parser)
 
 
 def run(args) -> int:
-    import datasets
-
-    from housex.trainer.baselines.probe import linear_probe
+    from housex.trainer.baselines.probe import linear_probe, summary
+    from housex.trainer.data import load_clips_dataset
 
     if Path(args.dataset).exists() and not Path(args.dataset).is_dir():
         raise ValueError(f"{args.dataset}: expected a dataset folder")
-    try:
-        ds = datasets.load_dataset(args.dataset, args.config)
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{args.dataset}: cannot load config {args.config!r} ({e})") from None
-    result = linear_probe(ds, n_mels=args.n_mels, C=args.C, seed=args.seed, num_proc=args.workers)
-    print(result.format())
-    if args.json:
-        Path(args.json).write_text(json.dumps(result.to_dict(), indent=1))
+    ds = load_clips_dataset(args.dataset, args.config)
+    record = linear_probe(ds, n_mels=args.n_mels, C=args.C, seed=args.seed, num_proc=args.workers,
+                          source=args.dataset, out=args.out, bootstrap=bootstrap_settings(args))
+    print(summary(record))
     return 0

@@ -2,7 +2,9 @@
 
 Every baseline scores the validation clips of the same ``clips`` dataset with the same ``evaluate``
 metric module (``trainer/housex_metric.py``, loaded by path), whose targets are the soft labels
-sharpened as in the paper (ties go to the last genre).
+sharpened as in the paper (ties go to the last genre), and writes the same two files
+(:func:`write_scores`): ``predictions.parquet`` (one row per clip) and ``metrics.json`` computed
+from it, every figure with its track-bootstrap interval.
 """
 
 from __future__ import annotations
@@ -15,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from housex.dataset_script.genres import NUM_GENRES
-from housex.trainer import METRIC_FILE
+from housex.trainer.predictions import (
+    make_clip_ids,
+    make_predictions,
+    metrics_from_predictions,
+    read_predictions,
+    write_predictions,
+)
+from housex.trainer.statistics import Bootstrap
 
 
 @dataclass
@@ -39,6 +48,10 @@ class Clips:
     def __len__(self) -> int:
         return len(self.ids)
 
+    @property
+    def track_ids(self) -> list[str]:
+        return list(self.dataset["track_id"])
+
     def audio(self, index: int) -> np.ndarray:
         a = self.dataset[int(index)]["audio"]
         y = np.asarray(a["array"], dtype=np.float32)
@@ -55,35 +68,16 @@ class Clips:
             yield chunk, [self.audio(i) for i in chunk]
 
 
-def clip_ids(track_ids, starts, ends) -> list[str]:
-    """Stable clip ids ``track@start-end`` (a repeated id gets ``#2``, ``#3``...)."""
-    seen: dict[str, int] = {}
-    ids = []
-    for t, a, b in zip(track_ids, starts, ends):
-        base = f"{t}@{float(a):.3f}-{float(b):.3f}"
-        seen[base] = seen.get(base, 0) + 1
-        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
-    return ids
-
-
 def load_clips(dataset: str, split: str = "validation", *, sampling_rate: int, max_seconds: float | None = None,
                config: str = "clips") -> Clips:
     """The ``split`` of the ``clips`` config of a dataset folder or Hub id; one-line errors naming it."""
     import datasets
 
+    from housex.trainer.data import load_clips_dataset
+
     if max_seconds is not None and max_seconds <= 0:
         raise ValueError(f"--clip-seconds must be > 0, got {max_seconds}")
-    try:
-        ds = datasets.load_dataset(str(dataset), config, split=split)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise FileNotFoundError(f"dataset {dataset}: not found ({str(e).splitlines()[0]})") from None
-    except ValueError as e:
-        first = str(e).splitlines()[0]
-        if "BuilderConfig" in first or "config" in first.lower():
-            raise ValueError(f"dataset {dataset}: has no {config!r} config ({first}); build it with `housex build`") from None
-        if "split" in first.lower():
-            raise ValueError(f"dataset {dataset}: has no split {split!r} ({first})") from None
-        raise
+    ds = load_clips_dataset(dataset, config, splits=(split,))[split]
     for column in ("audio", "soft_label", "track_id", "clip_start", "clip_end"):
         if column not in ds.column_names:
             raise ValueError(f"dataset {dataset} split {split}: column {column!r} missing (not a HouseX clips dataset)")
@@ -93,22 +87,26 @@ def load_clips(dataset: str, split: str = "validation", *, sampling_rate: int, m
     if soft.shape[1:] != (NUM_GENRES,):
         raise ValueError(f"dataset {dataset}: soft_label has shape {soft.shape[1:]}, expected ({NUM_GENRES},)")
     soft = soft / soft.sum(axis=1, keepdims=True)
-    ids = clip_ids(ds["track_id"], ds["clip_start"], ds["clip_end"])
+    ids = make_clip_ids(ds["track_id"], ds["clip_start"], ds["clip_end"])
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(sampling_rate), num_channels=1))
     return Clips(ds, ids, soft, str(dataset), split, int(sampling_rate), max_seconds)
 
 
-def housex_metric():
-    """The project's ``evaluate`` metric module, loaded by path (no Hub fetch)."""
-    import evaluate
-
-    return evaluate.load(str(METRIC_FILE))
-
-
-def score_probabilities(probs: np.ndarray, soft_labels: np.ndarray) -> dict:
-    """All HouseX scores of (N, 8) predicted probabilities against (N, 8) soft targets."""
-    return housex_metric().compute(predictions=np.asarray(probs, dtype=np.float64), references=soft_labels,
-                                   prediction_type="probs")
+def write_scores(out: str | Path | None, *, record: dict, row_info: dict, clip_ids, track_ids, soft_labels,
+                 probabilities, parsed=None, extra_columns=None, bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """Score one run's predictions: ``out/predictions.parquet``, then ``out/metrics.json`` = ``record`` +
+    :func:`~housex.trainer.predictions.metrics_from_predictions` of the file as written (``out`` None:
+    nothing is written).  Returns the metrics."""
+    columns = dict(clip_ids=clip_ids, track_ids=track_ids, soft_labels=soft_labels, probabilities=probabilities,
+                   parsed=parsed, extra_columns=extra_columns, row_info=row_info)
+    if out is None:
+        predictions = make_predictions(**columns)
+    else:
+        predictions = read_predictions(write_predictions(out, **columns))
+    metrics = {**record, **metrics_from_predictions(predictions, bootstrap)}
+    if out is not None:
+        write_json(Path(out) / "metrics.json", metrics)
+    return metrics
 
 
 def write_json(path: Path, payload: dict) -> Path:

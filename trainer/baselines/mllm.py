@@ -27,7 +27,8 @@ import numpy as np
 
 from housex.dataset_script.genres import GENRES, NUM_GENRES, genre_id, sharpen_ids
 
-from .common import Clips, housex_metric, load_clips, write_json
+from ..statistics import Bootstrap, format_figure, level_text
+from .common import Clips, load_clips, write_scores
 
 logger = logging.getLogger("housex.trainer.baselines.mllm")
 
@@ -179,26 +180,6 @@ def read_answers(path: Path, identity: dict) -> dict[str, dict]:
     return answers
 
 
-def answer_scores(pred_ids: list[int | None], soft_labels: np.ndarray) -> dict:
-    """HouseX metric of parsed answers (``None`` = unparsed) + unparsed count + intersect rate."""
-    n = len(pred_ids)
-    column = [NUM_GENRES if p is None else p for p in pred_ids]
-    onehot = np.zeros((n, NUM_GENRES + 1))
-    onehot[np.arange(n), column] = 1.0
-    refs = np.hstack([soft_labels, np.zeros((n, 1))])
-    full = housex_metric().compute(predictions=onehot, references=refs, prediction_type="probs")
-    keep = ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted")
-    scores = {k: full[k] for k in keep}
-    scores["confusion_matrix"] = [row for row in full["confusion_matrix"][:NUM_GENRES]]  # columns: 8 genres + unparsed
-    unparsed = sum(p is None for p in pred_ids)
-    scores["num_unparsed"] = int(unparsed)
-    scores["unparsed_rate"] = unparsed / n if n else 0.0
-    hits = [p is not None and soft_labels[i, p] > 0 for i, p in enumerate(pred_ids)]
-    scores["intersect_rate"] = float(np.mean(hits)) if n else 0.0
-    scores["num_examples"] = n
-    return scores
-
-
 # --------------------------------------------------------------------------------------------
 # the run
 # --------------------------------------------------------------------------------------------
@@ -232,8 +213,10 @@ def ask(family: ChatFamily, model, processor, text: str, waves: list[np.ndarray]
 
 def run_mllm(model: str, dataset: str, out: str | Path, *, split: str = "validation", max_new_tokens: int = 16,
              batch_size: int = 1, device: str = "cpu", dtype: str = "auto", clip_seconds: float | None = 7.5,
-             trust_remote_code: bool = False, prompt_version: str = PROMPT_VERSION) -> dict:
-    """Ask ``model`` about every ``split`` clip (skipping those already answered in ``out``); score."""
+             trust_remote_code: bool = False, prompt_version: str = PROMPT_VERSION,
+             bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """Ask ``model`` about every ``split`` clip (skipping those already answered in ``out``); score
+    (``out/predictions.parquet``: the one-hot answers, ``parsed`` and ``raw_answer``; ``out/metrics.json``)."""
     if max_new_tokens < 1 or batch_size < 1:
         raise ValueError("--max-new-tokens and --batch-size must be >= 1")
     prompt = load_prompt(prompt_version)
@@ -259,6 +242,9 @@ def run_mllm(model: str, dataset: str, out: str | Path, *, split: str = "validat
                     f.write(json.dumps(row, ensure_ascii=False) + "\n")
                 f.flush()
     pred_ids = [_parsed_id(answers[cid]) for cid in clips.ids]
+    parsed = np.array([p is not None for p in pred_ids])
+    probabilities = np.zeros((len(clips), NUM_GENRES))
+    probabilities[parsed, [p for p in pred_ids if p is not None]] = 1.0
     record = {
         "baseline": "mllm",
         "model": model_id,
@@ -273,10 +259,14 @@ def run_mllm(model: str, dataset: str, out: str | Path, *, split: str = "validat
         "labels": list(GENRES),
         "num_clips": len(clips),
         "num_asked": len(todo),
-        **answer_scores(pred_ids, clips.soft_labels),
     }
-    write_json(out / "metrics.json", record)
-    return record
+    row_info = {"kind": "MLLM", "model": f"{Path(model_id).name if Path(model).is_dir() else model_id} ({prompt_version})",
+                "features": f"{clips.seconds} s audio + prompt", "labels": "hard", "dataset": clips.source,
+                "split": split}
+    return write_scores(out, record=record, row_info=row_info, clip_ids=clips.ids, track_ids=clips.track_ids,
+                        soft_labels=clips.soft_labels, probabilities=probabilities, parsed=parsed,
+                        extra_columns={"raw_answer": [answers[cid]["raw_answer"] for cid in clips.ids]},
+                        bootstrap=bootstrap)
 
 
 def _answer_row(identity: dict, clips: Clips, index: int, raw: str) -> dict:
@@ -296,7 +286,10 @@ def _parsed_id(row: dict) -> int | None:
 
 
 def summary_line(record: dict) -> str:
-    return (f"MLLM {record['model']} ({record['prompt_version']}) on {record['num_clips']} {record['split']} clips: "
-            f"accuracy {record['accuracy']:.3f}, weighted P/R/F1 {record['precision_weighted']:.3f} / "
-            f"{record['recall_weighted']:.3f} / {record['f1_weighted']:.3f}, unparsed {record['num_unparsed']}, "
-            f"intersect rate {record['intersect_rate']:.3f}")
+    def f(key):
+        return format_figure(record[key], record.get("intervals", {}).get(key))
+
+    return (f"MLLM {record['model']} ({record['prompt_version']}) on {record['num_clips']} {record['split']} clips "
+            f"({record['num_tracks']} tracks; {level_text(record['bootstrap']['level'])} track-bootstrap intervals): "
+            f"accuracy {f('accuracy')}, weighted P/R/F1 {f('precision_weighted')} / {f('recall_weighted')} / "
+            f"{f('f1_weighted')}, unparsed {record['num_unparsed']}, intersect rate {f('intersect_rate')}")

@@ -4,50 +4,31 @@ A floor for the real model and a difficulty check for the synthetic generator: i
 the time-averaged spectrum already classifies the clips, the benchmark is too easy.  Features per
 clip: log-mel power spectrogram (``power_to_db(ref=max)``, like the model's input) averaged over
 time → (n_mels,); targets are the sharpened ``label`` column; the model is
-``StandardScaler → LogisticRegression`` fitted on ``train`` and scored on ``validation``.
+``StandardScaler → LogisticRegression`` fitted on ``train``.  Its validation probabilities are scored
+like every other row (``common.write_scores``: ``predictions.parquet``, then ``metrics.json`` through
+the metric module, with track-bootstrap intervals).
 """
 
 from __future__ import annotations
 
 import io
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import datasets
 import librosa
 import numpy as np
 import soundfile as sf
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ...dataset_script.audio import load_audio, to_mono
-
-
-@dataclass
-class ProbeResult:
-    accuracy: float
-    precision_weighted: float
-    recall_weighted: float
-    f1_weighted: float
-    f1_macro: float
-    n_train: int
-    n_validation: int
-    n_mels: int
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def format(self) -> str:
-        rows = [("accuracy", self.accuracy), ("precision (weighted)", self.precision_weighted),
-                ("recall (weighted)", self.recall_weighted), ("F1 (weighted)", self.f1_weighted),
-                ("F1 (macro)", self.f1_macro)]
-        lines = [f"linear probe (logistic regression on clip-mean {self.n_mels}-band log-mel), "
-                 f"{self.n_train} train / {self.n_validation} validation clips"]
-        lines += [f"  {name:<22} {value:.3f}" for name, value in rows]
-        return "\n".join(lines)
+from ...dataset_script.genres import NUM_GENRES
+from ..statistics import Bootstrap, format_figure, level_text
+from ..predictions import scored_clips
+from .common import write_scores
 
 
 def clip_features(y: np.ndarray, sr: int, *, n_mels: int = 64, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
@@ -94,28 +75,49 @@ def dataset_features(ds, *, n_mels: int = 64, split_name: str = "", num_proc: in
     return np.asarray(out["features"], dtype=np.float32).reshape(len(out), n_mels), np.asarray(out["label"], dtype=np.int64)
 
 
-def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: int = 0, max_iter: int = 2000,
-                 num_proc: int | None = None) -> ProbeResult:
-    """Fit the probe on ``dataset["train"]`` and score it on ``dataset["validation"]`` (features
-    computed by ``num_proc`` processes).
+def model_name(n_mels: int) -> str:
+    return f"logistic regression, clip-mean {n_mels}-band log-mel"
 
-    ``dataset``: a ``datasets.DatasetDict`` (or mapping of splits) of the "clips" config.
+
+def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: int = 0, max_iter: int = 2000,
+                 num_proc: int | None = None, source: str = "", out: str | Path | None = None,
+                 bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """Fit the probe on ``dataset["train"]`` and score it on ``dataset["validation"]`` (features
+    computed by ``num_proc`` processes); returns the metrics (written with ``predictions.parquet`` to
+    ``out`` unless None).
+
+    ``dataset``: a ``datasets.DatasetDict`` (or mapping of splits) of the "clips" config; ``source``
+    names it in the outputs.
     """
     for split in ("train", "validation"):
         if split not in dataset:
             raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
+    validation = dataset["validation"]
+    ids, tracks, soft = scored_clips(validation)  # checked before the features are computed
     X_tr, y_tr = dataset_features(dataset["train"], n_mels=n_mels, split_name="train", num_proc=num_proc)
-    X_va, y_va = dataset_features(dataset["validation"], n_mels=n_mels, split_name="validation", num_proc=num_proc)
+    X_va, y_va = dataset_features(validation, n_mels=n_mels, split_name="validation", num_proc=num_proc)
     if len(np.unique(y_tr)) < 2:
         raise ValueError(f"train split has {len(np.unique(y_tr))} class(es); the probe needs at least 2")
     if len(y_va) == 0:
         raise ValueError("validation split is empty")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
     model.fit(X_tr, y_tr)
-    pred = model.predict(X_va)
-    p, r, f, _ = precision_recall_fscore_support(y_va, pred, average="weighted", zero_division=0)
-    return ProbeResult(
-        accuracy=float(accuracy_score(y_va, pred)), precision_weighted=float(p), recall_weighted=float(r),
-        f1_weighted=float(f), f1_macro=float(f1_score(y_va, pred, average="macro", zero_division=0)),
-        n_train=int(len(y_tr)), n_validation=int(len(y_va)), n_mels=n_mels,
-    )
+    probabilities = np.zeros((len(y_va), NUM_GENRES))
+    probabilities[:, model.classes_] = model.predict_proba(X_va)  # genres absent from train: probability 0
+    record = {"baseline": "linear-probe", "model": model_name(n_mels), "dataset": source, "split": "validation",
+              "n_mels": n_mels, "C": C, "seed": seed, "num_train_clips": int(len(y_tr)), "num_clips": int(len(y_va))}
+    row_info = {"kind": "linear probe", "model": model_name(n_mels), "features": "log-mel mean", "labels": "hard",
+                "dataset": source, "split": "validation"}
+    return write_scores(out, record=record, row_info=row_info, clip_ids=ids, track_ids=tracks, soft_labels=soft,
+                        probabilities=probabilities, bootstrap=bootstrap)
+
+
+def summary(record: dict) -> str:
+    """The probe's figures with their intervals, one per line."""
+    rows = [("accuracy", "accuracy"), ("precision (weighted)", "precision_weighted"),
+            ("recall (weighted)", "recall_weighted"), ("F1 (weighted)", "f1_weighted"), ("F1 (macro)", "f1_macro"),
+            ("top-2 accuracy", "top2_accuracy")]
+    lines = [f"linear probe ({record['model']}), {record['num_train_clips']} train / {record['num_clips']} validation "
+             f"clips ({record['num_tracks']} tracks; {level_text(record['bootstrap']['level'])} track-bootstrap intervals)"]
+    lines += [f"  {name:<22} {format_figure(record[key], record['intervals'][key])}" for name, key in rows]
+    return "\n".join(lines)

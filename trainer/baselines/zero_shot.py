@@ -14,7 +14,8 @@ import numpy as np
 
 from housex.dataset_script.genres import GENRE_DESCRIPTIONS, GENRES
 
-from .common import load_clips, score_probabilities, write_json
+from ..statistics import Bootstrap, format_figure, level_text
+from .common import load_clips, write_scores
 
 logger = logging.getLogger("housex.trainer.baselines.zero_shot")
 
@@ -44,8 +45,9 @@ def load_clap_processor(model: str):
 
 def zero_shot(model: str, dataset: str, *, split: str = "validation", template: str = DEFAULT_TEMPLATE,
               descriptions: bool = False, batch_size: int = 8, device: str = "cpu", out: str | Path | None = None,
-              clip_seconds: float | None = None) -> dict:
-    """Score the ``split`` clips with CLAP; returns (and writes ``out/metrics.json``) the record."""
+              clip_seconds: float | None = None, bootstrap: Bootstrap = Bootstrap()) -> dict:
+    """Score the ``split`` clips with CLAP; returns (and writes ``out/predictions.parquet`` and
+    ``out/metrics.json``) the record."""
     import torch
     from transformers import ClapModel
 
@@ -60,7 +62,6 @@ def zero_shot(model: str, dataset: str, *, split: str = "validation", template: 
             audio_inputs = processor.feature_extractor(waves, sampling_rate=clips.sampling_rate, return_tensors="pt").to(device)
             logits = clap(**text_inputs, **audio_inputs).logits_per_audio
             probs[indices] = torch.softmax(logits.float(), dim=-1).cpu().numpy()
-    scores = score_probabilities(probs, clips.soft_labels)
     record = {
         "baseline": "zero-shot",
         "model": str(model),
@@ -71,16 +72,20 @@ def zero_shot(model: str, dataset: str, *, split: str = "validation", template: 
         "candidate_texts": texts,
         "labels": list(GENRES),
         "num_clips": len(clips),
-        **scores,
     }
-    if out is not None:
-        write_json(Path(out) / "metrics.json", record)
-    logger.info("zero-shot CLAP %s: weighted F1 %.3f on %d clips", model, scores["f1_weighted"], len(clips))
+    row_info = {"kind": "zero-shot", "model": f"CLAP {Path(model).name if Path(model).is_dir() else model}",
+                "features": "names + descriptions" if descriptions else "genre names", "labels": None,
+                "dataset": clips.source, "split": split}
+    record = write_scores(out, record=record, row_info=row_info, clip_ids=clips.ids, track_ids=clips.track_ids,
+                          soft_labels=clips.soft_labels, probabilities=probs, bootstrap=bootstrap)
+    logger.info("zero-shot CLAP %s: weighted F1 %.3f on %d clips", model, record["f1_weighted"], len(clips))
     return record
 
 
 def summary_line(record: dict) -> str:
-    return (f"zero-shot CLAP {record['model']} on {record['num_clips']} {record['split']} clips: "
-            f"accuracy {record['accuracy']:.3f}, weighted P/R/F1 {record['precision_weighted']:.3f} / "
-            f"{record['recall_weighted']:.3f} / {record['f1_weighted']:.3f}, top-2 {record['top2_accuracy']:.3f}, "
-            f"KL {record['kl_divergence']:.3f}, ECE {record['ece']:.3f}")
+    def f(key):
+        return format_figure(record[key], record.get("intervals", {}).get(key))
+
+    return (f"zero-shot CLAP {record['model']} on {record['num_clips']} {record['split']} clips "
+            f"({record['num_tracks']} tracks; {level_text(record['bootstrap']['level'])} track-bootstrap intervals): accuracy {f('accuracy')}, "
+            f"weighted F1 {f('f1_weighted')}, top-2 {f('top2_accuracy')}, KL {f('kl_divergence')}, ECE {f('ece')}")
