@@ -522,3 +522,67 @@ def test_probe_choice_never_sees_the_validation_split():
     assert first["f1_weighted"] > 0.9 > second["f1_weighted"]
     again = run_probe(features, None, seed=3, bootstrap=Bootstrap(resamples=100))
     assert again["choice"] == first["choice"] and again["f1_weighted"] == first["f1_weighted"]
+
+
+# --------------------------------------------------------------------------------------------
+# the embeddings cache: reuse, refusal, resume after SIGKILL, options that change nothing
+# --------------------------------------------------------------------------------------------
+def _shard_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "shards").iterdir())}
+
+
+def test_embed_cache_reuses_refuses_overwrites_and_resumes_after_sigkill(encoders, embedded, clips_dir, tmp_path, capsys):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference = embedded["ast"]
+    argv = ["embed", "--encoder", str(encoders["ast"]), "--dataset", str(clips_dir), "--device", "cpu"]
+    # same key: every shard reused, nothing rewritten (also with another batch size: not part of the key)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (reference / "shards").iterdir()}
+    assert housex([*argv, "--out", str(reference), "--shard-size", "16", "--batch-size", "3"]) == 0
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (reference / "shards").iterdir()}
+    # another key (dtype): refused with what changed, unless --overwrite
+    capsys.readouterr()
+    assert housex([*argv, "--out", str(reference), "--dtype", "bfloat16"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("housex embed: error: ")
+    assert "another cache key (changed: dtype)" in errors[0] and errors[0].endswith("pass --overwrite")
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    assert housex([*argv, "--out", str(copy), "--dtype", "bfloat16", "--overwrite", "--shard-size", "16"]) == 0
+    assert json.loads((copy / "provenance.json").read_text())["key"]["dtype"] == "bfloat16"
+    assert _shard_bytes(copy) != _shard_bytes(reference)
+
+    # batch size and shard size change no number
+    other = tmp_path / "batch1"
+    assert housex([*argv, "--out", str(other), "--batch-size", "1", "--shard-size", "5"]) == 0
+    from housex.trainer.embeddings import load_embeddings
+
+    a, b = load_embeddings(reference), load_embeddings(other)
+    for split in ("train", "validation"):
+        assert a.splits[split].clip_ids == b.splits[split].clip_ids
+        np.testing.assert_allclose(a.splits[split].features, b.splits[split].features, rtol=2e-3, atol=2e-3)
+
+    # SIGKILL mid-run, then rerun: only the missing shards are embedded, and the bytes are an uninterrupted run's
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "housex.cli", *argv, "--out", str(killed), "--shard-size", "2",
+                             "--batch-size", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list((killed / "shards").glob("*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = {p.name for p in (killed / "shards").glob("*.parquet")}
+    assert 0 < len(written) < 24 and not (killed / "embeddings.json").exists()
+    stamps = {name: (killed / "shards" / name).stat().st_mtime_ns for name in written}
+    assert housex([*argv, "--out", str(killed), "--shard-size", "2", "--batch-size", "1"]) == 0
+    assert all((killed / "shards" / name).stat().st_mtime_ns == t for name, t in stamps.items())  # reused
+    uninterrupted = tmp_path / "uninterrupted"
+    assert housex([*argv, "--out", str(uninterrupted), "--shard-size", "2", "--batch-size", "1"]) == 0
+    assert _shard_bytes(killed) == _shard_bytes(uninterrupted)
+    assert not list((killed / "shards").glob(".*"))
