@@ -258,7 +258,8 @@ def test_embed_every_family_stores_every_layers_masked_mean(encoders, embedded, 
 # --------------------------------------------------------------------------------------------
 # probes chosen without the validation split
 # --------------------------------------------------------------------------------------------
-def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded, tmp_path):
+def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(encoders, embedded, tmp_path):
+    from housex.trainer.embeddings import load_embeddings
     from housex.trainer.predictions import read_predictions
 
     for family in FAMILIES:
@@ -274,6 +275,15 @@ def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded
         n_states = metrics["num_layers"]
         assert len(curve["candidates"]) == 2 * 2 * (n_states + 1) and set(curve["layers"]) == {"linear", "mlp"}
         assert choice["inner_validation_clips"] + choice["inner_train_clips"] == metrics["num_train_clips"]
+        assert p.clip_ids.tolist() == load_embeddings(embedded[family]).splits["validation"].clip_ids
+
+    assert housex(["table", *(str(tmp_path / f) for f in FAMILIES), "--out", str(tmp_path / "table"),
+                   "--resamples", "200"]) == 0
+    table = json.loads((tmp_path / "table" / "table.json").read_text())
+    rows = [r for g in table["groups"] for r in g["rows"]]
+    assert [r["kind"] for r in rows] == ["encoder probe"] * len(FAMILIES)
+    assert [r["model"] for r in rows] == [Path(str(encoders[f])).name for f in FAMILIES]
+    assert all(r["features"].endswith(("linear probe)", "mlp probe)")) and r["labels"] == "soft" for r in rows)
 
 
 def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(clips_dir, tmp_path):  # noqa: F811
@@ -485,3 +495,94 @@ def test_fine_tune_options_that_cannot_apply_are_one_line_errors(encoders, clips
         with pytest.raises((ValueError, OSError)) as err:
             _fine_tune(clips_dir, tmp_path / "bad", max_steps=1, eval_strategy="no", save_strategy="no", **args)
         assert message in str(err.value) and len(str(err.value).splitlines()) == 1, str(err.value)
+
+
+def test_probe_choice_never_sees_the_validation_split():
+    """Scrambling the validation split (features and labels) changes the score but not one bit of the choice;
+    the same seed gives the same choice and the same probabilities."""
+    from dataclasses import replace
+
+    from housex.trainer.baselines.layer_probe import FeatureSet, Split, run_probe
+    from housex.trainer.statistics import Bootstrap
+
+    rng = np.random.default_rng(0)
+    tracks = np.repeat(np.arange(60), 4)
+    genre = rng.integers(0, 8, 60)[tracks]
+    X = rng.standard_normal((240, 3, 16)).astype(np.float32)
+    X[:, 1] += 4.0 * np.eye(8, 16, dtype=np.float32)[genre]  # layer 1 carries the genre
+    soft = np.eye(8)[genre]
+    split = lambda rows: Split(X[rows], [f"c{i}" for i in rows], [f"t{tracks[i]}" for i in rows], soft[rows])  # noqa: E731
+    train, val = split(np.arange(0, 180)), split(np.arange(180, 240))
+    features = FeatureSet("synthetic", "3 layers", train, val)
+    first = run_probe(features, None, seed=3, bootstrap=Bootstrap(resamples=100))
+    scrambled = replace(val, features=rng.standard_normal(val.features.shape).astype(np.float32),
+                        soft_labels=soft[rng.permutation(np.arange(180, 240))])
+    second = run_probe(replace(features, validation=scrambled), None, seed=3, bootstrap=Bootstrap(resamples=100))
+    assert first["choice"] == second["choice"] and first["choice"]["candidate"]["layer"] in (1, "weighted")
+    assert first["f1_weighted"] > 0.9 > second["f1_weighted"]
+    again = run_probe(features, None, seed=3, bootstrap=Bootstrap(resamples=100))
+    assert again["choice"] == first["choice"] and again["f1_weighted"] == first["f1_weighted"]
+
+
+# --------------------------------------------------------------------------------------------
+# the embeddings cache: reuse, refusal, resume after SIGKILL, options that change nothing
+# --------------------------------------------------------------------------------------------
+def _shard_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "shards").iterdir())}
+
+
+def test_embed_cache_reuses_refuses_overwrites_and_resumes_after_sigkill(encoders, embedded, clips_dir, tmp_path, capsys):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference = embedded["ast"]
+    argv = ["embed", "--encoder", str(encoders["ast"]), "--dataset", str(clips_dir), "--device", "cpu"]
+    # same key: every shard reused, nothing rewritten (also with another batch size: not part of the key)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (reference / "shards").iterdir()}
+    assert housex([*argv, "--out", str(reference), "--shard-size", "16", "--batch-size", "3"]) == 0
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (reference / "shards").iterdir()}
+    # another key (dtype): refused with what changed, unless --overwrite
+    capsys.readouterr()
+    assert housex([*argv, "--out", str(reference), "--dtype", "bfloat16"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("housex embed: error: ")
+    assert "another cache key (changed: dtype)" in errors[0] and errors[0].endswith("pass --overwrite")
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    assert housex([*argv, "--out", str(copy), "--dtype", "bfloat16", "--overwrite", "--shard-size", "16"]) == 0
+    assert json.loads((copy / "provenance.json").read_text())["key"]["dtype"] == "bfloat16"
+    assert _shard_bytes(copy) != _shard_bytes(reference)
+
+    # batch size and shard size change no number
+    other = tmp_path / "batch1"
+    assert housex([*argv, "--out", str(other), "--batch-size", "1", "--shard-size", "5"]) == 0
+    from housex.trainer.embeddings import load_embeddings
+
+    a, b = load_embeddings(reference), load_embeddings(other)
+    for split in ("train", "validation"):
+        assert a.splits[split].clip_ids == b.splits[split].clip_ids
+        np.testing.assert_allclose(a.splits[split].features, b.splits[split].features, rtol=2e-3, atol=2e-3)
+
+    # SIGKILL mid-run, then rerun: only the missing shards are embedded, and the bytes are an uninterrupted run's
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "housex.cli", *argv, "--out", str(killed), "--shard-size", "2",
+                             "--batch-size", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list((killed / "shards").glob("*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = {p.name for p in (killed / "shards").glob("*.parquet")}
+    assert 0 < len(written) < 24 and not (killed / "embeddings.json").exists()
+    stamps = {name: (killed / "shards" / name).stat().st_mtime_ns for name in written}
+    assert housex([*argv, "--out", str(killed), "--shard-size", "2", "--batch-size", "1"]) == 0
+    assert all((killed / "shards" / name).stat().st_mtime_ns == t for name, t in stamps.items())  # reused
+    uninterrupted = tmp_path / "uninterrupted"
+    assert housex([*argv, "--out", str(uninterrupted), "--shard-size", "2", "--batch-size", "1"]) == 0
+    assert _shard_bytes(killed) == _shard_bytes(uninterrupted)
+    assert not list((killed / "shards").glob(".*"))

@@ -8,7 +8,8 @@ softmax-weighted sum of all layers) with its hyper-parameters:
 - ``linear``: Linear(dim, 8);  ``mlp``: Linear(dim, 256) -> ReLU -> dropout 0.2 -> Linear(256, 8)
   (MARBLE's probe, narrower); both on standardised features, trained with the soft-label cross
   entropy, Adam at each learning rate of the grid, minibatches of 128, early stopping on the
-  inner-validation loss (patience 5, at most 40 epochs);
+  inner-validation loss (patience 5, at most 40 epochs; a set of fewer than 1,024 clips gets smaller
+  batches so that an epoch still has 8 steps);
 - ``logistic``: scikit-learn's StandardScaler -> LogisticRegression(C) on the sharpened labels: the
   log-mel linear probe exactly as it always ran.
 
@@ -47,6 +48,7 @@ LEARNING_RATES = (1e-3, 1e-2)
 MLP_HIDDEN = 256
 MLP_DROPOUT = 0.2
 BATCH_SIZE = 128
+MIN_STEPS_PER_EPOCH = 8  # small sets get smaller batches, not fewer steps
 MAX_EPOCHS = 40
 PATIENCE = 5
 INNER_FRACTION = 0.2
@@ -232,10 +234,11 @@ def train_batched(head: str, X_tr: np.ndarray, Y_tr: np.ndarray, X_va: np.ndarra
     stale = torch.zeros(models, dtype=torch.long)
     targets = None if epochs is None else torch.as_tensor(np.broadcast_to(epochs, (models,)).copy())
     max_epochs = MAX_EPOCHS if targets is None else int(targets.max())
+    batch = max(1, min(BATCH_SIZE, n // MIN_STEPS_PER_EPOCH))
     for epoch in range(max_epochs):
         perm = torch.randperm(n, generator=order)
-        for start in range(0, n, BATCH_SIZE):
-            rows = perm[start:start + BATCH_SIZE]
+        for start in range(0, n, batch):
+            rows = perm[start:start + batch]
             loss = _soft_ce(probe(X[rows], train=True), Y[rows]).sum()  # models are independent: sum of losses
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -448,7 +451,8 @@ def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None,
         probabilities = fit_and_predict(features, chosen, epochs=epochs, seed=seed, max_iter=max_iter)
     is_encoder = features.name != "log-mel"
     layer_text = ("weighted sum" if chosen.layer == WEIGHTED else f"layer {chosen.layer}")
-    row_info = {"kind": "encoder probe" if is_encoder else "linear probe", "model": features.name,
+    shown = Path(features.name).name if is_encoder and Path(features.name).is_dir() else features.name
+    row_info = {"kind": "encoder probe" if is_encoder else "linear probe", "model": shown,
                 "features": (f"{layer_text} of {features.num_layers} ({chosen.head} probe)" if is_encoder
                              else features.description),
                 "labels": "hard" if chosen.head == "logistic" else "soft", "probe": chosen.head, "layer": layer_text,
