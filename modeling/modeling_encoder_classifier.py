@@ -16,7 +16,8 @@ this model's forward agree by construction.
   last one is the final LayerNorm's output, as transformers 4.x returned it (5.x returns the last
   layer before that norm); every other state is as the model returns it.
 - A missing ``hidden_states`` or a count other than the encoder's layers + 1 raises a ``ValueError``
-  naming the encoder: never a silent probe of one layer.
+  naming the encoder: never a silent probe of one layer.  (In training, LayerDrop makes transformers 5
+  skip a dropped layer's state: the trainer turns ``layerdrop`` off for this model.)
 - Frame masks: wav2vec2-style encoders map the sample mask to frames with their own conv arithmetic;
   Whisper-style encoders (Whisper, Qwen2-Audio: 30 s of padded mel frames) take the extractor's frame
   mask strided to each state's length; AST's patch tokens whose time span lies wholly in the padded

@@ -93,6 +93,9 @@ def test_grid_over_seeds_and_folds_and_the_pooled_table(tiny, folded, tmp_path, 
     assert (run.row_info["seed"], run.row_info["fold"], run.row_info["num_folds"]) == (2, 1, FOLDS)
     metrics = json.loads((out / "shufflenet_v2_x0_5-mel-soft-seed2-fold1" / "metrics.json").read_text())
     assert metrics["num_train_clips"] == len(clips) - len(run) and metrics["split"] == "folds"
+    card = (out / "shufflenet_v2_x0_5-mel-soft-seed2-fold1" / "README.md").read_text()
+    assert "Fold 1 of 2 (cross-validation; the other folds trained)" in card
+    assert yaml.safe_load(card.split("---")[1])["model-index"][0]["results"][0]["dataset"]["split"] == "fold 1"
     assert "seeds 1, 2 averaged" in (out / "table.md").read_text()
 
     # the table pools the folds (every clip scored once) and averages the seeds

@@ -111,8 +111,9 @@ class HouseXTrainer(Trainer):
         (folder / "training_args.json").write_text(self.args.to_json_string() + "\n", encoding="utf-8")
 
 
-class PeerTrainer(peer_models.SoftLabelLossMixin, HouseXTrainer):
-    """``HouseXTrainer`` for any HF audio classifier: the HouseX soft-label loss from its logits."""
+class PeerTrainer(peer_models.EncoderLearningRateMixin, peer_models.SoftLabelLossMixin, HouseXTrainer):
+    """``HouseXTrainer`` for any HF audio classifier or encoder: the HouseX soft-label loss from its logits,
+    ``--encoder_learning_rate`` for its pretrained encoder."""
 
 
 # --------------------------------------------------------------------------------------------
