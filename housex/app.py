@@ -17,6 +17,7 @@ Gradio's ``max_file_size``.  ``export_space`` writes a Hugging Face Space folder
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import shutil
 import tempfile
@@ -309,6 +310,22 @@ with `save_pretrained`). Made with `housex app --space`.
 """
 
 _SPACE_PACKAGES = ("housex", "housex.dataset_script", "housex.modeling", "housex.cards")
+# What loading the model for inference reads (the files save_pretrained writes): its config, the
+# weights (one safetensors file, or shards and their index), the feature extractor's config and the
+# model's code.  A training run's folder also holds checkpoint-*/ (optimizer state), runs/,
+# trainer_state.json, metrics and predictions: none of them goes into a Space.
+_MODEL_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "model.safetensors.index.json", "*.py")
+
+
+def _copy_model_files(model: Path, dst: Path) -> None:
+    names = sorted(p.name for p in model.iterdir()
+                   if p.is_file() and any(fnmatch.fnmatch(p.name, pattern) for pattern in _MODEL_FILES))
+    if not any(name.endswith(".safetensors") for name in names):
+        raise FileNotFoundError(f"{model}: no model weights (model.safetensors written by save_pretrained)")
+    shutil.rmtree(dst, ignore_errors=True)  # a previous export's files must not linger
+    dst.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(model / name, dst / name)
 
 
 def _requirements() -> list[str]:
@@ -327,7 +344,8 @@ def _requirements() -> list[str]:
 
 def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -> Path:
     """Write a Space folder: ``app.py``, ``requirements.txt``, ``README.md`` (Space header), the
-    ``housex`` package (source files) and ``model/`` (copied from the model folder)."""
+    ``housex`` package (source files) and ``model/`` (the files inference reads from the model
+    folder, ``_MODEL_FILES``: no checkpoints, logs or training state)."""
     import importlib
 
     import gradio
@@ -350,5 +368,5 @@ def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -
                 shutil.copy2(path, dst / path.name)
     shutil.copytree(Path(importlib.import_module("housex.commands").__file__).parent, folder / "housex" / "commands",
                     dirs_exist_ok=True, ignore=ignore)
-    shutil.copytree(model, folder / "model", dirs_exist_ok=True, ignore=ignore)
+    _copy_model_files(model, folder / "model")
     return folder

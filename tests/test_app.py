@@ -131,9 +131,21 @@ def test_track_analysis_is_classify_tracks_notes_included(files, tmp_path):
 def test_space_export_writes_a_space_folder(files, tmp_path, capsys):
     from housex.cli import main
 
-    code = main(["app", "--model", str(files["model"]), "--space", str(tmp_path / "space")])
-    assert code == 0, capsys.readouterr().err
+    # a training run's folder: the saved model plus what the Trainer leaves beside it
+    run = shutil.copytree(files["model"], tmp_path / "run")
+    for name, data in {"checkpoint-2/optimizer.pt": b"x" * 4096, "checkpoint-2/model.safetensors": b"x",
+                       "runs/Dec08/events.out.tfevents.1.vm": b"x", "trainer_state.json": b"{}",
+                       "training_args.json": b"{}", "metrics.json": b"{}", "predictions.parquet": b"x"}.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(data)
     space = tmp_path / "space"
+    (space / "model" / "checkpoint-1").mkdir(parents=True)  # left by an earlier export
+    (space / "model" / "checkpoint-1" / "optimizer.pt").write_bytes(b"x")
+    code = main(["app", "--model", str(run), "--space", str(space)])
+    assert code == 0, capsys.readouterr().err
+    saved = sorted(p.name for p in files["model"].iterdir())  # what save_pretrained wrote
+    assert sorted(p.name for p in (space / "model").iterdir()) == saved
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_housex.py"} <= set(saved)
     head = (space / "README.md").read_text().split("---")[1]
     assert "sdk: gradio" in head and "app_file: app.py" in head
     assert "build_app" in (space / "app.py").read_text()
