@@ -163,6 +163,23 @@ def test_array_input_equals_file_input_and_same_seed_same_result(model_dir, tmp_
         classify_track(y, model, fe, sampling_rate=22050)
 
 
+def test_clips_cut_elsewhere_give_the_result_of_the_path(model_dir, tmp_path):
+    """classify_track of a TrackClips (cut by track_clips, as in tag's workers and the app) is
+    classify_track of the file; cutting options next to clips already cut are refused."""
+    from housex.inference import extractor_clip_seconds
+    from housex.track_audio import track_clips
+
+    path = tmp_path / "t.wav"
+    sf.write(path, loud_section_track(TRACK_SECONDS, 22050), 22050)
+    model, fe = load_classifier(model_dir)
+    track = track_clips(path, int(fe.sampling_rate), extractor_clip_seconds(fe), seed=3, clips_per_section=2)
+    from_clips = classify_track(track, model, fe)
+    assert from_clips.to_dict() == classify_track(path, model, fe, seed=3, clips_per_section=2).to_dict()
+    assert len(from_clips.drops[0].clip_starts) == 2
+    with pytest.raises(ValueError, match="already cut; seed, drop_options apply to audio input only"):
+        classify_track(track, model, fe, seed=4, drop_options={"margin_db": 2.0})
+
+
 def test_track_pipeline_equals_classify_track_on_files_and_arrays(model_dir, tmp_path):
     """pipeline("housex-track-classification") (registered by `import housex`) gives the same
     track and drop distributions as classify_track, for a file and for an array."""

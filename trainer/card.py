@@ -60,6 +60,8 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         raise FileNotFoundError(f"{template_path}: model card template not found")
     dataset = dataset_id(metrics.get("dataset", ""))
     dataset_config = metrics.get("dataset_config", "clips")
+    fold = metrics.get("fold")
+    split = "validation" if fold is None else f"fold {fold}"
     eval_results = [
         EvalResult(
             task_type="audio-classification",
@@ -67,7 +69,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
             dataset_type=dataset,
             dataset_name=f"{dataset} ({'synthetic' if synthetic else dataset_config})",
             dataset_config=dataset_config,
-            dataset_split="validation",
+            dataset_split=split,
             metric_type=metric_type,
             metric_name=title,
             metric_value=round(float(metrics[key]), 4),
@@ -114,6 +116,8 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         track_rows=_figure_rows(metrics.get("track_level", {}), metrics.get("track_level_intervals", {}),
                                 CARD_TRACK_METRICS),
         num_eval_tracks=metrics.get("num_tracks", "?"),
+        evaluated_on=("Validation split" if fold is None
+                      else f"Fold {fold} of {metrics.get('num_folds')} (cross-validation; the other folds trained)"),
         interval_level=level_text(metrics.get("bootstrap", {}).get("level", 0.95)),
         bootstrap=metrics.get("bootstrap"),
         training_rows=[{"name": k, "value": v} for k, v in training.items()],

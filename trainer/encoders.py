@@ -75,11 +75,8 @@ def load_encoder(name: str, *, revision: str | None = None, trust_remote_code: b
     """``(encoder, feature_extractor)`` of a folder or Hub id (see the module docstring), in eval mode."""
     import torch
     import transformers
-    from transformers import AutoModel
+    from transformers import AutoModel  # the HouseX classes: registered by `import housex`
 
-    from ..modeling import register_auto_classes
-
-    register_auto_classes()
     name = str(name)
     config = config_dict(name, revision)
     kind = config.get("model_type", "")

@@ -31,7 +31,7 @@ from transformers import Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..dataset_script.genres import GENRES
-from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification, register_auto_classes
+from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification
 from . import METRIC_FILE, peer_models
 from .arguments import DataTrainingArguments, ModelArguments, check_arguments, parse_args
 from .card import push_folder_to_hub, write_model_card
@@ -262,8 +262,8 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     augmenter, collator, augment_callbacks = build_augmentation(data_args, training_args, feature_extractor)
     train_ds, eval_ds = add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args, training_args)
 
-    # 4. model (Auto classes + auto_map so the saved folder loads with pipeline(..., trust_remote_code=True))
-    register_auto_classes()
+    # 4. model (registered with the Auto classes by `import housex`: the saved folder gets auto_map and the
+    # modeling code, so it loads with pipeline(..., trust_remote_code=True))
     model = build_model(model_args, feature_extractor, weights)
     if list(model.config.id2label.values()) != list(GENRES):
         raise ValueError(f"model {model_args.model_name_or_path!r}: labels {list(model.config.id2label.values())} "
