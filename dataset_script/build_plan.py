@@ -175,3 +175,41 @@ def assign_folds(entries: Sequence[TrackEntry], folds: int, *, seed: int = 42) -
             for i in members:
                 out[(ordered[i].source, ordered[i].track_id)] = fold
     return out
+
+
+# 16-bit FLAC of mixed music takes 1.2-1.8 bytes a sample; 1 keeps the estimate low, so a build
+# that fits is never refused up front (one that does not fit still stops with the same error).
+CLIP_BYTES_PER_SAMPLE = 1.0
+
+
+def estimate_output_bytes(entries: Sequence[TrackEntry], configs: Sequence[str], *, clips_per_section: int,
+                          clip_seconds: float) -> dict[str, int]:
+    """A low estimate of the Parquet bytes of each config: ``tracks`` holds the audio files as
+    they are (exact), ``clips`` ``clips_per_section`` mono FLAC clips per drop section (the drop
+    file's count, else one section; the rate from the file's header, no decoding)."""
+    import soundfile as sf
+
+    sizes = {}
+    if "tracks" in configs:
+        sizes["tracks"] = sum(e.audio_path.stat().st_size for e in entries)
+    if "clips" in configs:
+        total = 0.0
+        for e in entries:
+            try:
+                rate = sf.info(str(e.audio_path)).samplerate
+            except Exception:  # noqa: BLE001  a file soundfile cannot read: FFmpeg will, at the usual rate
+                rate = 44_100
+            sections = len(e.file_sections) if e.file_sections else 1
+            total += sections * clips_per_section * clip_seconds * rate * CLIP_BYTES_PER_SAMPLE
+        sizes["clips"] = int(total)
+    return sizes
+
+
+def peak_bytes(sizes: dict[str, int], order: Sequence[str]) -> int:
+    """Most disk a build in ``order`` holds at once: the Parquet shards of the configs written so
+    far, plus the config being written twice (its Arrow cache and its shards)."""
+    done = peak = 0
+    for name in order:
+        peak = max(peak, done + 2 * sizes[name])
+        done += sizes[name]
+    return peak

@@ -9,11 +9,19 @@ Layout (what ``push_to_hub`` of ``datasets`` writes, so local folder and Hub rep
 
 ``load_dataset("<out>", "clips")`` (or ``load_dataset("<user>/housex-v2", "clips")`` after
 :func:`push_to_hub`) gives the rows the builder wrote.  The folder is written to a temporary
-sibling and renamed at the end, so a failed build never leaves a half-written folder.
+sibling and renamed at the end (swapped with an existing one in one step where the system can), so
+a failed or killed build never leaves a half-written folder, and a rerun removes what a killed one
+left.  A second build into the same folder is refused while the first runs (:class:`.safe_write.OutputLock`).
+Free space is checked up front (the tracks config holds the audio files as they are: exact; the
+clips are estimated low); a disk that fills anyway stops the build with one line naming the stage,
+the folder, the bytes needed and free (:class:`.safe_write.DiskFullError`).  Parquet shards are
+encoded in memory and then written, because Arrow's content-defined chunking aborts the process
+(SIGABRT) when a write fails mid-page.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import shutil
@@ -27,18 +35,34 @@ from datasets.utils.metadata import MetadataConfigs
 from huggingface_hub import DatasetCard, DatasetCardData
 
 from ..cards import CARDS_DIR
-from .build_plan import split_data_dirs
+from .build_plan import estimate_output_bytes, peak_bytes, plan_tracks, split_data_dirs
 from .build_report import BuildSummary
 from .builder import CITATION, CONFIG_NAMES, HOMEPAGE, HouseXBuilder
 from .genres import GENRE_DESCRIPTIONS, GENRES
-from .paths import apply_umask, check_output_path, remove_stale_temp_folders, temp_prefix
+from .paths import check_output_path
 from .release import is_synthetic_release, read_truth_header
+from .safe_write import (OutputLock, apply_umask, check_free_space, disk_full_error, is_disk_full, remove_stale_temp_files,
+                         replace_folder, temp_prefix)
 
 CARD_TEMPLATE = CARDS_DIR / "dataset_card.md"
 
 
 def _shard_count(ds: datasets.Dataset, max_shard_bytes: int) -> int:
     return max(1, min(len(ds), math.ceil(ds.data.nbytes / max_shard_bytes))) if len(ds) else 1
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def _write_parquet(shard: datasets.Dataset, path: Path) -> None:
+    """``shard.to_parquet(path)``, encoded in memory first (at most ``max_shard_size``): Arrow's
+    content-defined chunking aborts the whole process (SIGABRT) when a write fails in the middle of
+    a page, so the file is written by a plain write, whose full disk is an ``OSError``."""
+    buffer = io.BytesIO()
+    shard.to_parquet(buffer)
+    with open(path, "wb") as f:
+        f.write(buffer.getbuffer())
 
 
 def export_dataset(
@@ -83,7 +107,6 @@ def export_dataset(
     if out_dir.exists() and not overwrite:
         raise FileExistsError(f"{out_dir}: output folder exists (use overwrite=True / --overwrite to replace it)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temp_folders(out_dir)
     # clips first: the tracks config then reuses the cached drop analysis instead of decoding again
     order = sorted(configs, key=lambda c: c != "clips")
     options = dict(
@@ -93,63 +116,75 @@ def export_dataset(
     )
     if folds:  # only then: a build without folds keeps its builder options (cache key) and bytes
         options["folds"] = folds
-
-    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
-    apply_umask(tmp)
-    try:
-        summary = BuildSummary()
-        infos, metadata_configs, split_rows = {}, {}, []
-        for name in order:
-            builder = HouseXBuilder(
-                config_name=name, data_dir=[str(f) for f in folders], cache_dir=str(tmp / ".cache"),
-                progress=progress, num_workers=workers, **options,
-            )
-            builder.download_and_prepare()
-            _merge(summary, builder.summary, first=(name == order[0]))
-            if not any(info.num_examples for info in builder.info.splits.values()):
-                raise ValueError(
-                    f"{', '.join(map(str, folders))}: no usable tracks (every track was skipped)\n{summary.format()}"
+    with OutputLock(out_dir):
+        remove_stale_temp_files(out_dir.parent, out_dir.name)  # a killed run's leftovers (and its set-aside old output)
+        if out_dir.exists() and not overwrite:
+            raise FileExistsError(f"{out_dir}: output folder exists (use overwrite=True / --overwrite to replace it)")
+        entries = plan_tracks(folders, label_mode=label_mode, use_drop_file=use_drop_file, summary=BuildSummary())
+        sizes = estimate_output_bytes(entries, order, clips_per_section=clips_per_section, clip_seconds=clip_seconds)
+        needed = peak_bytes(sizes, order)
+        check_free_space(out_dir.parent, needed, f"building {out_dir.name}")
+        after = f"{out_dir.name} is unchanged and nothing was left behind" if out_dir.exists() else "nothing was left behind"
+        tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out_dir), dir=out_dir.parent))
+        apply_umask(tmp)
+        stage = "the build"
+        try:
+            summary = BuildSummary()
+            infos, metadata_configs, split_rows = {}, {}, []
+            for name in order:
+                stage = f"the Arrow cache of the {name} config"
+                cache = tmp / f".cache-{name}"
+                builder = HouseXBuilder(
+                    config_name=name, data_dir=[str(f) for f in folders], cache_dir=str(cache),
+                    progress=progress, num_workers=workers, **options,
                 )
-            data_files = []
-            # a split whose tracks were all skipped while decoding has no rows: leave it out
-            for split in [s for s, info in builder.info.splits.items() if info.num_examples > 0]:
-                ds = builder.as_dataset(split=split)
-                n_shards = _shard_count(ds, max_shard_size)
-                (tmp / name).mkdir(exist_ok=True)
-                for i in range(n_shards):
-                    shard = ds.shard(num_shards=n_shards, index=i, contiguous=True)
-                    shard.to_parquet(str(tmp / name / f"{split}-{i:05d}-of-{n_shards:05d}.parquet"))
-                data_files.append({"split": split, "path": f"{name}/{split}-*"})
-                split_rows.append(
-                    {"config": name, "split": split, "rows": len(ds), "tracks": len(set(ds["track_id"]))}
+                builder.download_and_prepare()
+                sizes[name] = _folder_bytes(cache)  # now known: its shards take about as much as its cache
+                needed = max(needed, peak_bytes(sizes, order))
+                _merge(summary, builder.summary, first=(name == order[0]))
+                if not any(info.num_examples for info in builder.info.splits.values()):
+                    raise ValueError(
+                        f"{', '.join(map(str, folders))}: no usable tracks (every track was skipped)\n{summary.format()}"
+                    )
+                stage = f"the Parquet shards of the {name} config"
+                data_files = []
+                # a split whose tracks were all skipped while decoding has no rows: leave it out
+                for split in [s for s, info in builder.info.splits.items() if info.num_examples > 0]:
+                    ds = builder.as_dataset(split=split)
+                    n_shards = _shard_count(ds, max_shard_size)
+                    (tmp / name).mkdir(exist_ok=True)
+                    for i in range(n_shards):
+                        _write_parquet(ds.shard(num_shards=n_shards, index=i, contiguous=True),
+                                       tmp / name / f"{split}-{i:05d}-of-{n_shards:05d}.parquet")
+                    data_files.append({"split": split, "path": f"{name}/{split}-*"})
+                    split_rows.append(
+                        {"config": name, "split": split, "rows": len(ds), "tracks": len(set(ds["track_id"]))}
+                    )
+                    del ds
+                info = builder.info.copy()
+                info.splits = datasets.SplitDict(
+                    {k: v for k, v in info.splits.items() if v.num_examples > 0}, dataset_name=info.dataset_name
                 )
-            info = builder.info.copy()
-            info.splits = datasets.SplitDict(
-                {k: v for k, v in info.splits.items() if v.num_examples > 0}, dataset_name=info.dataset_name
+                info.config_name = name
+                infos[name] = info
+                metadata_configs[name] = {"data_files": data_files, **({"default": True} if name == "clips" else {})}
+                del builder
+                shutil.rmtree(cache, ignore_errors=True)  # its shards are written: free its disk for the next
+
+            stage = "the dataset card"
+            generators = {f.name: read_truth_header(f) for f in folders if is_synthetic_release(f)}
+            card = render_card(
+                summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], generators=generators,
+                pretty_name=pretty_name, repo_hint=repo_hint or out_dir.name, options=options,
             )
-            info.config_name = name
-            infos[name] = info
-            metadata_configs[name] = {"data_files": data_files, **({"default": True} if name == "clips" else {})}
-            del builder
-        shutil.rmtree(tmp / ".cache", ignore_errors=True)
-
-        generators = {f.name: read_truth_header(f) for f in folders if is_synthetic_release(f)}
-        card = render_card(
-            summary, infos, metadata_configs, split_rows, sources=[f.name for f in folders], generators=generators,
-            pretty_name=pretty_name, repo_hint=repo_hint or out_dir.name, options=options,
-        )
-        card.save(tmp / "README.md")
-
-        if out_dir.exists():  # overwrite: swap in the new folder, then remove the old one
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")  # removed by a later run if killed here
-            os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            card.save(tmp / "README.md")
+            stage = f"putting the new {out_dir.name} in place"
+            replace_folder(tmp, out_dir)
+        except BaseException as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if is_disk_full(e):
+                raise disk_full_error(out_dir.parent, f"{stage} of {out_dir.name}", needed, after=after) from None
+            raise
     summary.out_dir = str(out_dir)
     return summary
 

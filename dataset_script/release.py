@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from .labelstudio import CSV_EXPORT_SUFFIXES, AnnotatedTrack, AnnotationError, parse_task, read_csv_export, safe_audio_name
+from .safe_write import atomic_write_text
 
 #: An export's file name contains this (``partition-1-5.json``, ``project-partition-1.json``).
 EXPORT_PATTERN = "partition"
@@ -44,8 +45,7 @@ def _load_json(path: Path, kind: str):
 
 
 def _write_json(path: str | os.PathLike, obj) -> None:
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(obj, f, indent=1)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def find_release_files(folder: str | os.PathLike) -> tuple[Path, Path | None]:

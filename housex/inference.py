@@ -126,9 +126,8 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
     The model is put in eval mode (and moved to ``device`` when given).  The feature extractor is
     read from the same folder unless one is passed.
     """
+    # the HouseX classes are registered with these by `import housex` (housex/__init__.py)
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
-    import housex.modeling  # noqa: F401  (importing it registers the HouseX Auto classes)
 
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)
@@ -348,20 +347,29 @@ def dataset_embeddings(
 # --------------------------------------------------------------------------------------------
 
 
+WHOLE_FILE_TOLERANCE = 0.05  # seconds: two analysis frames (512 / 22050 s each)
+
+
 @dataclass
 class DropPrediction(GenreDistribution):
-    """One drop section (or the fallback section) and the mean of its clips' probabilities (8,)."""
+    """One drop section (or the fallback section) and the mean of its clips' probabilities (8,).
+
+    ``whole_file``: the section spans the whole file (a short file searched from its start whose
+    loudness never falls, or the whole-track fallback), so it says nothing about where a drop is.
+    """
 
     start: float
     end: float
     probabilities: np.ndarray
     clip_starts: list[float]
     labels: Sequence[str]
+    whole_file: bool = False
 
     def to_dict(self) -> dict:
         return {
             "start": round(self.start, 3),
             "end": round(self.end, 3),
+            "whole_file": self.whole_file,
             "genre": self.genre,
             "probabilities": {g: float(p) for g, p in zip(self.labels, self.probabilities)},
             "clip_starts": [round(s, 3) for s in self.clip_starts],
@@ -403,7 +411,8 @@ class TrackPrediction(GenreDistribution):
         lines = [f"{self.source}  ({self.duration:.1f} s)", f"  track: {format_genres(self.top(k))}"]
         for i, d in enumerate(self.drops, 1):
             kind = "fallback section" if self.fallback else f"drop {i}"
-            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}: {format_genres(d.top(k))}")
+            whole = " (the whole file)" if d.whole_file else ""
+            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}{whole}: {format_genres(d.top(k))}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
@@ -418,7 +427,9 @@ def _aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str]
     for index, (start, end) in enumerate(track.sections):
         rows = [i for i, d in enumerate(track.drop_index) if d == index]
         if rows:
-            drops.append(DropPrediction(start, end, probs[rows].mean(0), [track.clip_starts[i] for i in rows], labels))
+            whole_file = start <= WHOLE_FILE_TOLERANCE and end >= track.duration - WHOLE_FILE_TOLERANCE
+            drops.append(DropPrediction(start, end, probs[rows].mean(0), [track.clip_starts[i] for i in rows], labels,
+                                        whole_file=whole_file))
     track_probs = np.mean([d.probabilities for d in drops], axis=0).astype(np.float32)
     return TrackPrediction(track.source, track.duration, track_probs, drops, labels,
                            fallback=track.fallback, padded=track.padded, notes=list(track.notes))

@@ -526,7 +526,7 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     grid.mkdir()
     _write_outputs(grid, [{"backbone": "shufflenet_v2_x0_5", "features": "mel", "labels": "soft",
                            "output_dir": str(housex_run), "status": "trained", "metrics": _scalars(metrics)}], {})
-    assert housex(["probe", "--dataset", str(clips_dir), "--json", str(runs / "probe.json"), "--n-mels", "16"]) == 0
+    assert housex(["probe", "--dataset", str(clips_dir), "--out", str(runs / "probe"), "--n-mels", "16"]) == 0
     assert housex(["baseline", "zero-shot", "--model", str(tiny_clap), "--dataset", str(clips_dir),
                    "--out", str(runs / "zero-shot"), "--device", "cpu"]) == 0
     assert housex(["baseline", "mllm", "--model", str(tiny_qwen2_audio), "--dataset", str(clips_dir),
@@ -534,7 +534,7 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     (runs / "still-training").mkdir()
     capsys.readouterr()
 
-    sources = [runs / n for n in ("mllm", "zero-shot", "probe.json")] + [ast_run[0]] + [
+    sources = [runs / n for n in ("mllm", "zero-shot", "probe")] + [ast_run[0]] + [
         runs / n for n in ("housex-mel-soft", "grid", "still-training")]
     assert housex(["table", *map(str, sources), "--out", str(tmp_path / "table")]) == 0
     shown = capsys.readouterr().out
@@ -555,8 +555,21 @@ def test_table_has_one_row_of_every_kind_and_lists_pending_runs(tiny, clips_dir,
     body = [line for line in md if line.startswith("| ") and not line.startswith("| Model")]
     assert len(body) == 6
     cells = [c.strip() for c in body[0].strip("|").split("|")]
-    assert cells[7].strip("*") == f"{metrics['f1_weighted']:.3f}" and cells[9] == cells[10] == "—"  # no MLLM cells
-    assert body[5].split("|")[10].strip() == str(mllm_metrics["num_unparsed"])
+    low, high = house["intervals"]["f1_weighted"]
+    assert cells[7].replace("*", "") == f"{metrics['f1_weighted']:.3f} [{low:.3f}, {high:.3f}]"
+    assert cells[10] == cells[11] == "—"  # no MLLM cells
+    assert body[5].split("|")[11].strip() == str(mllm_metrics["num_unparsed"])
+    group = table["groups"][0]
+    assert (group["num_clips"], group["split"]) == (metrics["num_eval_clips"], "validation")
+
+    # every kind of row: metrics.json recomputed from its predictions.parquet equals the stored one
+    from housex.trainer.predictions import metrics_from_predictions, read_predictions
+
+    for folder in (runs / "mllm", runs / "zero-shot", runs / "probe", ast_run[0], housex_run):
+        stored = json.loads((folder / "metrics.json").read_text())
+        recomputed = json.loads(json.dumps(metrics_from_predictions(read_predictions(folder))))
+        assert recomputed.items() <= stored.items(), folder
+        assert {"intervals", "track_level", "track_level_intervals", "bootstrap"} <= set(stored), folder
 
     assert housex(["table", str(tmp_path / "nothing-here")]) == 2
-    assert "no such run folder or result file" in capsys.readouterr().err
+    assert "no such run folder or predictions file" in capsys.readouterr().err

@@ -188,7 +188,7 @@ def test_end_to_end_run_saves_a_folder_that_pipeline_loads(tiny, tmp_path):
     names = {p.name for p in out.iterdir()}
     for required in ("model.safetensors", "config.json", "preprocessor_config.json", "modeling_housex.py",
                      "configuration_housex.py", "feature_extraction_housex.py", "README.md", "metrics.json",
-                     "confusion_matrix.png", "training_args.json"):
+                     "predictions.parquet", "confusion_matrix.png", "training_args.json"):
         assert required in names, required
     assert not [n for n in names if n.endswith((".bin", ".pt", ".pth", ".pkl"))], names
 
@@ -212,6 +212,22 @@ def test_end_to_end_run_saves_a_folder_that_pipeline_loads(tiny, tmp_path):
     assert f1 == pytest.approx(metrics["f1_weighted"], abs=1e-4)
     assert "Slap House" in card and "someone/housex-tiny" in card
     assert "waveform: gain" in card and "features: time shift" not in card  # --augment true only
+    # every figure with its interval, clip and track level (cluster bootstrap over the validation tracks)
+    low, high = metrics["intervals"]["f1_weighted"]
+    assert f"| F1 (weighted) | {metrics['f1_weighted']:.4f} | [{low:.4f}, {high:.4f}] |" in card
+    track_f1 = metrics["track_level"]["f1_weighted"]
+    assert f"| F1 (weighted) | {track_f1:.4f} | [" in card.split("metric (track level)")[1]
+    assert f"of {metrics['num_tracks']} tracks" in card and "2000 resamples, seed 0" in card
+
+    # metrics.json is a function of predictions.parquet: the validation clips, in order, and their probabilities
+    from housex.trainer.predictions import metrics_from_predictions, read_predictions
+
+    predictions = read_predictions(out)
+    eval_clips = tiny[2]["validation"]
+    assert list(predictions.track_ids) == list(eval_clips["track_id"]) and len(predictions) == metrics["num_eval_clips"]
+    assert predictions.row_info == {"kind": "HouseX", "model": "shufflenet_v2_x0_5", "features": "mel",
+                                    "labels": "soft", "dataset": str(exported), "split": "validation", "seed": SEED}
+    assert json.loads(json.dumps(metrics_from_predictions(predictions))).items() <= metrics.items()
 
     clf = pipeline("audio-classification", model=str(out), trust_remote_code=True)
     preds = clf(str(release / "track03.flac"), top_k=NUM_GENRES)

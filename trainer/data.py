@@ -124,9 +124,13 @@ def dataset_looks_synthetic(ds, data_args: DataTrainingArguments) -> bool:
 # Selecting, targets
 # --------------------------------------------------------------------------------------------
 def select_clips(raw, data_args: DataTrainingArguments, training_args, source: str):
-    """``(train, validation)`` splits after the label mode's filter and the ``max_*_samples`` truncation."""
-    train_ds = raw[data_args.train_split_name]
-    eval_ds = raw[data_args.eval_split_name]
+    """``(train, validation)`` splits (with ``--fold k``: the other folds / fold k) after the label mode's
+    filter and the ``max_*_samples`` truncation."""
+    if data_args.fold is not None:
+        train_ds, eval_ds = fold_splits(raw, data_args, source)
+    else:
+        train_ds = raw[data_args.train_split_name]
+        eval_ds = raw[data_args.eval_split_name]
     if data_args.label_mode == "clean":
         before = len(train_ds)
         train_ds = train_ds.filter(lambda s: max(s) >= 1.0 - 1e-9, input_columns=[data_args.label_column_name])
@@ -143,6 +147,26 @@ def select_clips(raw, data_args: DataTrainingArguments, training_args, source: s
         raise ValueError(f"dataset {source!r}: the {data_args.eval_split_name!r} split is empty")
     return train_ds, eval_ds
 
+
+
+def num_folds(raw, data_args: DataTrainingArguments) -> int | None:
+    """The number of cross-validation folds of a dataset built with ``--folds K`` (None: no ``fold`` column)."""
+    splits = [raw[data_args.train_split_name], raw[data_args.eval_split_name]]
+    if any("fold" not in ds.column_names for ds in splits):
+        return None
+    return int(max(max(ds["fold"], default=-1) for ds in splits)) + 1
+
+
+def fold_splits(raw, data_args: DataTrainingArguments, source: str):
+    """``(train, validation)`` for ``--fold k``: both splits pooled, fold k validates, the rest trains."""
+    k, folds = data_args.fold, num_folds(raw, data_args)
+    if folds is None:
+        raise ValueError(f"--fold {k}: dataset {source!r} has no 'fold' column (build it with housex build --folds K)")
+    if k >= folds:
+        raise ValueError(f"--fold {k}: dataset {source!r} has folds 0..{folds - 1}")
+    pooled = datasets.concatenate_datasets([raw[data_args.train_split_name], raw[data_args.eval_split_name]])
+    fold = np.asarray(pooled["fold"])
+    return pooled.select(np.flatnonzero(fold != k)), pooled.select(np.flatnonzero(fold == k))
 
 
 def clip_seconds_of(ds) -> float | None:

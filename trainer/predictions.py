@@ -8,7 +8,7 @@ and ``housex compare``.
 
 Columns, one row per scored clip:
 
-- ``clip_id`` (string, unique): ``track@start-end`` for HouseX datasets (``baselines.common.clip_ids``);
+- ``clip_id`` (string, unique): ``track@start-end`` for HouseX datasets (:func:`make_clip_ids`);
 - ``track_id`` (string): the clips of one track are resampled together by the bootstrap;
 - ``soft_label`` (8 floats): the target as stored (canonical genre order; the metric renormalises
   it and sharpens it, ties to the last genre);
@@ -109,6 +109,29 @@ class Predictions:
                        soft_labels=self.soft_labels[take], probabilities=self.probabilities[take],
                        parsed=None if self.parsed is None else self.parsed[take],
                        extra={k: v[take] for k, v in self.extra.items()})
+
+
+def make_clip_ids(track_ids, starts, ends) -> list[str]:
+    """Stable clip ids ``track@start-end`` (a repeated id gets ``#2``, ``#3``...)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for t, a, b in zip(track_ids, starts, ends):
+        base = f"{t}@{float(a):.3f}-{float(b):.3f}"
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return ids
+
+
+def scored_clips(ds, label_column: str = "soft_label") -> tuple[list[str], list[str], np.ndarray]:
+    """``(clip ids, track ids, (N, 8) soft labels)`` of a clips split (a ``datasets.Dataset`` with
+    ``track_id``, ``clip_start``, ``clip_end`` and ``label_column``), in its row order."""
+    missing = [c for c in ("track_id", "clip_start", "clip_end", label_column) if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"clips split: column {missing[0]!r} missing (a HouseX 'clips' dataset is expected)")
+    meta = ds.select_columns(["track_id", "clip_start", "clip_end", label_column])
+    tracks = list(meta["track_id"])
+    return (make_clip_ids(tracks, meta["clip_start"], meta["clip_end"]), tracks,
+            np.asarray(meta[label_column], dtype=np.float64))
 
 
 # --------------------------------------------------------------------------------------------

@@ -5,7 +5,9 @@ Shaped after transformers' ``run_audio_classification.py``: three argument datac
 ``load_dataset(..., "clips")`` (or a release folder built first) -> label mode -> features computed
 on the fly with ``with_transform`` (``data.py``) -> ``Trainer`` -> evaluation -> ``metrics.json``,
 confusion-matrix PNG, model card, ``save_pretrained`` (safetensors + feature extractor + custom
-code) -> optional Hub push.
+code) -> optional Hub push.  The validation clips' probabilities go to ``predictions.parquet``, and the
+scores of ``metrics.json`` are computed from them (``predictions.metrics_from_predictions``: the metric
+module's figures, track-level figures, track-bootstrap intervals).
 
 ``main(model_args, data_args, training_args)`` is what ``trainer/run.py``, the grid and the tests
 call; ``parse_args(argv)`` (in ``arguments.py``) turns ``CONFIG.yaml --key value ...`` into the three
@@ -29,7 +31,7 @@ from transformers import Trainer, set_seed
 from transformers.trainer_utils import get_last_checkpoint
 
 from ..dataset_script.genres import GENRES
-from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification, register_auto_classes
+from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification
 from . import METRIC_FILE, peer_models
 from .arguments import DataTrainingArguments, ModelArguments, check_arguments, parse_args
 from .card import push_folder_to_hub, write_model_card
@@ -40,10 +42,14 @@ from .data import (
     clip_seconds_of,
     dataset_looks_synthetic,
     load_clip_datasets,
+    num_folds,
     select_clips,
     training_targets,
 )
 from .plots import plot_confusion
+from .predictions import Predictions, make_predictions, metric_module, metrics_from_predictions, scored_clips
+from .predictions import write_predictions
+from .statistics import Bootstrap
 
 logger = logging.getLogger("housex.trainer")
 
@@ -105,8 +111,9 @@ class HouseXTrainer(Trainer):
         (folder / "training_args.json").write_text(self.args.to_json_string() + "\n", encoding="utf-8")
 
 
-class PeerTrainer(peer_models.SoftLabelLossMixin, HouseXTrainer):
-    """``HouseXTrainer`` for any HF audio classifier: the HouseX soft-label loss from its logits."""
+class PeerTrainer(peer_models.EncoderLearningRateMixin, peer_models.SoftLabelLossMixin, HouseXTrainer):
+    """``HouseXTrainer`` for any HF audio classifier or encoder: the HouseX soft-label loss from its logits,
+    ``--encoder_learning_rate`` for its pretrained encoder."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,9 +141,11 @@ class MetricScorer:
     def __init__(self, metric):
         self.metric = metric
         self.last: dict = {}
+        self.last_logits: np.ndarray | None = None  # (N, 8) of the last evaluation, in the dataset's order
 
     def __call__(self, eval_pred):
         logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+        self.last_logits = np.asarray(logits)
         self.last = self.metric.compute(predictions=logits, references=eval_pred.label_ids, prediction_type="logits")
         return {k: v for k, v in self.last.items() if isinstance(v, (int, float))}
 
@@ -156,17 +165,53 @@ def resume_checkpoint(training_args):
     return resume
 
 
+def scored_clip_ids(eval_ds, data_args: DataTrainingArguments) -> tuple[list[str], list[str], np.ndarray]:
+    """``(clip ids, track ids, soft labels)`` of the validation clips, in the order they are scored.
+    A dataset without ``track_id`` / ``clip_start`` / ``clip_end`` gets one "track" per clip (its
+    intervals then treat the clips as independent, which a warning says)."""
+    try:
+        return scored_clips(eval_ds, data_args.label_column_name)
+    except ValueError as e:
+        logger.warning("%s: each clip is its own track in predictions.parquet; the intervals treat the clips as "
+                       "independent", e)
+        ids = [f"clip{i:06d}" for i in range(len(eval_ds))]
+        return ids, ids, np.asarray(eval_ds[data_args.label_column_name], dtype=np.float64)
+
+
+def run_row_info(model, model_args, data_args, training_args, feature_extractor, source: str,
+                 folds: int | None) -> dict:
+    """What names this run's row in ``housex table`` (stored in predictions.parquet)."""
+    cfg = model.config
+    labels = {"sharpen": "hard", "clean": "hard (clean)", "soft": "soft"}[data_args.label_mode]
+    if cfg.model_type == "housex":
+        kind, name = "HouseX", cfg.backbone
+        features = "mel+chroma" if getattr(feature_extractor, "use_chroma", False) else "mel"
+    else:
+        kind, name = "peer model", str(model_args.model_name_or_path or model_args.config_name or cfg.model_type)
+        name = Path(name).name if Path(name).is_dir() else name
+        features = type(feature_extractor).__name__
+    info = {"kind": kind, "model": name, "features": features, "labels": labels, "dataset": source,
+            "split": data_args.eval_split_name if data_args.fold is None else "folds", "seed": training_args.seed}
+    if data_args.fold is not None:
+        info.update(fold=data_args.fold, num_folds=folds)
+    return info
+
+
 def save_outputs(out_dir: Path, metrics: dict, trainer, *, model_args, data_args, training_args, feature_extractor,
-                 synthetic: bool, push_repo: str | None) -> None:
-    """metrics.json, confusion_matrix.png and the model card (README.md) next to the model; then the Hub push."""
+                 synthetic: bool, push_repo: str | None, predictions: Predictions) -> None:
+    """predictions.parquet, metrics.json, confusion_matrix.png and the model card (README.md) next to the
+    model; then the Hub push."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(out_dir, clip_ids=predictions.clip_ids, track_ids=predictions.track_ids,
+                      soft_labels=predictions.soft_labels, probabilities=predictions.probabilities,
+                      row_info=predictions.row_info)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     plot_confusion(metrics["confusion_matrix"], out_dir / "confusion_matrix.png",
                    title=f"HouseX validation ({data_args.label_mode} labels)")
     write_model_card(out_dir, metrics=metrics, model=trainer.model, model_args=model_args,
                      data_args=data_args, training_args=training_args, feature_extractor=feature_extractor,
                      synthetic=synthetic, repo_id=push_repo)
-    logger.info("saved model, metrics.json, confusion_matrix.png and README.md to %s", out_dir)
+    logger.info("saved model, predictions.parquet, metrics.json, confusion_matrix.png and README.md to %s", out_dir)
     if push_repo:
         url = push_folder_to_hub(out_dir, push_repo, token=training_args.hub_token,
                                  private=training_args.hub_private_repo)
@@ -198,6 +243,8 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     if synthetic is None:
         synthetic = dataset_looks_synthetic(raw[data_args.train_split_name], data_args)
     train_ds, eval_ds = select_clips(raw, data_args, training_args, source)
+    folds = num_folds(raw, data_args)
+    clip_ids, track_ids, soft_labels = scored_clip_ids(eval_ds, data_args)
 
     # 3. features (a peer model brings its own extractor)
     peer = peer_models.is_peer(model_args)
@@ -215,8 +262,8 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     augmenter, collator, augment_callbacks = build_augmentation(data_args, training_args, feature_extractor)
     train_ds, eval_ds = add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args, training_args)
 
-    # 4. model (Auto classes + auto_map so the saved folder loads with pipeline(..., trust_remote_code=True))
-    register_auto_classes()
+    # 4. model (registered with the Auto classes by `import housex`: the saved folder gets auto_map and the
+    # modeling code, so it loads with pipeline(..., trust_remote_code=True))
     model = build_model(model_args, feature_extractor, weights)
     if list(model.config.id2label.values()) != list(GENRES):
         raise ValueError(f"model {model_args.model_name_or_path!r}: labels {list(model.config.id2label.values())} "
@@ -245,9 +292,15 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
 
     # 6. evaluate
     eval_metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+    predictions = make_predictions(
+        clip_ids=clip_ids, track_ids=track_ids, soft_labels=soft_labels,
+        probabilities=metric_module().to_probabilities(scorer.last_logits, "logits"),
+        row_info=run_row_info(model, model_args, data_args, training_args, feature_extractor, source, folds))
+    bootstrap = Bootstrap(level=training_args.bootstrap_level, resamples=training_args.bootstrap_resamples,
+                          seed=training_args.bootstrap_seed)
     metrics = {
         **eval_metrics,
-        "confusion_matrix": scorer.last.get("confusion_matrix"),
+        **metrics_from_predictions(predictions, bootstrap),  # the scores, from what predictions.parquet holds
         "labels": list(GENRES),
         "label_mode": data_args.label_mode,
         "model_name_or_path": model_args.model_name_or_path,
@@ -257,6 +310,10 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
         "synthetic_dataset": bool(synthetic),
         "num_train_clips": len(train_ds) if training_args.do_train else 0,
         "num_eval_clips": len(eval_ds),
+        "split": predictions.row_info["split"],
+        "fold": data_args.fold,
+        "num_folds": folds,
+        "seed": training_args.seed,
         "train": train_metrics,
     }
 
@@ -266,7 +323,7 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     if trainer.is_world_process_zero():
         save_outputs(Path(training_args.output_dir), metrics, trainer, model_args=model_args, data_args=data_args,
                      training_args=training_args, feature_extractor=feature_extractor, synthetic=bool(synthetic),
-                     push_repo=push_repo)
+                     push_repo=push_repo, predictions=predictions)
     trainer.accelerator.wait_for_everyone()
     return metrics
 

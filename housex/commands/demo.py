@@ -59,17 +59,18 @@ def add_arguments(p) -> None:
 
 
 # Disk use measured for 1440 tracks of 70-100 s at 44.1 kHz: release 14 GB of 16-bit stereo FLAC
-# (~114 kB per second of audio, 2.7 bytes per stereo frame; WAV takes 4), dataset folder 1.3 GB,
-# datasets caches ~1 GB.
-RELEASE_BYTES_PER_FRAME = {"flac": 120_000 / 44_100, "wav": 4.0}  # 16-bit stereo, per sample frame
+# (synthetic.AUDIO_BYTES_PER_FRAME), dataset folder 1.3 GB, datasets caches ~1 GB.
 DATASET_SHARE = 0.25  # dataset folder + caches (FLAC clips at the release's rate), relative to a FLAC release
 
 
 def disk_needed(n_tracks: int, duration: tuple[float, float], sample_rate: int = 44_100, fmt: str = "flac") -> int:
     """Bytes the demo writes for ``n_tracks`` synthetic tracks of ``duration`` (min, max) seconds at
     ``sample_rate`` in ``fmt``."""
-    frames = n_tracks * (duration[0] + duration[1]) / 2 * sample_rate
-    return int(frames * (RELEASE_BYTES_PER_FRAME[fmt] + RELEASE_BYTES_PER_FRAME["flac"] * DATASET_SHARE))
+    from housex.dataset_script.synthetic.writer import estimate_release_bytes
+
+    mean = (duration[0] + duration[1]) / 2
+    return (estimate_release_bytes([mean] * n_tracks, sample_rate, fmt)
+            + int(estimate_release_bytes([mean] * n_tracks, sample_rate, "flac") * DATASET_SHARE))
 
 
 def check_disk(folder: Path, needed: int, free: int) -> None:

@@ -85,6 +85,7 @@ def write_previews(out_dir: Path, seed: int, duration: float = 60.0, fmt: str = 
 def run(args) -> int:
     from housex.dataset_script import synthetic
     from housex.dataset_script.release import is_synthetic_release
+    from housex.dataset_script.synthetic.writer import in_progress
 
     freqs = None
     if args.genre_frequencies:
@@ -97,7 +98,7 @@ def run(args) -> int:
     # (a real release, a dataset): the export and truth files there would be replaced.
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not is_synthetic_release(out):
+    if out.is_dir() and any(out.iterdir()) and not (is_synthetic_release(out) or in_progress(out)):
         raise ValueError(f"--out {out}: folder holds other files (not a synthetic release); choose a new or empty folder")
     records = synthetic.generate_release(out, args.tracks, args.seed, duration=tuple(args.duration), fmt=args.format,
                                          workers=args.workers, progress=not args.no_progress, genre_frequencies=freqs,

@@ -17,7 +17,13 @@ from pathlib import Path
 import numpy as np
 
 from housex.dataset_script.genres import NUM_GENRES
-from housex.trainer.predictions import make_predictions, metrics_from_predictions, read_predictions, write_predictions
+from housex.trainer.predictions import (
+    make_clip_ids,
+    make_predictions,
+    metrics_from_predictions,
+    read_predictions,
+    write_predictions,
+)
 from housex.trainer.statistics import Bootstrap
 
 
@@ -62,17 +68,6 @@ class Clips:
             yield chunk, [self.audio(i) for i in chunk]
 
 
-def clip_ids(track_ids, starts, ends) -> list[str]:
-    """Stable clip ids ``track@start-end`` (a repeated id gets ``#2``, ``#3``...)."""
-    seen: dict[str, int] = {}
-    ids = []
-    for t, a, b in zip(track_ids, starts, ends):
-        base = f"{t}@{float(a):.3f}-{float(b):.3f}"
-        seen[base] = seen.get(base, 0) + 1
-        ids.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
-    return ids
-
-
 def load_clips(dataset: str, split: str = "validation", *, sampling_rate: int, max_seconds: float | None = None,
                config: str = "clips") -> Clips:
     """The ``split`` of the ``clips`` config of a dataset folder or Hub id; one-line errors naming it."""
@@ -92,7 +87,7 @@ def load_clips(dataset: str, split: str = "validation", *, sampling_rate: int, m
     if soft.shape[1:] != (NUM_GENRES,):
         raise ValueError(f"dataset {dataset}: soft_label has shape {soft.shape[1:]}, expected ({NUM_GENRES},)")
     soft = soft / soft.sum(axis=1, keepdims=True)
-    ids = clip_ids(ds["track_id"], ds["clip_start"], ds["clip_end"])
+    ids = make_clip_ids(ds["track_id"], ds["clip_start"], ds["clip_end"])
     ds = ds.cast_column("audio", datasets.Audio(sampling_rate=int(sampling_rate), num_channels=1))
     return Clips(ds, ids, soft, str(dataset), split, int(sampling_rate), max_seconds)
 
