@@ -586,3 +586,26 @@ def test_embed_cache_reuses_refuses_overwrites_and_resumes_after_sigkill(encoder
     assert housex([*argv, "--out", str(uninterrupted), "--shard-size", "2", "--batch-size", "1"]) == 0
     assert _shard_bytes(killed) == _shard_bytes(uninterrupted)
     assert not list((killed / "shards").glob(".*"))
+
+
+@pytest.mark.slow
+def test_embed_with_two_accelerate_processes_gives_one_process_bytes(encoders, clips_dir, tmp_path):  # noqa: F811
+    """``accelerate launch`` (2 CPU processes, gloo): each embeds every other shard, process 0 writes the manifest."""
+    import os
+    import subprocess
+    import sys
+
+    from housex.trainer.embeddings import load_embeddings
+
+    argv = ["embed", "--encoder", str(encoders["hubert"]), "--dataset", str(clips_dir), "--device", "cpu",
+            "--shard-size", "8"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    accelerate = Path(sys.executable).with_name("accelerate")
+    proc = subprocess.run([str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+                           "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "housex.cli", *argv,
+                           "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("3 states x 16 per clip") == 1  # printed by process 0 only
+    assert housex([*argv, "--out", str(tmp_path / "one")]) == 0
+    assert _shard_bytes(tmp_path / "two") == _shard_bytes(tmp_path / "one")
+    assert len(load_embeddings(tmp_path / "two").splits["train"]) == 38
