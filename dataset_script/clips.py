@@ -90,7 +90,9 @@ class TrackDrops:
 
     ``fallback``: the detector found no section and gave its loudest window (or, with
     ``whole_track_fallback``, the whole track); ``reason`` says why sections are missing or a
-    fallback; ``from_file``: the release's drop file listed the track.  Small: the builder caches it.
+    fallback; ``from_file``: the release's drop file listed the track; ``analysed_whole``: the
+    track was too short for the detector's intro skip and was searched from its start.  Small: the
+    builder caches it.
     """
 
     duration: float
@@ -100,6 +102,7 @@ class TrackDrops:
     fallback: bool = False
     reason: str = ""
     from_file: bool = False
+    analysed_whole: bool = False
 
     @property
     def silent(self) -> bool:
@@ -167,10 +170,11 @@ def analyse_track(
     else:
         detection = detect_drops(mono, sr, **(drop_options or {}))
         drops = TrackDrops(duration, sr, channels, [(float(a), float(b)) for a, b in detection.sections],
-                           fallback=detection.fallback, reason=detection.reason)
+                           fallback=detection.fallback, reason=detection.reason,
+                           analysed_whole=detection.analysed_whole)
     if whole_track_fallback and not drops.sections and not drops.silent:
         drops = TrackDrops(duration, sr, channels, [(0.0, duration)], fallback=True, reason=drops.reason,
-                           from_file=drops.from_file)
+                           from_file=drops.from_file, analysed_whole=drops.analysed_whole)
     if placement == "random":
         clips = sample_clips(drops.sections, duration, clips_per_section=clips_per_section,
                              clip_seconds=clip_seconds, seed=seed)

@@ -5,7 +5,8 @@ and the ``housex`` command line import neither.  It arranges that the HouseX cla
 registered with transformers' Auto factories, and the ``housex-track-classification`` pipeline
 task for whole tracks, as soon as transformers is imported (at once when it already is): so
 ``import housex`` then ``pipeline("audio-classification", model=folder)`` works, in either import
-order.  ``housex.classify_track(path, model=folder)`` and ``housex.timeline(path, model=folder)``
+order.  This is the one place that registers them, for every entry point (every ``housex.*``
+module, the trainer included, imports this package first).  ``housex.classify_track(path, model=folder)`` and ``housex.timeline(path, model=folder)``
 are loaded lazily from ``housex.inference`` and ``housex.djset``.
 """
 

@@ -1,8 +1,8 @@
 """The HouseX web app (Gradio Blocks): a Track tab and a Set tab over the one inference path.
 
 * **Track**: upload any file FFmpeg decodes (or pick one from ``library``) → the track's
-  distribution over the 8 genres (``housex.inference`` clips → model → per-drop mean → track mean,
-  exactly what ``classify_track`` returns), the waveform and loudness with the drop sections
+  distribution over the 8 genres (``housex.inference.classify_track`` on the track's clips), the
+  waveform and loudness with the drop sections
   marked (the fallback section flagged), per-drop distributions, and a player for every
   analysed clip.
 * **Set**: a long mix → the genre timeline (the PNG ``housex timeline`` writes), the segments
@@ -96,9 +96,9 @@ class HouseXApp:
     # ---- track ----------------------------------------------------------------------------
 
     def analyse_track(self, path, progress=None):
-        """Path → ``(TrackPrediction, TrackClips, mono)``: the steps of ``classify_track`` on one
-        decode and one pass of the input checks (the same result and notes as ``classify_track``)."""
-        from .inference import aggregate_track, classify_clips
+        """Path → ``(TrackPrediction, TrackClips, mono)``: ``classify_track`` of the track's clips, cut
+        here so that the signal (for the loudness plot) is decoded once; the same result and notes."""
+        from .inference import classify_track
         from .track_audio import clips_from_mono, read_audio
 
         step = progress or (lambda *a, **k: None)
@@ -107,8 +107,8 @@ class HouseXApp:
         step(0.3, desc="finding the drops")
         track = clips_from_mono(mono, name, notes, self.sr, self.clip_seconds)
         step(0.5, desc=f"classifying {len(track.clips)} clips")
-        probs = classify_clips(track.clips, self.model, self.fe, self.batch_size, device=self.device)
-        return aggregate_track(track, probs, self.labels), track, mono
+        pred = classify_track(track, self.model, self.fe, batch_size=self.batch_size, device=self.device)
+        return pred, track, mono
 
     def track_outputs(self, path, progress=None):
         pred, track, mono = self.analyse_track(path, progress)

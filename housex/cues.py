@@ -17,7 +17,8 @@ Lighting desks and VJ tools switch on bars, so every cue sits on a bar line:
 * **genres**: the set's ``Timeline`` (``housex.djset.timeline``): its segments with their
   boundaries moved to the nearest bar line, and per-bar probabilities (the smoothed window
   probabilities interpolated at each bar's centre, rows summing to 1);
-* **drops**: ``detect_drops`` (the dataset's drop detector) on the whole mix, snapped to bars.
+* **drops**: ``detect_set_drops`` (the dataset's drop detector, each drop found relative to its own
+  track's level: tracks of a set are mastered at different levels), snapped to bars.
 
 Writers: ``SetCues.write_json`` (everything above), ``SetCues.write_midi`` (a type-1 standard MIDI
 file written with ``mido``: one quarter note per detected beat in the tempo map, so MIDI time is
@@ -424,7 +425,7 @@ def _midi_beat_times(grid: BeatGrid) -> np.ndarray:
 
 def build_cues(tl, mono: np.ndarray, sr: int, *, grid: BeatGrid | None = None, drop_options: dict | None = None) -> SetCues:
     """Cues of a set from its ``Timeline`` and its mono signal (at ``sr``, the one the timeline saw)."""
-    from .dataset_script.drops import detect_drops
+    from .dataset_script.drops import detect_set_drops
 
     grid = grid or beat_grid(mono, sr)
     labels = list(tl.labels)
@@ -448,7 +449,7 @@ def build_cues(tl, mono: np.ndarray, sr: int, *, grid: BeatGrid | None = None, d
     if segments:
         segments[-1].bar_end, segments[-1].end = len(grid.bars), grid.duration
 
-    detection = detect_drops(mono, sr, fallback=False, **(drop_options or {}))
+    detection = detect_set_drops(mono, sr, **(drop_options or {}))
     drops = []
     for a_s, b_s in detection.sections:
         a, b = grid.snap(a_s), grid.snap(b_s)

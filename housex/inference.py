@@ -1,10 +1,15 @@
 """Whole-track classification with a trained HouseX model (the DJ-set timeline is ``housex.djset``).
 
-``classify_track``: decode (soundfile, or torchcodec + FFmpeg for mp3/m4a/...), mono, resample to
-the feature extractor's rate, detect the drops (``dataset_script.drops``; when none is found the
-detector's fallback section is used and the result says so), sample 7.5 s clips per drop as the
-dataset builder does (``dataset_script.clips``), classify them in batches, and aggregate: the mean
-of the clip probabilities per drop, then the mean of the drop distributions for the track.
+``classify_track`` is the one track-inference path (``housex predict``, the pipeline task
+``housex-track-classification``, the web app, ``housex tag`` and Label Studio tasks all call it):
+decode (soundfile, or torchcodec + FFmpeg for mp3/m4a/...), mono, resample to the feature
+extractor's rate, detect the drops (``dataset_script.drops``; when none is found the detector's
+fallback section is used and the result says so), sample 7.5 s clips per drop as the dataset
+builder does (``dataset_script.clips``), classify them in batches, and aggregate: the mean of the
+clip probabilities per drop, then the mean of the drop distributions for the track.  The first
+steps (up to the clips) are ``housex.track_audio.track_clips``, torch-free; ``classify_track``
+also takes their result (``TrackClips``), for callers that cut the clips elsewhere (a worker
+process) or keep the signal (the app's loudness plot).
 
 Short or silent input (documented behaviour, tested):
 
@@ -121,9 +126,8 @@ def load_classifier(model, feature_extractor=None, *, device: str | torch.device
     The model is put in eval mode (and moved to ``device`` when given).  The feature extractor is
     read from the same folder unless one is passed.
     """
+    # the HouseX classes are registered with these by `import housex` (housex/__init__.py)
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
-
-    import housex.modeling  # noqa: F401  (importing it registers the HouseX Auto classes)
 
     if isinstance(model, (str, os.PathLike)):
         folder = Path(model)
@@ -343,20 +347,29 @@ def dataset_embeddings(
 # --------------------------------------------------------------------------------------------
 
 
+WHOLE_FILE_TOLERANCE = 0.05  # seconds: two analysis frames (512 / 22050 s each)
+
+
 @dataclass
 class DropPrediction(GenreDistribution):
-    """One drop section (or the fallback section) and the mean of its clips' probabilities (8,)."""
+    """One drop section (or the fallback section) and the mean of its clips' probabilities (8,).
+
+    ``whole_file``: the section spans the whole file (a short file searched from its start whose
+    loudness never falls, or the whole-track fallback), so it says nothing about where a drop is.
+    """
 
     start: float
     end: float
     probabilities: np.ndarray
     clip_starts: list[float]
     labels: Sequence[str]
+    whole_file: bool = False
 
     def to_dict(self) -> dict:
         return {
             "start": round(self.start, 3),
             "end": round(self.end, 3),
+            "whole_file": self.whole_file,
             "genre": self.genre,
             "probabilities": {g: float(p) for g, p in zip(self.labels, self.probabilities)},
             "clip_starts": [round(s, 3) for s in self.clip_starts],
@@ -398,12 +411,13 @@ class TrackPrediction(GenreDistribution):
         lines = [f"{self.source}  ({self.duration:.1f} s)", f"  track: {format_genres(self.top(k))}"]
         for i, d in enumerate(self.drops, 1):
             kind = "fallback section" if self.fallback else f"drop {i}"
-            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}: {format_genres(d.top(k))}")
+            whole = " (the whole file)" if d.whole_file else ""
+            lines.append(f"  {kind} {mmss(d.start)}-{mmss(d.end)}{whole}: {format_genres(d.top(k))}")
         lines += [f"  note: {n}" for n in self.notes]
         return "\n".join(lines)
 
 
-def aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str]) -> TrackPrediction:
+def _aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str]) -> TrackPrediction:
     """Clip probabilities (N, num_labels), in ``track.clips`` order → ``TrackPrediction``: the mean
     over each drop's clips, then the mean over drops."""
     probs = np.asarray(probs, dtype=np.float32)
@@ -413,7 +427,9 @@ def aggregate_track(track: TrackClips, probs: np.ndarray, labels: Sequence[str])
     for index, (start, end) in enumerate(track.sections):
         rows = [i for i, d in enumerate(track.drop_index) if d == index]
         if rows:
-            drops.append(DropPrediction(start, end, probs[rows].mean(0), [track.clip_starts[i] for i in rows], labels))
+            whole_file = start <= WHOLE_FILE_TOLERANCE and end >= track.duration - WHOLE_FILE_TOLERANCE
+            drops.append(DropPrediction(start, end, probs[rows].mean(0), [track.clip_starts[i] for i in rows], labels,
+                                        whole_file=whole_file))
     track_probs = np.mean([d.probabilities for d in drops], axis=0).astype(np.float32)
     return TrackPrediction(track.source, track.duration, track_probs, drops, labels,
                            fallback=track.fallback, padded=track.padded, notes=list(track.notes))
@@ -437,10 +453,14 @@ def classify_track(
     Args:
         source: audio file path (any format soundfile or FFmpeg reads), an array
             (samples,) / (channels, samples) with ``sampling_rate``, a ``{"raw" or "array": x,
-            "sampling_rate": sr}`` dict (the pipelines' input), or a torchcodec ``AudioDecoder``
-            (a ``datasets`` audio value).
+            "sampling_rate": sr}`` dict (the pipelines' input), a torchcodec ``AudioDecoder``
+            (a ``datasets`` audio value), or a ``TrackClips`` already cut at the feature
+            extractor's rate and clip length (``track_clips``); the cutting options
+            (``sampling_rate``, ``clips_per_section``, ``seed``, ``min_seconds``,
+            ``drop_options``) are then those it was cut with and must be left at their defaults.
         model: model folder or a loaded ``HouseXForAudioClassification`` (then pass
             ``feature_extractor`` unless the model was loaded from a folder).
+        batch_size: clips per forward pass.
         clips_per_section, seed: clip sampling per drop, as the dataset builder does it.
         drop_options: extra keyword arguments for ``detect_drops`` (e.g. ``margin_db``).
 
@@ -451,10 +471,19 @@ def classify_track(
         AudioInputError: silent, non-finite or shorter than ``min_seconds`` (see module doc).
     """
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
-    track = track_clips(
-        source, int(feature_extractor.sampling_rate), extractor_clip_seconds(feature_extractor),
-        sampling_rate=sampling_rate, clips_per_section=clips_per_section, seed=seed,
-        min_seconds=min_seconds, drop_options=drop_options,
-    )
+    cut_options = dict(sampling_rate=sampling_rate, clips_per_section=clips_per_section, seed=seed,
+                       min_seconds=min_seconds, drop_options=drop_options)
+    if isinstance(source, TrackClips):
+        given = [name for name, value in cut_options.items() if value != _CUT_DEFAULTS[name]]
+        if given:
+            raise ValueError(f"{source.source}: the clips are already cut; {', '.join(given)} apply to audio input only")
+        track = source
+    else:
+        track = track_clips(source, int(feature_extractor.sampling_rate), extractor_clip_seconds(feature_extractor),
+                            **cut_options)
     probs = classify_clips(track.clips, model, feature_extractor, batch_size, device=device)
-    return aggregate_track(track, probs, label_names(model))
+    return _aggregate_track(track, probs, label_names(model))
+
+
+# classify_track's defaults of the options that cut a track into clips
+_CUT_DEFAULTS = dict(sampling_rate=None, clips_per_section=4, seed=0, min_seconds=1.0, drop_options=None)

@@ -2,8 +2,8 @@
 
 ``tag_library(LIBRARY, MODEL, OUT)`` walks the library for audio files
 (``dataset_script.audio.find_audio_files``: formats FFmpeg decodes), decodes each file, detects its drops and cuts its clips in worker
-processes (``housex.inference.track_clips``, the one inference path), while the main process
-classifies the clips (``classify_clips`` + ``aggregate_track``, as ``housex predict``).  Each row:
+processes (``housex.track_audio.track_clips``, torch-free), while the main process classifies
+them (``housex.inference.classify_track``, the one inference path, as ``housex predict``).  Each row:
 path, size, mtime, duration, top genre, the 8 probabilities, the drops, the fallback flag, the
 model version and an error (a file that fails is a row with its error; the run goes on).
 
@@ -196,8 +196,7 @@ def tag_library(
         write_tags_mode: None (no tags), ``"dry-run"`` (list the changes) or ``"write"``.
         state: an ``accelerate.PartialState`` when launched with several processes.
     """
-    from .inference import (aggregate_track, classify_clips, extractor_clip_seconds, label_names, load_classifier,
-                            torch_threads)
+    from .inference import classify_track, extractor_clip_seconds, label_names, load_classifier, torch_threads
     from .model_version import model_version
 
     if flush_every < 1:
@@ -249,8 +248,7 @@ def tag_library(
                 row = _stat_row(path, version)
                 if track is not None:
                     try:
-                        probs = classify_clips(track.clips, model, fe, batch_size, device=device)
-                        pred = aggregate_track(track, probs, labels)
+                        pred = classify_track(track, model, fe, batch_size=batch_size, device=device)
                     except Exception as e:  # noqa: BLE001
                         error = f"{type(e).__name__}: {e}"
                     else:

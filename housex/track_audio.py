@@ -19,7 +19,7 @@ import numpy as np
 
 from .dataset_script.audio import load_audio, over_full_scale, to_mono, truncation
 from .dataset_script.clips import TrackTooShort, analyse_track
-from .dataset_script.drops import SILENCE_DBFS
+from .dataset_script.drops import MIN_SECONDS, SILENCE_DBFS, SKIP_SECONDS
 
 
 class AudioInputError(ValueError):
@@ -184,6 +184,11 @@ def clips_from_mono(mono: np.ndarray, name: str, notes: list[str], target_rate: 
     drops = track.drops
     if drops.silent:
         raise AudioInputError(f"{name}: audio is silent ({drops.reason}); nothing to classify")
+    if drops.analysed_whole:
+        options = drop_options or {}
+        skip, shortest = options.get("skip_seconds", SKIP_SECONDS), options.get("min_seconds", MIN_SECONDS)
+        notes.append(f"{drops.duration:.1f} s is shorter than the {skip:g} s intro skip plus a {shortest:g} s drop: "
+                     "drops searched from 0:00, nothing skipped")
     if drops.fallback:
         why = f" ({drops.reason})" if drops.reason else ""
         notes.append(f"no drop detected{why}: classified the fallback section {drops.sections[0][0]:.1f}-{drops.sections[0][1]:.1f} s")

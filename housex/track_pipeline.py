@@ -1,9 +1,11 @@
 """``pipeline("housex-track-classification", model=folder)``: whole tracks, as ``housex predict``.
 
 The stock ``audio-classification`` pipeline classifies one clip (the feature extractor pads or
-crops its input to ``clip_seconds``).  This task classifies a whole track the way
-``housex.classify_track`` does: decode (path or array), detect the drops, sample clips per drop,
-classify the clips (``clip_batch_size`` per forward pass), and average per drop, then per track.
+crops its input to ``clip_seconds``).  This task is ``housex.classify_track`` as a pipeline:
+``preprocess`` decodes the input (path or array), detects the drops and samples clips per drop
+(``track_clips``); ``_forward`` classifies them (``classify_track`` of those clips,
+``clip_batch_size`` per forward pass: the mean per drop, then per track); ``postprocess`` adds the
+top genres.
 
     import housex  # registers the task
     from transformers import pipeline
@@ -24,7 +26,8 @@ from transformers import AutoModelForAudioClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .audio_pipeline import register_audio_classification_pipeline
-from .inference import DEFAULT_BATCH_SIZE, aggregate_track, classify_clips, extractor_clip_seconds, label_names, track_clips
+from .inference import DEFAULT_BATCH_SIZE, classify_track, extractor_clip_seconds, label_names
+from .track_audio import track_clips
 
 TASK = "housex-track-classification"
 _PREPROCESS_OPTIONS = ("sampling_rate", "clips_per_section", "seed", "min_seconds", "drop_options")
@@ -65,15 +68,15 @@ class HouseXTrackClassificationPipeline(Pipeline):
         return {"track": track_clips(inputs, int(fe.sampling_rate), extractor_clip_seconds(fe), **options)}
 
     def _forward(self, model_inputs, clip_batch_size: int = DEFAULT_BATCH_SIZE):
-        # classify_clips featurises and runs the model one batch of clips at a time, as classify_track does
+        # classify_track featurises and runs the model one batch of clips at a time
         if clip_batch_size < 1:
             raise ValueError(f"{TASK}: clip_batch_size must be >= 1, got {clip_batch_size}")
-        track = model_inputs["track"]
-        return {"track": track, "probs": classify_clips(track.clips, self.model, self.feature_extractor, clip_batch_size)}
+        return {"prediction": classify_track(model_inputs["track"], self.model, self.feature_extractor,
+                                             batch_size=clip_batch_size)}
 
     def postprocess(self, model_outputs, top_k: int | None = None):
         labels = label_names(self.model)
-        prediction = aggregate_track(model_outputs["track"], model_outputs["probs"], labels)
+        prediction = model_outputs["prediction"]
         out = prediction.to_dict()
         out["top"] = [{"label": g, "score": p} for g, p in prediction.top(top_k or len(labels))]
         return out

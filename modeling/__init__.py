@@ -1,9 +1,11 @@
 """``housex.modeling``: HouseX config, feature extractor and models as transformers classes.
 
-``register_auto_classes()`` (called by ``import housex``) registers them with ``AutoConfig``,
-``AutoFeatureExtractor``, ``AutoModel`` and ``AutoModelForAudioClassification`` and marks them
-``register_for_auto_class`` so ``save_pretrained`` writes ``auto_map`` and copies these files:
-a saved folder then loads with ``trust_remote_code=True`` where this package is not installed.
+``register_auto_classes()`` registers them with ``AutoConfig``, ``AutoFeatureExtractor``,
+``AutoModel`` and ``AutoModelForAudioClassification`` and marks them ``register_for_auto_class`` so
+``save_pretrained`` writes ``auto_map`` and copies these files: a saved folder then loads with
+``trust_remote_code=True`` where this package is not installed.  It is called in one place: the
+post-import hook that ``import housex`` installs (``housex/__init__.py``), as soon as this package
+is imported; nothing else needs to call it.
 """
 
 from .configuration_encoder_classifier import HouseXEncoderClassifierConfig

@@ -21,7 +21,7 @@ from __future__ import annotations
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .configuration_housex import HOUSEX_GENRES
+from .configuration_housex import HOUSEX_GENRES, HouseXConfig
 
 TIME_POOLINGS = ("mean", "attention")
 LAYER_CHOICES = ("weighted", "last")
@@ -56,9 +56,14 @@ class HouseXEncoderClassifierConfig(PretrainedConfig):
     ):
         if isinstance(encoder_config, dict):
             kind = encoder_config.get("model_type")
-            if kind not in CONFIG_MAPPING:
+            # the HouseX model's own config: a sibling file (where housex is not installed it is not registered)
+            if kind == HouseXConfig.model_type:
+                config_class = HouseXConfig
+            elif kind in CONFIG_MAPPING:
+                config_class = CONFIG_MAPPING[kind]
+            else:
                 raise ValueError(f"encoder_config: model_type {kind!r} is not a transformers config")
-            encoder_config = CONFIG_MAPPING[kind](**{k: v for k, v in encoder_config.items() if k != "model_type"})
+            encoder_config = config_class(**{k: v for k, v in encoder_config.items() if k != "model_type"})
         self.encoder_config = encoder_config
         if not (layer in LAYER_CHOICES or (isinstance(layer, int) and not isinstance(layer, bool) and layer >= 0)):
             raise ValueError(f"layer={layer!r}: expected 'weighted', 'last' or a hidden-state index >= 0")

@@ -16,7 +16,8 @@ this model's forward agree by construction.
   last one is the final LayerNorm's output, as transformers 4.x returned it (5.x returns the last
   layer before that norm); every other state is as the model returns it.
 - A missing ``hidden_states`` or a count other than the encoder's layers + 1 raises a ``ValueError``
-  naming the encoder: never a silent probe of one layer.
+  naming the encoder: never a silent probe of one layer.  (In training, LayerDrop makes transformers 5
+  skip a dropped layer's state: the trainer turns ``layerdrop`` off for this model.)
 - Frame masks: wav2vec2-style encoders map the sample mask to frames with their own conv arithmetic;
   Whisper-style encoders (Whisper, Qwen2-Audio: 30 s of padded mel frames) take the extractor's frame
   mask strided to each state's length; AST's patch tokens whose time span lies wholly in the padded
@@ -29,9 +30,10 @@ Self-contained: imports only torch, transformers and its sibling files (Hub cust
 
 from __future__ import annotations
 
+import importlib
+
 import torch
 import torch.nn.functional as F
-import transformers
 from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
@@ -41,18 +43,20 @@ from .configuration_encoder_classifier import HouseXEncoderClassifierConfig
 from .configuration_housex import HouseXConfig
 from .modeling_housex import HouseXModel, patch_mask_from_frames, soft_label_cross_entropy
 
-# model_type -> the class that holds only the audio encoder (where AutoModel would build more, or nothing)
-ENCODER_CLASSES = {"whisper": "WhisperEncoder", "clap_audio_model": "ClapAudioModel"}
+# model_type -> (module, class) that holds only the audio encoder (where AutoModel would build more, or nothing)
+ENCODER_CLASSES = {"whisper": ("transformers.models.whisper.modeling_whisper", "WhisperEncoder"),
+                   "clap_audio_model": ("transformers.models.clap.modeling_clap", "ClapAudioModel")}
 AST_MODEL_TYPE = "audio-spectrogram-transformer"
 
 
 def build_encoder(encoder_config) -> PreTrainedModel:
     """A randomly initialised encoder of ``encoder_config`` (see :data:`ENCODER_CLASSES`)."""
     kind = encoder_config.model_type
-    if isinstance(encoder_config, HouseXConfig):
+    if kind == HouseXConfig.model_type:  # a sibling class (by name: Hub custom code may hold another copy of it)
         return HouseXModel(encoder_config)
     if kind in ENCODER_CLASSES:
-        return getattr(transformers, ENCODER_CLASSES[kind])(encoder_config)
+        module, name = ENCODER_CLASSES[kind]
+        return getattr(importlib.import_module(module), name)(encoder_config)
     return AutoModel.from_config(encoder_config)
 
 

@@ -21,7 +21,7 @@ from test_inference import tiny_model
 from housex.cli import main as housex_main
 from housex.cues import (BEAT_HOP, BEAT_SR, CC_BASE, DROP_NOTE, GENRE_NOTE_BASE, TEMPO_RANGE, beat_grid, downbeat_phases,
                         power_spectrogram, replay_osc, set_cues, strided_tempo)
-from housex.dataset_script.drops import detect_drops
+from housex.dataset_script.drops import detect_set_drops
 from housex.djset import timeline
 
 SR = 22050
@@ -166,8 +166,8 @@ def test_timeline_cues_write_json_and_midi_that_parse_back_to_segments_and_drops
     for cue, seg in zip(doc["segments"], tl_segments):
         assert abs(cue["start"] - seg["start"]) <= bar / 2 + 1e-3 and abs(cue["end"] - seg["end"]) <= bar / 2 + 1e-3
         assert cue["start"] == pytest.approx(bars[cue["bar_start"]], abs=1e-3)
-    # drops: the detector's sections on this mix, on bar lines
-    sections = detect_drops(mono, SR, fallback=False).sections
+    # drops: the set detector's sections on this mix, on bar lines
+    sections = detect_set_drops(mono, SR).sections
     assert len(doc["drops"]) == len(sections) >= 1
     # per-bar probabilities sum to 1
     probs = np.asarray(doc["bars"]["probabilities"])

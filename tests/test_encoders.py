@@ -258,7 +258,8 @@ def test_embed_every_family_stores_every_layers_masked_mean(encoders, embedded, 
 # --------------------------------------------------------------------------------------------
 # probes chosen without the validation split
 # --------------------------------------------------------------------------------------------
-def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded, tmp_path):
+def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(encoders, embedded, tmp_path):
+    from housex.trainer.embeddings import load_embeddings
     from housex.trainer.predictions import read_predictions
 
     for family in FAMILIES:
@@ -274,18 +275,314 @@ def test_probe_every_family_writes_a_row_chosen_on_training_tracks_only(embedded
         n_states = metrics["num_layers"]
         assert len(curve["candidates"]) == 2 * 2 * (n_states + 1) and set(curve["layers"]) == {"linear", "mlp"}
         assert choice["inner_validation_clips"] + choice["inner_train_clips"] == metrics["num_train_clips"]
+        assert p.clip_ids.tolist() == load_embeddings(embedded[family]).splits["validation"].clip_ids
+
+    assert housex(["table", *(str(tmp_path / f) for f in FAMILIES), "--out", str(tmp_path / "table"),
+                   "--resamples", "200"]) == 0
+    table = json.loads((tmp_path / "table" / "table.json").read_text())
+    rows = [r for g in table["groups"] for r in g["rows"]]
+    assert [r["kind"] for r in rows] == ["encoder probe"] * len(FAMILIES)
+    assert [r["model"] for r in rows] == [Path(str(encoders[f])).name for f in FAMILIES]
+    assert all(r["features"].endswith(("linear probe)", "mlp probe)")) and r["labels"] == "soft" for r in rows)
 
 
 def test_log_mel_probe_runs_through_the_same_command_with_its_figures_unchanged(clips_dir, tmp_path):  # noqa: F811
+    """``housex baseline probe --features log-mel`` and ``housex probe`` are the layer-probe path on the built-in
+    log-mel set, and give what the probe always computed: StandardScaler -> LogisticRegression(C=1) on the
+    sharpened labels of the clip-mean log-mel features, fitted on train, scored on validation."""
     import datasets
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import accuracy_score, precision_recall_fscore_support
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    from housex.trainer.baselines.probe import linear_probe
+    from housex.trainer.baselines.probe import dataset_features
 
-    out = tmp_path / "log-mel"
-    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(out),
+    outs = [tmp_path / "baseline-probe", tmp_path / "probe"]
+    assert housex(["baseline", "probe", "--features", "log-mel", "--dataset", str(clips_dir), "--out", str(outs[0]),
                    "--n-mels", "16"]) == 0
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
-    before = linear_probe(datasets.load_dataset(str(clips_dir), "clips"), n_mels=16)
-    for key in ("accuracy", "precision_weighted", "recall_weighted", "f1_weighted"):
-        assert metrics[key] == pytest.approx(getattr(before, key), abs=1e-12), key
+    assert housex(["probe", "--dataset", str(clips_dir), "--out", str(outs[1]), "--n-mels", "16"]) == 0
+    ds = datasets.load_dataset(str(clips_dir), "clips")
+    X_tr, y_tr = dataset_features(ds["train"], n_mels=16)
+    X_va, y_va = dataset_features(ds["validation"], n_mels=16)
+    pred = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=2000, random_state=0)).fit(X_tr, y_tr).predict(X_va)
+    p, r, f, _ = precision_recall_fscore_support(y_va, pred, average="weighted", zero_division=0)
+    for out in outs:
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert metrics["choice"]["how"].startswith("a grid of one") and not (out / "layer_curve.json").exists()
+        assert metrics["baseline"] == "linear-probe" and metrics["model"] == "logistic regression, clip-mean 16-band log-mel"
+        got = (metrics["accuracy"], metrics["precision_weighted"], metrics["recall_weighted"], metrics["f1_weighted"])
+        assert got == pytest.approx((accuracy_score(y_va, pred), p, r, f), abs=1e-12)
+    assert (outs[0] / "predictions.parquet").read_bytes() == (outs[1] / "predictions.parquet").read_bytes()
+
+
+# --------------------------------------------------------------------------------------------
+# the encoder classifier: a real PreTrainedModel
+# --------------------------------------------------------------------------------------------
+def _classifier(encoder_folder: Path, **config):
+    from housex.modeling import HouseXEncoderClassifierConfig, HouseXEncoderClassifierForAudioClassification
+    from housex.trainer.encoders import load_encoder
+
+    encoder, extractor = load_encoder(str(encoder_folder))
+    torch.manual_seed(SEED)
+    model = HouseXEncoderClassifierForAudioClassification(
+        HouseXEncoderClassifierConfig(encoder_config=encoder.config, **config), encoder=encoder).eval()
+    return model, extractor
+
+
+@pytest.mark.parametrize("family, config", [("qwen2-audio", {"time_pooling": "attention"}), ("mert", {"layer": 1}),
+                                            ("clap", {}), ("whisper", {"layer": "last"})])
+def test_encoder_classifier_saves_reloads_and_runs_in_the_pipeline(encoders, family, config, tmp_path):
+    from transformers import AutoModelForAudioClassification, pipeline
+
+    from housex.modeling.modeling_encoder_classifier import layer_states
+
+    model, extractor = _classifier(encoders[family], **config)
+    folder = tmp_path / family
+    model.save_pretrained(folder)
+    extractor.save_pretrained(folder)
+    files = {p.name for p in folder.iterdir()}
+    assert {"modeling_encoder_classifier.py", "configuration_encoder_classifier.py", "model.safetensors"} <= files
+    saved = json.loads((folder / "config.json").read_text())
+    assert saved["auto_map"]["AutoModelForAudioClassification"] == (
+        "modeling_encoder_classifier.HouseXEncoderClassifierForAudioClassification")
+
+    clip = np.sin(np.linspace(0, 900, int(2 * extractor.sampling_rate))).astype(np.float32)
+    from housex.trainer.embeddings import extractor_call
+
+    inputs = dict(extractor_call(extractor, [clip], extractor.sampling_rate))
+    with torch.no_grad():
+        logits = model(**inputs).logits
+        # the head reads the same per-layer states housex embed caches
+        states, masks = layer_states(model.encoder, inputs)
+    loaded = AutoModelForAudioClassification.from_pretrained(folder).eval()
+    assert type(loaded) is type(model)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**inputs).logits, logits, rtol=0, atol=1e-6)
+    clf = pipeline("audio-classification", model=str(folder), device="cpu")
+    result = clf({"raw": clip, "sampling_rate": extractor.sampling_rate}, top_k=None)
+    assert sorted(r["label"] for r in result) == sorted(json.loads((folder / "config.json").read_text())["id2label"].values())
+    assert abs(sum(r["score"] for r in result) - 1) < 1e-5
+
+
+def test_encoder_classifier_loads_as_remote_code_where_housex_is_not_installed(encoders, tmp_path):
+    """A HuBERT-encoder (MERT) and a HouseX-encoder classifier, loaded with trust_remote_code in a process
+    that cannot import housex (as test_modeling's remote-code test does for the HouseX model)."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    folders, want = [], []
+    for family in ("mert", "housex"):
+        model, extractor = _classifier(encoders[family])
+        folder = tmp_path / family
+        model.save_pretrained(folder)
+        extractor.save_pretrained(folder)
+        clip = np.sin(np.linspace(0, 500, int(2 * extractor.sampling_rate))).astype(np.float32)
+        np.save(folder / "clip.npy", clip)
+        from housex.trainer.embeddings import extractor_call
+
+        with torch.no_grad():
+            want.append(model(**extractor_call(extractor, [clip], extractor.sampling_rate)).logits[0].tolist())
+        folders.append(str(folder))
+    script = textwrap.dedent(f"""
+        import importlib.abc, json, sys
+        sys.meta_path[:] = [f for f in sys.meta_path if "editable" not in getattr(f, "__module__", "")]
+        class Block(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name == "housex" or name.startswith("housex."):
+                    raise ModuleNotFoundError(f"blocked: {{name}}")
+        sys.meta_path.insert(0, Block())
+        import numpy as np
+        from transformers import pipeline
+        out = []
+        for folder in {folders!r}:
+            clf = pipeline("audio-classification", model=folder, trust_remote_code=True, device="cpu")
+            assert type(clf.model).__module__.startswith("transformers_modules"), type(clf.model).__module__
+            clip = np.load(folder + "/clip.npy")
+            inputs = clf.feature_extractor([clip], sampling_rate=clf.feature_extractor.sampling_rate, return_tensors="pt")
+            import torch
+            with torch.no_grad():
+                out.append(clf.model(**inputs).logits[0].tolist())
+            assert len(clf(clip, top_k=None)) == 8
+        assert not any(m == "housex" or m.startswith("housex.") for m in sys.modules)
+        print("LOGITS", json.dumps(out))
+        """)
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    env.pop("PYTHONPATH", None)
+    proc = subprocess.run([sys.executable, "-I", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("LOGITS")).split(" ", 1)[1])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------
+# fine-tuning through trainer/run.py
+# --------------------------------------------------------------------------------------------
+FINE_TUNE = {
+    "optim": "adamw_torch", "learning_rate": 1e-3, "weight_decay": 0.01, "per_device_train_batch_size": 8,
+    "per_device_eval_batch_size": 8, "report_to": "none", "use_cpu": True, "dataloader_num_workers": 0, "seed": SEED,
+    "do_train": True, "do_eval": True, "logging_steps": 1, "bootstrap_resamples": 100,
+}
+
+
+def _fine_tune(clips_dir, out: Path, **args) -> dict:  # noqa: F811
+    from housex.trainer.arguments import parse_args
+    from housex.trainer.train import main
+
+    model_args, data_args, training_args = parse_args([], **FINE_TUNE, dataset_name=str(clips_dir), output_dir=str(out),
+                                                      **args)
+    return main(model_args, data_args, training_args)
+
+
+def test_fine_tune_an_encoder_without_a_classification_class_keeps_the_best_validation_checkpoint(encoders, clips_dir,
+                                                                                                 tmp_path):  # noqa: F811
+    """MERT (no classification class: the encoder classifier), evaluated and saved every step; the folder
+    holds the checkpoint with the lowest validation loss, and that is what metrics.json scores."""
+    from transformers import pipeline
+
+    out = tmp_path / "mert"
+    metrics = _fine_tune(clips_dir, out, model_name_or_path=str(encoders["mert"]), max_steps=4, eval_strategy="steps",
+                         eval_steps=1, save_strategy="steps", save_steps=1, load_best_model_at_end=True,
+                         metric_for_best_model="loss", greater_is_better=False, encoder_learning_rate=1e-4,
+                         time_pooling="attention")
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_type"] == "housex_encoder_classifier" and config["encoder_config"]["model_type"] == "hubert"
+    state = json.loads((out / "trainer_state.json").read_text())
+    losses = {e["step"]: e["eval_loss"] for e in state["log_history"] if "eval_loss" in e}
+    best_step = min(losses, key=losses.get)
+    assert len(losses) >= 4 and state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}")
+    assert metrics["loss"] == pytest.approx(losses[best_step], abs=1e-6)  # the final evaluation is the best checkpoint's
+    best = load_file(Path(state["best_model_checkpoint"]) / "model.safetensors")
+    saved = load_file(out / "model.safetensors")
+    assert best.keys() == saved.keys() and all(torch.equal(best[k], saved[k]) for k in best)
+    assert json.loads((out / "preprocessor_config.json").read_text())["return_attention_mask"] is True
+    clf = pipeline("audio-classification", model=str(out), device="cpu")
+    clip = load_clips(clips_dir, "validation", sampling_rate=24000).audio(0)
+    assert len(clf({"raw": clip, "sampling_rate": 24000}, top_k=None)) == 8
+
+
+def test_fine_tune_a_native_classifier_with_weighted_layers_encoder_rate_and_checkpointing(encoders, clips_dir, tmp_path):  # noqa: F811
+    """HuBERT through its own HubertForSequenceClassification with use_weighted_layer_sum; the encoder's
+    learning rate is its own (0 freezes it in effect); gradient checkpointing gives the same weights."""
+    base = dict(model_name_or_path=str(encoders["hubert"]), max_steps=2, eval_strategy="no", save_strategy="no",
+                use_weighted_layer_sum=True, freeze_feature_encoder=True, encoder_learning_rate=1e-9)
+    plain = _fine_tune(clips_dir, tmp_path / "plain", **base)
+    checkpointed = _fine_tune(clips_dir, tmp_path / "checkpointed", gradient_checkpointing=True, **base)
+    config = json.loads((tmp_path / "plain" / "config.json").read_text())
+    assert config["model_type"] == "hubert" and config["use_weighted_layer_sum"] is True
+    a, b = load_file(tmp_path / "plain" / "model.safetensors"), load_file(tmp_path / "checkpointed" / "model.safetensors")
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert plain["f1_weighted"] == checkpointed["f1_weighted"]
+    before = load_file(encoders["hubert"] / "model.safetensors")
+    moved = lambda k: float((a[k] - before[k.removeprefix("hubert.")]).abs().max())  # noqa: E731
+    assert moved("hubert.encoder.layers.0.attention.q_proj.weight") < 1e-6  # encoder at 1e-9
+    assert moved("hubert.feature_extractor.conv_layers.0.conv.weight") == 0  # frozen
+    assert not torch.equal(a["layer_weights"], torch.ones_like(a["layer_weights"]) / len(a["layer_weights"]))  # trained at 1e-3
+
+
+def test_fine_tune_options_that_cannot_apply_are_one_line_errors(encoders, clips_dir, tmp_path):  # noqa: F811
+    cases = [
+        ({"model_name_or_path": str(encoders["ast"]), "use_weighted_layer_sum": True}, "has no such option"),
+        ({"model_name_or_path": str(encoders["clap"]), "use_weighted_layer_sum": True}, "the encoder classifier has its own"),
+        ({"model_name_or_path": str(encoders["clap"]), "freeze_feature_encoder": True}, "has no feature encoder to freeze"),
+        ({"model_name_or_path": str(encoders["housex"]) + "-missing"}, "no config.json"),
+    ]
+    for args, message in cases:
+        with pytest.raises((ValueError, OSError)) as err:
+            _fine_tune(clips_dir, tmp_path / "bad", max_steps=1, eval_strategy="no", save_strategy="no", **args)
+        assert message in str(err.value) and len(str(err.value).splitlines()) == 1, str(err.value)
+
+
+def test_probe_choice_never_sees_the_validation_split():
+    """Scrambling the validation split (features and labels) changes the score but not one bit of the choice;
+    the same seed gives the same choice and the same probabilities."""
+    from dataclasses import replace
+
+    from housex.trainer.baselines.layer_probe import FeatureSet, Split, run_probe
+    from housex.trainer.statistics import Bootstrap
+
+    rng = np.random.default_rng(0)
+    tracks = np.repeat(np.arange(60), 4)
+    genre = rng.integers(0, 8, 60)[tracks]
+    X = rng.standard_normal((240, 3, 16)).astype(np.float32)
+    X[:, 1] += 4.0 * np.eye(8, 16, dtype=np.float32)[genre]  # layer 1 carries the genre
+    soft = np.eye(8)[genre]
+    split = lambda rows: Split(X[rows], [f"c{i}" for i in rows], [f"t{tracks[i]}" for i in rows], soft[rows])  # noqa: E731
+    train, val = split(np.arange(0, 180)), split(np.arange(180, 240))
+    features = FeatureSet("synthetic", "3 layers", train, val)
+    first = run_probe(features, None, seed=3, bootstrap=Bootstrap(resamples=100))
+    scrambled = replace(val, features=rng.standard_normal(val.features.shape).astype(np.float32),
+                        soft_labels=soft[rng.permutation(np.arange(180, 240))])
+    second = run_probe(replace(features, validation=scrambled), None, seed=3, bootstrap=Bootstrap(resamples=100))
+    assert first["choice"] == second["choice"] and first["choice"]["candidate"]["layer"] in (1, "weighted")
+    assert first["f1_weighted"] > 0.9 > second["f1_weighted"]
+    again = run_probe(features, None, seed=3, bootstrap=Bootstrap(resamples=100))
+    assert again["choice"] == first["choice"] and again["f1_weighted"] == first["f1_weighted"]
+
+
+# --------------------------------------------------------------------------------------------
+# the embeddings cache: reuse, refusal, resume after SIGKILL, options that change nothing
+# --------------------------------------------------------------------------------------------
+def _shard_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((folder / "shards").iterdir())}
+
+
+def test_embed_cache_reuses_refuses_overwrites_and_resumes_after_sigkill(encoders, embedded, clips_dir, tmp_path, capsys):  # noqa: F811
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    reference = embedded["ast"]
+    argv = ["embed", "--encoder", str(encoders["ast"]), "--dataset", str(clips_dir), "--device", "cpu"]
+    # same key: every shard reused, nothing rewritten (also with another batch size: not part of the key)
+    stamps = {p.name: p.stat().st_mtime_ns for p in (reference / "shards").iterdir()}
+    assert housex([*argv, "--out", str(reference), "--shard-size", "16", "--batch-size", "3"]) == 0
+    assert stamps == {p.name: p.stat().st_mtime_ns for p in (reference / "shards").iterdir()}
+    # another key (dtype): refused with what changed, unless --overwrite
+    capsys.readouterr()
+    assert housex([*argv, "--out", str(reference), "--dtype", "bfloat16"]) == 2
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error" in line]
+    assert len(errors) == 1 and errors[0].startswith("housex embed: error: ")
+    assert "another cache key (changed: dtype)" in errors[0] and errors[0].endswith("pass --overwrite")
+    copy = tmp_path / "copy"
+    shutil.copytree(reference, copy)
+    assert housex([*argv, "--out", str(copy), "--dtype", "bfloat16", "--overwrite", "--shard-size", "16"]) == 0
+    assert json.loads((copy / "provenance.json").read_text())["key"]["dtype"] == "bfloat16"
+    assert _shard_bytes(copy) != _shard_bytes(reference)
+
+    # batch size and shard size change no number
+    other = tmp_path / "batch1"
+    assert housex([*argv, "--out", str(other), "--batch-size", "1", "--shard-size", "5"]) == 0
+    from housex.trainer.embeddings import load_embeddings
+
+    a, b = load_embeddings(reference), load_embeddings(other)
+    for split in ("train", "validation"):
+        assert a.splits[split].clip_ids == b.splits[split].clip_ids
+        np.testing.assert_allclose(a.splits[split].features, b.splits[split].features, rtol=2e-3, atol=2e-3)
+
+    # SIGKILL mid-run, then rerun: only the missing shards are embedded, and the bytes are an uninterrupted run's
+    killed = tmp_path / "killed"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "housex.cli", *argv, "--out", str(killed), "--shard-size", "2",
+                             "--batch-size", "1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while not list((killed / "shards").glob("*.parquet")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    written = {p.name for p in (killed / "shards").glob("*.parquet")}
+    assert 0 < len(written) < 24 and not (killed / "embeddings.json").exists()
+    stamps = {name: (killed / "shards" / name).stat().st_mtime_ns for name in written}
+    assert housex([*argv, "--out", str(killed), "--shard-size", "2", "--batch-size", "1"]) == 0
+    assert all((killed / "shards" / name).stat().st_mtime_ns == t for name, t in stamps.items())  # reused
+    uninterrupted = tmp_path / "uninterrupted"
+    assert housex([*argv, "--out", str(uninterrupted), "--shard-size", "2", "--batch-size", "1"]) == 0
+    assert _shard_bytes(killed) == _shard_bytes(uninterrupted)
+    assert not list((killed / "shards").glob(".*"))

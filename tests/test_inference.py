@@ -143,6 +143,26 @@ def test_predict_reads_every_format_and_rate_and_finds_the_drop(model_dir, tmp_p
         assert probs.sum() == pytest.approx(1.0, abs=1e-5) and r["genre"] == GENRES[int(probs.argmax())]
 
 
+def test_predict_marks_a_short_file_searched_whole_and_help_states_the_rule(model_dir, tmp_path, capsys):
+    """The authors skip a track's first 15 s; a file too short for that (20 s < 15 + 15) is searched
+    from its start, and a section spanning it says so, where a 40 s file's section starts at 0:15."""
+    rng = np.random.default_rng(0)
+    paths = [tmp_path / f"noise-{n}s.wav" for n in (20, 40)]
+    for path, n in zip(paths, (20, 40)):
+        sf.write(path, (0.3 * rng.standard_normal(n * 22050)).astype(np.float32), 22050)
+    code, out, err = _run_cli(capsys, "predict", *paths, "--model", model_dir)
+    assert code == 0, err
+    short, long = out.split(paths[1].name)
+    assert "drop 1 0:00.0-0:20.0 (the whole file):" in short
+    assert "note: 20.0 s is shorter than the 15 s intro skip plus a 15 s drop: drops searched from 0:00" in short
+    assert "drop 1 0:15.0-0:40.0:" in long and "whole file" not in long and "note" not in long
+    code, out, err = _run_cli(capsys, "predict", *paths, "--model", model_dir, "--json")
+    assert [[d["whole_file"] for d in r["drops"]] for r in json.loads(out)] == [[True], [False]]
+    for command in ("predict", "build", "tag"):
+        code, out, _ = _run_cli(capsys, command, "--help")
+        text = " ".join(out.split())
+        assert code == 0 and "its first 15 s skipped" in text and "A file shorter than 30 s" in text, command
+
 
 def test_array_input_equals_file_input_and_same_seed_same_result(model_dir, tmp_path):
     y = loud_section_track(TRACK_SECONDS, 22050)  # (samples, channels)
@@ -161,6 +181,23 @@ def test_array_input_equals_file_input_and_same_seed_same_result(model_dir, tmp_
         classify_track(y.T, model, fe)
     with pytest.raises(ValueError, match="transpose"):
         classify_track(y, model, fe, sampling_rate=22050)
+
+
+def test_clips_cut_elsewhere_give_the_result_of_the_path(model_dir, tmp_path):
+    """classify_track of a TrackClips (cut by track_clips, as in tag's workers and the app) is
+    classify_track of the file; cutting options next to clips already cut are refused."""
+    from housex.inference import extractor_clip_seconds
+    from housex.track_audio import track_clips
+
+    path = tmp_path / "t.wav"
+    sf.write(path, loud_section_track(TRACK_SECONDS, 22050), 22050)
+    model, fe = load_classifier(model_dir)
+    track = track_clips(path, int(fe.sampling_rate), extractor_clip_seconds(fe), seed=3, clips_per_section=2)
+    from_clips = classify_track(track, model, fe)
+    assert from_clips.to_dict() == classify_track(path, model, fe, seed=3, clips_per_section=2).to_dict()
+    assert len(from_clips.drops[0].clip_starts) == 2
+    with pytest.raises(ValueError, match="already cut; seed, drop_options apply to audio input only"):
+        classify_track(track, model, fe, seed=4, drop_options={"margin_db": 2.0})
 
 
 def test_track_pipeline_equals_classify_track_on_files_and_arrays(model_dir, tmp_path):

@@ -34,6 +34,10 @@ def _commands() -> list[str]:
 
 
 COMMANDS = _commands()
+# Commands quoted in the text (`housex build --folds 5`, `accelerate launch ...`): a reader copies
+# them too, so they are held to the same checks (a bare `housex predict` names the sub-command).
+INLINE = [c.replace("<user>", "someone") for c in re.findall(r"(?<!`)`([^`\n]+)`(?!`)", README)
+          if c.startswith(("housex ", "accelerate launch ", "make ", "python -m bench"))]
 
 
 def test_readme_starts_with_the_two_commands():
@@ -73,8 +77,9 @@ def test_module_launch_commands_parse(line):
     build_parser().parse_args(argv[argv.index("-m") + 2:])
 
 
-@pytest.mark.parametrize("line", [c for c in COMMANDS if c.startswith("accelerate launch") and c not in TAGGING])
+@pytest.mark.parametrize("line", [c for c in COMMANDS + INLINE if c.startswith("accelerate launch") and c not in TAGGING])
 def test_training_commands_parse(line, tmp_path, monkeypatch):
+    """As written: the config file, the module or script, and every flag it needs (a dataset)."""
     from housex.trainer.arguments import parse_args
 
     argv = shlex.split(line)[2:]
@@ -88,6 +93,27 @@ def test_training_commands_parse(line, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # output_dir in the README is relative
     model_args, data_args, training_args = parse_args([str(ROOT / config), *rest])
     assert data_args.dataset_name and training_args.output_dir
+
+
+@pytest.mark.parametrize("line", sorted({c for c in INLINE if c.startswith(("housex ", "make ", "python -m bench"))}))
+def test_inline_commands_name_real_commands_and_flags(line):
+    argv = shlex.split(line)
+    if argv[0] == "make":
+        assert re.search(rf"^{re.escape(argv[1])}:", (ROOT / "Makefile").read_text(), flags=re.M), line
+        return
+    if argv[0] == "python":
+        names = argv[3:] if argv[2] == "bench" else [argv[2].split(".")[-1]]
+        for name in names:
+            assert (ROOT / "bench" / f"{name if name.startswith('bench_') else 'bench_' + name}.py").is_file(), line
+        return
+    from housex.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    assert argv[1] in commands, f"README names an unknown sub-command: {line}"
+    known = {o for action in commands[argv[1]]._actions for o in action.option_strings}
+    unknown = [a for a in argv[2:] if a.startswith("--") and a not in known]
+    assert not unknown, f"README quotes unknown options {unknown}: {line}"
 
 
 def test_every_readme_command_was_checked():

@@ -59,6 +59,9 @@ def test_table_cells_carry_intervals_marks_and_the_clip_set(runs, tmp_path, caps
                                                                                           240, 60)
     assert f"240 clips of 60 tracks (clips fingerprint `{group['clips_fingerprint']}`)" in shown
     strong, strong_too, weak = rows[0], rows[1], rows[2]
+    for row in rows:  # every row carries its dataset, split, clip count and the clips' fingerprint
+        assert (row["dataset"], row["split"], row["num_clips"], row["clips_fingerprint"]) == (
+            "housex-v2", "validation", 240, group["clips_fingerprint"])
     metrics = P.metrics_from_predictions(P.read_predictions(runs / "strong"), P.Bootstrap(resamples=500))
     assert strong["f1_weighted"] == metrics["f1_weighted"]
     assert strong["intervals"]["f1_weighted"] == metrics["intervals"]["f1_weighted"]  # the same resamples
@@ -150,3 +153,20 @@ def test_compare_identical_swapped_and_mismatched_runs(runs, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert "scored different clips: 8 of A's 240 clips are missing from B, 8 of B's 240 from A" in err
+
+
+def test_the_demos_table_prints_every_figure_with_its_interval(runs):
+    from housex.commands.demo import DEMO_FIGURES, results_table
+
+    model = P.metrics_from_predictions(P.read_predictions(runs / "strong"), P.Bootstrap(resamples=200))
+    probe = P.metrics_from_predictions(P.read_predictions(runs / "weak"), P.Bootstrap(resamples=200))
+    text = results_table(model, probe)
+    assert "240 clips of 60 tracks; 95% intervals: cluster bootstrap over tracks, 200 resamples, seed 0" in text
+    lines = text.splitlines()[3:]
+    assert len(lines) == len(DEMO_FIGURES)
+    lo, hi = model["intervals"]["f1_weighted"]
+    f1 = next(ln for ln in lines if ln.startswith("| F1 (weighted) "))
+    assert f"{model['f1_weighted']:.3f} [{lo:.3f}, {hi:.3f}]" in f1
+    lo, hi = probe["track_level_intervals"]["f1_weighted"]
+    track = next(ln for ln in lines if ln.startswith("| track F1 (weighted) "))
+    assert f"{probe['track_level']['f1_weighted']:.3f} [{lo:.3f}, {hi:.3f}]" in track

@@ -179,6 +179,30 @@ class ModelArguments:
     freeze_feature_encoder: bool = field(
         default=False, metadata={"help": "Freeze the convolutional feature encoder (wav2vec2, HuBERT, ...)."}
     )
+    freeze_encoder: bool = field(
+        default=False, metadata={"help": "Freeze the whole pretrained encoder: only the layer weights, pooling and "
+                                 "head train (a probe trained end to end)."}
+    )
+    encoder_classifier: bool = field(
+        default=False,
+        metadata={"help": "Train the encoder with our classifier (HouseXEncoderClassifierForAudioClassification: "
+                  "weighted layer sum, masked pooling, 8-genre head) even when it has its own audio-classification "
+                  "class. Always used for encoders without one (CLAP, Qwen2-Audio, MERT, ...)."},
+    )
+    encoder_layer: str = field(
+        default="weighted",
+        metadata={"help": "Encoder classifier: 'weighted' (softmax-weighted sum of all hidden states), 'last', or "
+                  "the index of one hidden state (0 = the embeddings' output)."},
+    )
+    time_pooling: str = field(
+        default="mean", metadata={"help": "Encoder classifier: 'mean' (masked mean over real frames) or 'attention'."}
+    )
+    use_weighted_layer_sum: bool = field(
+        default=False,
+        metadata={"help": "The native audio-classification class's own learned weighted sum of layers (wav2vec2, "
+                  "HuBERT, WavLM, Data2VecAudio, SEW, UniSpeech, Whisper, ...; not AST)."},
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow the encoder's own Hub code."})
     backbone: str | None = field(
         default=None, metadata={"help": "torchvision model name, e.g. resnet18, resnet152.", "config": "backbone"}
     )
@@ -256,6 +280,11 @@ class HouseXTrainingArguments(TrainingArguments):
                   "optimizer steps) instead of lr_scheduler_type. The paper: 256.", "rule": NON_NEGATIVE},
     )
     step_lr_gamma: float = field(default=0.9, metadata={"help": "StepLR factor (paper: 0.9).", "rule": POSITIVE})
+    encoder_learning_rate: float | None = field(
+        default=None,
+        metadata={"help": "Learning rate of a peer model's pretrained encoder (its base model); the head, layer "
+                  "weights and pooling keep learning_rate. Default: one learning rate for all.", "rule": POSITIVE},
+    )
     bootstrap_level: float = field(
         default=0.95, metadata={"help": "Level of the intervals in metrics.json and the card (cluster bootstrap "
                                 "over the validation tracks).", "rule": OPEN_UNIT})

@@ -60,6 +60,8 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         raise FileNotFoundError(f"{template_path}: model card template not found")
     dataset = dataset_id(metrics.get("dataset", ""))
     dataset_config = metrics.get("dataset_config", "clips")
+    fold = metrics.get("fold")
+    split = "validation" if fold is None else f"fold {fold}"
     eval_results = [
         EvalResult(
             task_type="audio-classification",
@@ -67,7 +69,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
             dataset_type=dataset,
             dataset_name=f"{dataset} ({'synthetic' if synthetic else dataset_config})",
             dataset_config=dataset_config,
-            dataset_split="validation",
+            dataset_split=split,
             metric_type=metric_type,
             metric_name=title,
             metric_value=round(float(metrics[key]), 4),
@@ -89,6 +91,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         eval_results=eval_results or None,
     )
     use_chroma = bool(getattr(feature_extractor, "use_chroma", False))
+    arch = getattr(model_config, "encoder_config", None) or model_config  # an encoder classifier: its encoder's sizes
     return ModelCard.from_template(
         card_data,
         template_path=str(template_path),
@@ -105,14 +108,16 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         features="mel + chroma" if use_chroma else "mel",
         model_type=model_config.model_type,
         backbone=getattr(model_config, "backbone", None),
-        num_hidden_layers=model_config.num_hidden_layers,
-        num_attention_heads=getattr(model_config, "num_attention_heads", None),
-        d_model=getattr(model_config, "d_model", getattr(model_config, "hidden_size", None)),
+        num_hidden_layers=getattr(arch, "num_hidden_layers", None),
+        num_attention_heads=getattr(arch, "num_attention_heads", None),
+        d_model=getattr(arch, "d_model", getattr(arch, "hidden_size", None)),
         genres=[{"id": i, "name": g, "description": GENRE_DESCRIPTIONS[g]} for i, g in enumerate(GENRES)],
         metric_rows=_figure_rows(metrics, metrics.get("intervals", {}), [(k, t) for k, t, _ in CARD_METRICS]),
         track_rows=_figure_rows(metrics.get("track_level", {}), metrics.get("track_level_intervals", {}),
                                 CARD_TRACK_METRICS),
         num_eval_tracks=metrics.get("num_tracks", "?"),
+        evaluated_on=("Validation split" if fold is None
+                      else f"Fold {fold} of {metrics.get('num_folds')} (cross-validation; the other folds trained)"),
         interval_level=level_text(metrics.get("bootstrap", {}).get("level", 0.95)),
         bootstrap=metrics.get("bootstrap"),
         training_rows=[{"name": k, "value": v} for k, v in training.items()],

@@ -215,6 +215,10 @@ def embed(encoder_name: str, dataset: str, out: str | os.PathLike, *, batch_size
         _check_or_write_provenance(out, key, False, False)
     shards = out / SHARDS
     shards.mkdir(parents=True, exist_ok=True)
+    if state.is_main_process:  # what a killed run was writing (never renamed into place)
+        for stale in shards.glob(".*.tmp-*"):
+            stale.unlink(missing_ok=True)
+    state.wait_for_everyone()
     plan = _shard_plan(data, shard_size)
     mine = [p for i, p in enumerate(plan) if i % state.num_processes == state.process_index]
     done = 0

@@ -53,7 +53,8 @@ def mert_as_hubert_config(name: str, config: dict):
     return HubertConfig(**{k: v for k, v in config.items() if k not in _MERT_ONLY})
 
 
-def _load_feature_extractor(name: str, revision: str | None, trust_remote_code: bool):
+def load_feature_extractor(name: str, revision: str | None = None, trust_remote_code: bool = False):
+    """The model's ``AutoFeatureExtractor``, else its ``AutoProcessor``'s feature extractor."""
     from transformers import AutoFeatureExtractor, AutoProcessor
 
     try:
@@ -74,11 +75,8 @@ def load_encoder(name: str, *, revision: str | None = None, trust_remote_code: b
     """``(encoder, feature_extractor)`` of a folder or Hub id (see the module docstring), in eval mode."""
     import torch
     import transformers
-    from transformers import AutoModel
+    from transformers import AutoModel  # the HouseX classes: registered by `import housex`
 
-    from ..modeling import register_auto_classes
-
-    register_auto_classes()
     name = str(name)
     config = config_dict(name, revision)
     kind = config.get("model_type", "")
@@ -106,8 +104,8 @@ def load_encoder(name: str, *, revision: str | None = None, trust_remote_code: b
     if not isinstance(encoder, torch.nn.Module) or not hasattr(encoder, "config"):
         raise ValueError(f"encoder {name}: {type(encoder).__name__} is not a transformers model")
     encoder.config._name_or_path = name
-    extractor = _load_feature_extractor(name, revision, trust_remote_code)
+    extractor = load_feature_extractor(name, revision, trust_remote_code)
     return encoder.eval(), extractor
 
 
-__all__ = ["load_encoder", "config_dict", "mert_as_hubert_config", "MERT_MODEL_TYPE"]
+__all__ = ["load_encoder", "load_feature_extractor", "config_dict", "mert_as_hubert_config", "MERT_MODEL_TYPE"]

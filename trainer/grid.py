@@ -126,6 +126,18 @@ def _write_outputs(out_dir: Path, runs: list[dict], meta: dict) -> None:
     (out_dir / "table.md").write_text(header + table, encoding="utf-8")
 
 
+def _check_folds(args, folds: int) -> None:
+    """Refuse ``--folds K`` before any training unless the dataset was built with ``--folds K``."""
+    from .data import load_clip_datasets, num_folds
+
+    _, data_args, training_args = args
+    raw, source = load_clip_datasets(data_args, training_args)
+    found = num_folds(raw, data_args)
+    if found != folds:
+        raise ValueError(f"grid --folds {folds}: the dataset {source!r} has {found or 'no'} folds "
+                         f"(build it with housex build --folds {folds})")
+
+
 def run_grid(
     out_dir: str | os.PathLike,
     *,
@@ -160,6 +172,8 @@ def run_grid(
     runs: list[dict] = []
     meta = {"config": config, "train_args": list(train_args or []), "dataset": None, "seeds": list(seeds or []),
             "folds": folds}
+    if folds:
+        _check_folds(parse_args(base + cells[0].arguments(out_dir / cells[0].name)), folds)
     for i, cell in enumerate(cells, 1):
         run_dir = out_dir / cell.name
         record = {"backbone": cell.backbone, "features": cell.features, "labels": cell.labels,
@@ -179,9 +193,6 @@ def run_grid(
             model_args, data_args, training_args = parse_args(argv)
             metrics = main(model_args, data_args, training_args)
             record["status"] = "resumed" if last else "trained"
-        if folds and metrics.get("num_folds") != folds:
-            raise ValueError(f"grid --folds {folds}: the dataset {metrics.get('dataset')!r} has "
-                             f"{metrics.get('num_folds') or 'no'} folds (build it with housex build --folds {folds})")
         meta["dataset"] = meta["dataset"] or metrics.get("dataset")
         record["metrics"] = _scalars(metrics)
         runs.append(record)

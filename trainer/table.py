@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -93,44 +93,36 @@ def _row(predictions: Predictions, source: Path) -> Row:
 
 
 def grid_rows(folder: str | os.PathLike) -> tuple[list[Row], list[str]]:
-    """``(rows, pending)`` of a grid folder: per cell, folds pooled and seeds averaged; a cell with an
-    unfinished run is pending."""
+    """``(rows, pending)`` of a grid folder: per cell, folds pooled and seeds averaged; a cell whose runs
+    (every seed × fold the grid was given) have not all finished is pending."""
     folder = Path(folder)
     grid = _read_json(folder / "grid.json")
+    seeds = grid.get("seeds") or [None]
+    folds = list(range(grid["folds"])) if grid.get("folds") else [None]
     cells: dict[tuple, dict] = {}
     for run in grid.get("runs", []):
-        key = (run["backbone"], run["features"], run["labels"])
-        cells.setdefault(key, {}).setdefault(run.get("seed"), []).append(run)
+        cell = cells.setdefault((run["backbone"], run["features"], run["labels"]), {})
+        cell[(run.get("seed"), run.get("fold"))] = Path(run["output_dir"]) / PREDICTIONS_FILE
     rows, pending = [], []
-    for (backbone, features, labels), by_seed in cells.items():
-        runs, missing = [], []
-        for seed_runs in by_seed.values():
-            parts = []
-            for run in sorted(seed_runs, key=lambda r: r.get("fold") or 0):
-                path = Path(run["output_dir"]) / PREDICTIONS_FILE
-                if path.is_file():
-                    parts.append(read_predictions(path))
-                else:
-                    missing.append(run["output_dir"])
-            folds = {r.get("fold") for r in seed_runs}
-            if not missing and parts:
-                runs.append(pool_predictions(parts) if len(parts) > 1 else parts[0])
-            if len(folds) != len(seed_runs):
-                raise ValueError(f"{folder}/grid.json: cell {backbone}-{features}-{labels} has a fold twice")
-        if missing:
-            pending += missing
+    for (backbone, features, labels), paths in cells.items():
+        done = {key: path for key, path in paths.items() if path.is_file()}
+        if len(done) < len(seeds) * len(folds):
+            pending.append(f"{folder} cell {backbone}-{features}-{labels} ({len(done)} of "
+                           f"{len(seeds) * len(folds)} runs finished)")
             continue
+        runs = []
+        for seed in seeds:  # each seed's folds pooled: every clip of the dataset once
+            parts = [read_predictions(done[(seed, fold)]) for fold in folds]
+            runs.append(pool_predictions(parts) if len(parts) > 1 else parts[0])
         info = {**runs[0].row_info, "kind": "HouseX", "model": backbone, "features": features, "labels": labels}
-        info.pop("fold", None)
-        seeds = sorted(s for s in by_seed if s is not None)
-        if seeds:
+        for key in ("seed", "fold", "num_folds"):
+            info.pop(key, None)
+        if seeds != [None]:
             info["seeds"] = seeds
-            info.pop("seed", None)
-        folds = sorted({r.get("fold") for rs in by_seed.values() for r in rs if r.get("fold") is not None})
-        if folds:
+        if folds != [None]:
             info["folds"] = len(folds)
-        combined = average_predictions(runs, info) if len(runs) > 1 else runs[0]
-        rows.append(Row({**combined.row_info, **info}, combined, str(folder), runs if len(runs) > 1 else []))
+        combined = average_predictions(runs, info) if len(runs) > 1 else replace(runs[0], row_info=info)
+        rows.append(Row(info, combined, str(folder), runs if len(runs) > 1 else []))
     return rows, pending
 
 
@@ -218,6 +210,8 @@ def score_rows(rows: list[Row], bootstrap: Bootstrap = Bootstrap()) -> dict:
         record = {k: row.info.get(k) for k in ("kind", "model", "features", "labels")}
         record.update({k: v for k, v in row.info.items() if k not in record})
         record["source"] = row.source
+        record.update(num_clips=len(row.predictions), num_tracks=row.predictions.num_tracks,
+                      clips_fingerprint=row.predictions.fingerprint())
         record.update({key: point.get(key) for key in FIGURES})
         record["num_unparsed"] = point.get("num_unparsed")
         record["intervals"] = {key: interval(sample[key], bootstrap.level) for key in FIGURES if key in sample}

@@ -32,7 +32,7 @@ from transformers import Trainer, set_seed
 
 from ..dataset_script.genres import GENRES
 from ..dataset_script.safe_write import OutputLock
-from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification, register_auto_classes
+from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification
 from . import METRIC_FILE, peer_models
 from .arguments import DataTrainingArguments, ModelArguments, check_arguments, parse_args
 from .card import push_folder_to_hub, write_model_card
@@ -114,8 +114,9 @@ class HouseXTrainer(SafeSavingMixin, Trainer):
         (folder / "training_args.json").write_text(self.args.to_json_string() + "\n", encoding="utf-8")
 
 
-class PeerTrainer(peer_models.SoftLabelLossMixin, HouseXTrainer):
-    """``HouseXTrainer`` for any HF audio classifier: the HouseX soft-label loss from its logits."""
+class PeerTrainer(peer_models.EncoderLearningRateMixin, peer_models.SoftLabelLossMixin, HouseXTrainer):
+    """``HouseXTrainer`` for any HF audio classifier or encoder: the HouseX soft-label loss from its logits,
+    ``--encoder_learning_rate`` for its pretrained encoder."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -279,8 +280,8 @@ def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArgu
     augmenter, collator, augment_callbacks = build_augmentation(data_args, training_args, feature_extractor)
     train_ds, eval_ds = add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args, training_args)
 
-    # 4. model (Auto classes + auto_map so the saved folder loads with pipeline(..., trust_remote_code=True))
-    register_auto_classes()
+    # 4. model (registered with the Auto classes by `import housex`: the saved folder gets auto_map and the
+    # modeling code, so it loads with pipeline(..., trust_remote_code=True))
     model = build_model(model_args, feature_extractor, weights)
     if list(model.config.id2label.values()) != list(GENRES):
         raise ValueError(f"model {model_args.model_name_or_path!r}: labels {list(model.config.id2label.values())} "

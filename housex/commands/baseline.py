@@ -93,14 +93,17 @@ def _probe(args) -> int:
     from housex.trainer.baselines import layer_probe
 
     if args.embeddings:
-        features, grid = layer_probe.from_embeddings(args.embeddings), None
-    else:
-        if not args.dataset:
-            raise ValueError("--features log-mel needs --dataset")
-        features = layer_probe.log_mel_of(args.dataset, n_mels=args.n_mels, num_proc=args.workers)
-        grid = [layer_probe.Candidate("logistic", 0, C=args.C)]
-    record = layer_probe.run_probe(features, args.out, grid=grid, seed=args.seed)
-    print(layer_probe.summary_line(record))
+        record = layer_probe.run_probe(layer_probe.from_embeddings(args.embeddings), args.out, seed=args.seed)
+        print(layer_probe.summary_line(record))
+        return 0
+    if not args.dataset:
+        raise ValueError("--features log-mel needs --dataset")
+    from housex.trainer.baselines.probe import linear_probe, summary
+    from housex.trainer.data import load_clips_dataset
+
+    record = linear_probe(load_clips_dataset(args.dataset, "clips"), n_mels=args.n_mels, C=args.C, seed=args.seed,
+                          num_proc=args.workers, source=args.dataset, out=args.out)
+    print(summary(record))
     return 0
 
 

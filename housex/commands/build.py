@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from housex.commands.options import bounded, fraction, non_negative, positive
+from housex.commands.options import DROP_RULE, bounded, fraction, non_negative, positive
 
 HELP = "build the HouseX-v2 dataset (Parquet shards + dataset card) from release folders"
 
 
 def add_arguments(p) -> None:
+    p.epilog = (DROP_RULE + " In a build, --margin-db, --min-drop-seconds and --skip-seconds change these numbers, "
+                "a release's drop file replaces detection for the tracks it lists, and --strict skips fallback tracks.")
     p.add_argument("--data-dir", nargs="+", required=True, metavar="DIR",
                    help="release folders: audio + Label-Studio export (*partition*.json) [+ drop file (*detect*.json)]")
     p.add_argument("--out", default="housex-v2", help="output folder (default: housex-v2; loads with load_dataset(OUT))")

@@ -1,4 +1,5 @@
-"""Argument types for numeric options: the parser refuses a bad value with the option's name.
+"""Argument types for numeric options (the parser refuses a bad value with the option's name), and
+the drop rule as the commands that find drops print it under ``--help``.
 
 ``type=positive(float)`` makes argparse print ``argument --clip-seconds: must be > 0, got 0``
 instead of a ``ValueError`` from deep inside a library.  NaN and infinity are never accepted.
@@ -8,6 +9,17 @@ from __future__ import annotations
 
 import argparse
 import math
+
+from housex.dataset_script.drops import MARGIN_DB, MIN_SECONDS, SKIP_SECONDS
+
+DROP_RULE = (
+    f"Drops (the HouseX-v2 authors' rule): the track's mono signal at 22.05 kHz, its first {SKIP_SECONDS:g} s "
+    "skipped (the intro); RMS loudness per frame, smoothed by a running max then a running mean over 3 s; every "
+    f"run within {MARGIN_DB:g} dB of the loudest smoothed point lasting {MIN_SECONDS:g} s or more is a drop. "
+    f"A file shorter than {SKIP_SECONDS + MIN_SECONDS:g} s (the skip plus one drop) is searched from its start, "
+    "and a section that then spans it is marked 'the whole file'. With no such run, the loudest "
+    f"{MIN_SECONDS:g} s window is used instead, marked as the fallback section."
+)
 
 
 def _number(kind, text: str):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import sys
 
-from housex.commands.options import non_negative, positive
+from housex.commands.options import DROP_RULE, non_negative, positive
 
 HELP = "classify whole tracks from their drops: per-drop and per-track top genres"
 
 
 def add_arguments(p) -> None:
+    p.epilog = DROP_RULE
     p.add_argument("tracks", nargs="+", metavar="TRACK", help="audio files (wav, flac, ogg, mp3, m4a, ... anything FFmpeg decodes)")
     p.add_argument("--model", required=True, help="model folder written by save_pretrained (e.g. demo-out/model)")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list, one object per track) instead of text")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from housex.commands.options import DROP_RULE
+
 HELP = "tag a music library: one Parquet row of genres per audio file (resumable, incremental)"
 
 
 def add_arguments(p) -> None:
+    p.epilog = DROP_RULE
     p.add_argument("library", nargs="+", metavar="LIBRARY_DIR", help="folders (walked for audio files) or audio files")
     p.add_argument("--model", required=True, help="model folder written by save_pretrained (e.g. demo-out/model)")
     p.add_argument("--out", required=True, help="Parquet file of the rows (rerun with the same --out to resume / update)")

@@ -8,7 +8,8 @@ softmax-weighted sum of all layers) with its hyper-parameters:
 - ``linear``: Linear(dim, 8);  ``mlp``: Linear(dim, 256) -> ReLU -> dropout 0.2 -> Linear(256, 8)
   (MARBLE's probe, narrower); both on standardised features, trained with the soft-label cross
   entropy, Adam at each learning rate of the grid, minibatches of 128, early stopping on the
-  inner-validation loss (patience 5, at most 40 epochs);
+  inner-validation loss (patience 5, at most 40 epochs; a set of fewer than 1,024 clips gets smaller
+  batches so that an epoch still has 8 steps);
 - ``logistic``: scikit-learn's StandardScaler -> LogisticRegression(C) on the sharpened labels: the
   log-mel linear probe exactly as it always ran.
 
@@ -32,6 +33,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -44,6 +48,7 @@ LEARNING_RATES = (1e-3, 1e-2)
 MLP_HIDDEN = 256
 MLP_DROPOUT = 0.2
 BATCH_SIZE = 128
+MIN_STEPS_PER_EPOCH = 8  # small sets get smaller batches, not fewer steps
 MAX_EPOCHS = 40
 PATIENCE = 5
 INNER_FRACTION = 0.2
@@ -57,7 +62,7 @@ class Split:
     features: np.ndarray
     clip_ids: list[str]
     track_ids: list[str]
-    soft_labels: np.ndarray  # (N, 8), rows renormalised to sum 1
+    soft_labels: np.ndarray  # (N, 8) as stored (the probes train on them renormalised)
 
     def take(self, rows) -> Split:
         rows = np.asarray(rows)
@@ -114,43 +119,24 @@ def from_embeddings(folder) -> FeatureSet:
     for split in ("train", "validation"):
         if split not in emb.splits:
             raise ValueError(f"{folder}: no {split!r} split embedded (found: {', '.join(emb.splits)})")
-    splits = {name: Split(s.features, s.clip_ids, s.track_ids, _normalised(s.soft_labels))
-              for name, s in emb.splits.items()}
+    splits = {name: Split(s.features, s.clip_ids, s.track_ids, s.soft_labels) for name, s in emb.splits.items()}
     return FeatureSet(emb.encoder, f"{emb.num_states} layers, clip mean", splits["train"], splits["validation"])
 
 
-def log_mel(dataset, *, source: str, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
+def log_mel(dataset, *, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
     """The built-in ``log-mel`` set: one layer, the clip-mean log-mel spectrum (``probe.dataset_features``)."""
-    from .common import clip_ids
+    from ..predictions import scored_clips
     from .probe import dataset_features
 
     for split in ("train", "validation"):
         if split not in dataset:
             raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
     splits = {}
-    for name in ("train", "validation"):
-        ds = dataset[name]
-        for column in ("track_id", "clip_start", "clip_end", "soft_label"):
-            if column not in ds.column_names:
-                raise ValueError(f"split {name}: missing column {column!r} (a 'clips' dataset is expected)")
-        X, _ = dataset_features(ds, n_mels=n_mels, split_name=name, num_proc=num_proc)
-        meta = ds.select_columns(["track_id", "clip_start", "clip_end", "soft_label"])
-        splits[name] = Split(X[:, None, :], clip_ids(meta["track_id"], meta["clip_start"], meta["clip_end"]),
-                             [str(t) for t in meta["track_id"]], _normalised(meta["soft_label"]))
+    for name in ("validation", "train"):  # validation's columns checked before any feature is computed
+        ids, tracks, soft = scored_clips(dataset[name])
+        X, _ = dataset_features(dataset[name], n_mels=n_mels, split_name=name, num_proc=num_proc)
+        splits[name] = Split(X[:, None, :], ids, [str(t) for t in tracks], soft)
     return FeatureSet("log-mel", "log-mel mean", splits["train"], splits["validation"])
-
-
-def log_mel_of(dataset: str, *, n_mels: int = 64, num_proc: int | None = None, config: str = "clips") -> FeatureSet:
-    """:func:`log_mel` of a dataset folder or Hub id."""
-    import datasets
-
-    if Path(dataset).exists() and not Path(dataset).is_dir():
-        raise ValueError(f"{dataset}: expected a dataset folder")
-    try:
-        ds = datasets.load_dataset(str(dataset), config)
-    except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
-        raise FileNotFoundError(f"{dataset}: cannot load config {config!r} ({str(e).splitlines()[0]})") from None
-    return log_mel(ds, source=str(dataset), n_mels=n_mels, num_proc=num_proc)
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,10 +234,11 @@ def train_batched(head: str, X_tr: np.ndarray, Y_tr: np.ndarray, X_va: np.ndarra
     stale = torch.zeros(models, dtype=torch.long)
     targets = None if epochs is None else torch.as_tensor(np.broadcast_to(epochs, (models,)).copy())
     max_epochs = MAX_EPOCHS if targets is None else int(targets.max())
+    batch = max(1, min(BATCH_SIZE, n // MIN_STEPS_PER_EPOCH))
     for epoch in range(max_epochs):
         perm = torch.randperm(n, generator=order)
-        for start in range(0, n, BATCH_SIZE):
-            rows = perm[start:start + BATCH_SIZE]
+        for start in range(0, n, batch):
+            rows = perm[start:start + batch]
             loss = _soft_ce(probe(X[rows], train=True), Y[rows]).sum()  # models are independent: sum of losses
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -308,32 +295,53 @@ def inner_split(train: Split, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.sort(inner_train), np.sort(inner_val)
 
 
+@contextmanager
+def _torch_threads(count: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _scaled(X: np.ndarray, stats) -> np.ndarray:
     mean, std = stats
     return ((X - mean) / std).astype(np.float32)
 
 
-def sweep(features: FeatureSet, grid: list[Candidate], seed: int) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
+def sweep(features: FeatureSet, grid: list[Candidate], seed: int, workers: int = 2) -> tuple[list[dict], tuple[np.ndarray, np.ndarray]]:
     """Every candidate of ``grid`` trained on the inner train part, scored on the inner validation part."""
     inner_train, inner_val = inner_split(features.train, seed)
     tr, va = features.train.take(inner_train), features.train.take(inner_val)
     stats = _standardiser(tr.features)
     Xtr, Xva = _scaled(tr.features, stats), _scaled(va.features, stats)
-    results = []
     groups: dict = {}
     for c in grid:
         if c.head == "logistic":
             raise ValueError("logistic candidates are fitted directly (a grid of one), not swept")
         groups.setdefault((c.head, c.learning_rate, c.layer == WEIGHTED), []).append(c)
-    for (head, lr, mixed), members in groups.items():
+
+    def train_group(item):
+        (head, lr, mixed), members = item
         layers = list(range(features.num_layers)) if mixed else [c.layer for c in members]
-        _, _, epochs, logits, losses = train_batched(head, Xtr[:, layers], tr.soft_labels, Xva[:, layers],
-                                                     va.soft_labels, learning_rate=lr, seed=seed, mixed=mixed)
+        _, _, epochs, logits, losses = train_batched(head, Xtr[:, layers], _normalised(tr.soft_labels), Xva[:, layers],
+                                                     _normalised(va.soft_labels), learning_rate=lr, seed=seed, mixed=mixed)
+        out = []
         for i, c in enumerate(members):
             j = 0 if mixed else i
             probs = _softmax(logits[:, j])
-            results.append({"candidate": asdict(c), "label": c.label(), "inner_f1_weighted": _weighted_f1(probs, va.soft_labels),
-                            "inner_cross_entropy": float(losses[j]), "epochs": int(epochs[j])})
+            out.append({"candidate": asdict(c), "label": c.label(), "inner_f1_weighted": _weighted_f1(probs, va.soft_labels),
+                        "inner_cross_entropy": float(losses[j]), "epochs": int(epochs[j])})
+        return out
+
+    # Groups train in parallel threads, each single-threaded in torch: several small BLAS calls at once use
+    # the cores better than one call split over them (whose threads spin on a busy machine); the figures
+    # do not depend on the number of workers.
+    with _torch_threads(1), ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        results = [r for group in pool.map(train_group, groups.items()) for r in group]
     return results, (inner_train, inner_val)
 
 
@@ -370,7 +378,7 @@ def fit_and_predict(features: FeatureSet, candidate: Candidate, *, epochs: int |
     stats = _standardiser(tr.features)
     mixed = candidate.layer == WEIGHTED
     layers = list(range(features.num_layers)) if mixed else [candidate.layer]
-    probe, state = train_batched(candidate.head, _scaled(tr.features, stats)[:, layers], tr.soft_labels, None, None,
+    probe, state = train_batched(candidate.head, _scaled(tr.features, stats)[:, layers], _normalised(tr.soft_labels), None, None,
                                  learning_rate=candidate.learning_rate, seed=seed, mixed=mixed, epochs=epochs)
     probe.load(state)
     with torch.no_grad():
@@ -415,10 +423,11 @@ def layer_curve(results: list[dict], num_layers: int) -> dict:
 
 
 def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None, seed: int = 0, bootstrap=None,
-              record_extra: dict | None = None, row_extra: dict | None = None) -> dict:
+              workers: int | None = None, record_extra: dict | None = None, row_extra: dict | None = None,
+              max_iter: int = 2000) -> dict:
     """Choose (on the inner split), fit on all training clips, score once on validation; write the run folder."""
-    from ..predictions import make_predictions, metrics_from_predictions, read_predictions, write_predictions
     from ..statistics import Bootstrap
+    from .common import write_scores
 
     out = None if out is None else Path(out)
     grid = grid or default_grid(features.num_layers)
@@ -430,7 +439,7 @@ def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None,
         choice = {"candidate": asdict(chosen), "label": chosen.label(),
                   "how": "a grid of one: fitted on all training clips, nothing chosen"}
     else:
-        results, (inner_train, inner_val) = sweep(features, grid, seed)
+        results, (inner_train, inner_val) = sweep(features, grid, seed, workers or min(2, os.cpu_count() or 1))
         best = choose(results)
         chosen = Candidate(**best["candidate"])
         epochs = best["epochs"]
@@ -438,34 +447,31 @@ def run_probe(features: FeatureSet, out, *, grid: list[Candidate] | None = None,
                                  "the training tracks; refitted on all training clips for the early-stopped epochs",
                   "inner_train_clips": int(len(inner_train)), "inner_validation_clips": int(len(inner_val)),
                   "inner_validation_tracks": int(len(set(np.asarray(features.train.track_ids)[inner_val])))}
-    probabilities = fit_and_predict(features, chosen, epochs=epochs, seed=seed)
+    with _torch_threads(1):
+        probabilities = fit_and_predict(features, chosen, epochs=epochs, seed=seed, max_iter=max_iter)
     is_encoder = features.name != "log-mel"
-    kind = "encoder probe" if is_encoder else "linear probe"
     layer_text = ("weighted sum" if chosen.layer == WEIGHTED else f"layer {chosen.layer}")
-    row_info = {"kind": kind, "model": features.name, "features": features.description,
+    shown = Path(features.name).name if is_encoder and Path(features.name).is_dir() else features.name
+    row_info = {"kind": "encoder probe" if is_encoder else "linear probe", "model": shown,
+                "features": (f"{layer_text} of {features.num_layers} ({chosen.head} probe)" if is_encoder
+                             else features.description),
                 "labels": "hard" if chosen.head == "logistic" else "soft", "probe": chosen.head, "layer": layer_text,
                 "split": "validation", **(row_extra or {})}
-    record = {"baseline": "encoder-probe" if is_encoder else "linear-probe", "model": features.name,
+    record = {"baseline": "encoder-probe" if is_encoder else "linear-probe", "model": features.name, "split": "validation",
               "probe": chosen.head, "layer": chosen.layer, "choice": choice, "seed": seed,
               "num_train_clips": len(features.train), "num_clips": len(features.validation),
               "num_layers": features.num_layers, **(record_extra or {})}
     va = features.validation
-    columns = dict(clip_ids=va.clip_ids, track_ids=va.track_ids, soft_labels=va.soft_labels,
-                   probabilities=probabilities, row_info=row_info)
-    if out is None:
-        predictions = make_predictions(**columns)
-    else:
-        predictions = read_predictions(write_predictions(out, **columns))
-    metrics = {**record, **metrics_from_predictions(predictions, bootstrap if bootstrap is not None else Bootstrap())}
+    metrics = write_scores(out, record=record, row_info=row_info, clip_ids=va.clip_ids, track_ids=va.track_ids,
+                           soft_labels=va.soft_labels, probabilities=probabilities,
+                           bootstrap=bootstrap if bootstrap is not None else Bootstrap())
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
         if results:
             curve = layer_curve(results, features.num_layers)
             (out / "layer_curve.json").write_text(json.dumps({**curve, "candidates": results}, indent=2) + "\n",
                                                   encoding="utf-8")
             plot_curve(curve, out / "layer_curve.png", f"{Path(str(features.name)).name}: inner-validation F1 per layer")
         (out / "choice.json").write_text(json.dumps(choice, indent=2) + "\n", encoding="utf-8")
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
     return metrics
 
 
@@ -477,5 +483,5 @@ def summary_line(record: dict) -> str:
             f"({record['num_clips']} clips, {record['num_tracks']} tracks)")
 
 
-__all__ = ["FeatureSet", "Split", "Candidate", "default_grid", "from_embeddings", "log_mel", "run_probe", "sweep",
+__all__ = ["FeatureSet", "Split", "Candidate", "default_grid", "from_embeddings", "log_mel", "run_probe", "summary_line", "sweep",
            "choose", "fit_and_predict", "inner_split", "train_batched"]

@@ -4,9 +4,11 @@ A floor for the real model and a difficulty check for the synthetic generator: i
 the time-averaged spectrum already classifies the clips, the benchmark is too easy.  Features per
 clip: log-mel power spectrogram (``power_to_db(ref=max)``, like the model's input) averaged over
 time → (n_mels,); targets are the sharpened ``label`` column; the model is
-``StandardScaler → LogisticRegression`` fitted on ``train``.  Its validation probabilities are scored
-like every other row (``common.write_scores``: ``predictions.parquet``, then ``metrics.json`` through
-the metric module, with track-bootstrap intervals).
+``StandardScaler → LogisticRegression`` fitted on ``train``.  It runs through the layer probes' code
+path (:mod:`layer_probe`: the built-in ``log-mel`` feature set, a grid of one ``logistic`` candidate,
+so nothing is chosen) and its validation probabilities are scored like every other row
+(``common.write_scores``: ``predictions.parquet``, then ``metrics.json`` through the metric module,
+with track-bootstrap intervals).
 """
 
 from __future__ import annotations
@@ -19,16 +21,11 @@ import datasets
 import librosa
 import numpy as np
 import soundfile as sf
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ...dataset_script.audio import load_audio, to_mono
-from ...dataset_script.genres import NUM_GENRES
+from ...dataset_script.genres import sharpen_ids
 from ..statistics import Bootstrap, format_figure, level_text
-from ..predictions import scored_clips
-from .common import write_scores
 
 
 def clip_features(y: np.ndarray, sr: int, *, n_mels: int = 64, n_fft: int = 2048, hop_length: int = 512) -> np.ndarray:
@@ -89,27 +86,16 @@ def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: in
     ``dataset``: a ``datasets.DatasetDict`` (or mapping of splits) of the "clips" config; ``source``
     names it in the outputs.
     """
-    for split in ("train", "validation"):
-        if split not in dataset:
-            raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
-    validation = dataset["validation"]
-    ids, tracks, soft = scored_clips(validation)  # checked before the features are computed
-    X_tr, y_tr = dataset_features(dataset["train"], n_mels=n_mels, split_name="train", num_proc=num_proc)
-    X_va, y_va = dataset_features(validation, n_mels=n_mels, split_name="validation", num_proc=num_proc)
-    if len(np.unique(y_tr)) < 2:
-        raise ValueError(f"train split has {len(np.unique(y_tr))} class(es); the probe needs at least 2")
-    if len(y_va) == 0:
-        raise ValueError("validation split is empty")
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter, random_state=seed))
-    model.fit(X_tr, y_tr)
-    probabilities = np.zeros((len(y_va), NUM_GENRES))
-    probabilities[:, model.classes_] = model.predict_proba(X_va)  # genres absent from train: probability 0
-    record = {"baseline": "linear-probe", "model": model_name(n_mels), "dataset": source, "split": "validation",
-              "n_mels": n_mels, "C": C, "seed": seed, "num_train_clips": int(len(y_tr)), "num_clips": int(len(y_va))}
-    row_info = {"kind": "linear probe", "model": model_name(n_mels), "features": "log-mel mean", "labels": "hard",
-                "dataset": source, "split": "validation"}
-    return write_scores(out, record=record, row_info=row_info, clip_ids=ids, track_ids=tracks, soft_labels=soft,
-                        probabilities=probabilities, bootstrap=bootstrap)
+    from .layer_probe import Candidate, log_mel, run_probe
+
+    features = log_mel(dataset, n_mels=n_mels, num_proc=num_proc)
+    if len(np.unique(sharpen_ids(features.train.soft_labels))) < 2:
+        raise ValueError(f"train split has {len(np.unique(sharpen_ids(features.train.soft_labels)))} class(es); "
+                         "the probe needs at least 2")
+    record = {"model": model_name(n_mels), "dataset": source, "n_mels": n_mels, "C": C}
+    row_info = {"model": model_name(n_mels), "dataset": source}
+    return run_probe(features, out, grid=[Candidate("logistic", 0, C=C)], seed=seed, bootstrap=bootstrap,
+                     record_extra=record, row_extra=row_info, max_iter=max_iter)
 
 
 def summary(record: dict) -> str:
