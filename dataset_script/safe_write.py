@@ -99,12 +99,13 @@ def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
 
 
 def is_disk_full(exc: BaseException | None) -> bool:
-    """True when ``exc`` or an exception it was raised from is ENOSPC/EDQUOT (libraries wrap it:
-    ``datasets`` in ``DatasetGenerationError``, pyarrow in its own ``OSError``)."""
+    """True when ``exc`` or an exception it was raised from is ENOSPC/EDQUOT (libraries wrap it or
+    keep only its message: ``datasets`` in ``DatasetGenerationError``, pyarrow in its own
+    ``OSError``, safetensors in ``SafetensorError``)."""
     seen = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and (exc.errno in DISK_FULL_ERRNOS or "No space left on device" in str(exc)):
+        if getattr(exc, "errno", None) in DISK_FULL_ERRNOS or "No space left on device" in str(exc):
             return True
         exc = exc.__cause__ or exc.__context__
     return False

@@ -34,7 +34,7 @@ def start(cmd: list[str], **kw) -> subprocess.Popen:
 
 def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 120.0, poll: float = 0.002) -> bool:
     """SIGKILL ``proc``'s process group as soon as ``condition()`` holds; False when the process
-    ended (or the time ran out) first."""
+    ended (or the time ran out) first.  What it printed is then ``proc.output`` (stdout, stderr)."""
     deadline = time.monotonic() + timeout
     hit = False
     while time.monotonic() < deadline and proc.poll() is None:
@@ -44,7 +44,7 @@ def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: fl
         time.sleep(poll)
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate(timeout=60)
+    proc.output = proc.communicate(timeout=60)
     return hit
 
 

@@ -64,16 +64,16 @@ def test_housex_commands_parse(line):
     assert callable(args._run)
 
 
-TAGGING = [c for c in COMMANDS if c.startswith("accelerate launch") and " -m housex.tag " in f"{c} "]
+TAGGING = [c for c in COMMANDS if c.startswith("accelerate launch") and " -m housex.cli tag " in f"{c} "]
 
 
 @pytest.mark.parametrize("line", TAGGING)
 def test_module_launch_commands_parse(line):
-    from housex.tag import build_parser
+    from housex.cli import build_parser
 
     argv = shlex.split(line)
     module = argv[argv.index("-m") + 1]
-    assert module == "housex.tag", f"README launches an unknown module: {line}"
+    assert module == "housex.cli", f"README launches an unknown module: {line}"
     build_parser().parse_args(argv[argv.index("-m") + 2:])
 
 

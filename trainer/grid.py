@@ -159,11 +159,10 @@ def run_grid(
     Each record: backbone, features, labels, seed and fold (when set), output_dir, status ("trained",
     "resumed" or "skipped" when already finished), metrics (the scalars of its metrics.json).
     """
-    from transformers.trainer_utils import get_last_checkpoint
-
     from housex.trainer.arguments import parse_args
     from housex.trainer.train import main
 
+    from .checkpoints import last_complete_checkpoint
     from .predictions import PREDICTIONS_FILE
 
     out_dir = Path(out_dir)
@@ -187,7 +186,7 @@ def run_grid(
             logger.info("[%d/%d] %s: finished earlier, skipped", i, len(cells), cell.name)
         else:
             argv = base + cell.arguments(run_dir)
-            last = get_last_checkpoint(str(run_dir)) if run_dir.is_dir() and not force else None
+            last = last_complete_checkpoint(run_dir) if run_dir.is_dir() and not force else None
             if last:
                 argv += ["--resume_from_checkpoint", last]
             logger.info("[%d/%d] %s: %s", i, len(cells), cell.name, "resuming from " + last if last else "training")

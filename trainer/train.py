@@ -18,6 +18,7 @@ dataclasses.  Augmentation lives in ``augmentation.py``, the model card and the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from pathlib import Path
@@ -28,14 +29,15 @@ import numpy as np
 import torch
 import transformers
 from transformers import Trainer, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from ..dataset_script.genres import GENRES
+from ..dataset_script.safe_write import OutputLock
 from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification
 from ..modeling.backbone_housex import BackboneWeightsUnavailable
 from . import METRIC_FILE, peer_models
 from .arguments import DataTrainingArguments, ModelArguments, check_arguments, parse_args
 from .card import push_folder_to_hub, write_model_card
+from .checkpoints import SafeSavingMixin, checkpoint_problem, last_complete_checkpoint
 from .data import (
     add_features,
     build_augmentation,
@@ -95,8 +97,9 @@ def build_model(model_args: ModelArguments, feature_extractor, class_weights: li
         ) from None
 
 
-class HouseXTrainer(Trainer):
-    """``Trainer`` with the paper's StepLR when ``args.step_lr_step_size > 0``."""
+class HouseXTrainer(SafeSavingMixin, Trainer):
+    """``Trainer`` with the paper's StepLR when ``args.step_lr_step_size > 0``; checkpoints and the
+    final model survive a kill and a full disk (``checkpoints.SafeSavingMixin``)."""
 
     def create_scheduler(self, num_training_steps, optimizer=None):
         if self.lr_scheduler is None and getattr(self.args, "step_lr_step_size", 0) > 0:
@@ -166,12 +169,18 @@ class MetricScorer:
 
 
 def resume_checkpoint(training_args):
-    """``resume_from_checkpoint`` with ``last``/``latest``/``true`` resolved to the newest checkpoint."""
+    """``resume_from_checkpoint`` with ``last``/``latest``/``true`` resolved to the newest COMPLETE
+    checkpoint (one cut short by a kill or a full disk is skipped with a warning naming it; with
+    none, training starts from the beginning, with a warning); a named checkpoint that is not
+    complete is an error."""
     resume = training_args.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("last", "latest", "true"):
-        resume = get_last_checkpoint(training_args.output_dir)
+        resume = last_complete_checkpoint(training_args.output_dir)
         if resume is None:
-            raise FileNotFoundError(f"resume_from_checkpoint=last: no checkpoint-* folder in {training_args.output_dir}")
+            logger.warning("resume_from_checkpoint=last: no complete checkpoint-* folder in %s: training from the start",
+                           training_args.output_dir)
+    elif resume and (problem := checkpoint_problem(resume)) is not None:
+        raise ValueError(f"--resume_from_checkpoint {resume}: {problem}")
     return resume
 
 
@@ -232,9 +241,18 @@ def save_outputs(out_dir: Path, metrics: dict, trainer, *, model_args, data_args
 # main
 # --------------------------------------------------------------------------------------------
 def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_args, *, callbacks=None) -> dict:
-    """Train (when ``do_train``), evaluate, save.  Returns the metrics (as written to metrics.json)."""
-    # 1. arguments
+    """Train (when ``do_train``), evaluate, save.  Returns the metrics (as written to metrics.json).
+
+    One run at a time writes an ``output_dir``: a second is refused naming the first (a lock file
+    beside the folder, held by the main process)."""
     check_arguments(model_args, data_args, training_args)
+    with OutputLock(training_args.output_dir) if training_args.process_index == 0 else contextlib.nullcontext():
+        return _train_evaluate_save(model_args, data_args, training_args, callbacks=callbacks)
+
+
+def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArguments, training_args, *,
+                         callbacks=None) -> dict:
+    # 1. arguments
     setup_logging(training_args)
     set_seed(training_args.seed)
     if not training_args.do_train and not model_args.model_name_or_path:
@@ -295,8 +313,8 @@ def main(model_args: ModelArguments, data_args: DataTrainingArguments, training_
     )
     train_metrics: dict = {}
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=resume_checkpoint(training_args))
-        train_metrics = dict(result.metrics)
+        trainer.check_free_space()
+        train_metrics = trainer.train_or_restore(resume_checkpoint(training_args))
         trainer.save_model()  # safetensors + config + custom code (+ feature extractor via processing_class)
         trainer.save_state()
 

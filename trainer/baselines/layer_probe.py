@@ -9,7 +9,7 @@ softmax-weighted sum of all layers) with its hyper-parameters:
   (MARBLE's probe, narrower); both on standardised features, trained with the soft-label cross
   entropy, Adam at each learning rate of the grid, minibatches of 128, early stopping on the
   inner-validation loss (patience 5, at most 40 epochs; a set of fewer than 1,024 clips gets smaller
-  batches so that an epoch still has 8 steps);
+  batches, down to 16, so that an epoch still has 8 steps);
 - ``logistic``: scikit-learn's StandardScaler -> LogisticRegression(C) on the sharpened labels: the
   log-mel linear probe exactly as it always ran.
 
@@ -48,7 +48,8 @@ LEARNING_RATES = (1e-3, 1e-2)
 MLP_HIDDEN = 256
 MLP_DROPOUT = 0.2
 BATCH_SIZE = 128
-MIN_STEPS_PER_EPOCH = 8  # small sets get smaller batches, not fewer steps
+MIN_STEPS_PER_EPOCH = 8  # small sets get smaller batches (down to MIN_BATCH), not fewer steps
+MIN_BATCH = 16
 MAX_EPOCHS = 40
 PATIENCE = 5
 INNER_FRACTION = 0.2
@@ -234,7 +235,7 @@ def train_batched(head: str, X_tr: np.ndarray, Y_tr: np.ndarray, X_va: np.ndarra
     stale = torch.zeros(models, dtype=torch.long)
     targets = None if epochs is None else torch.as_tensor(np.broadcast_to(epochs, (models,)).copy())
     max_epochs = MAX_EPOCHS if targets is None else int(targets.max())
-    batch = max(1, min(BATCH_SIZE, n // MIN_STEPS_PER_EPOCH))
+    batch = min(BATCH_SIZE, max(MIN_BATCH, n // MIN_STEPS_PER_EPOCH))
     for epoch in range(max_epochs):
         perm = torch.randperm(n, generator=order)
         for start in range(0, n, batch):
