@@ -141,6 +141,16 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int] | None:
 OVER_FULL_SCALE_DB = 1.0
 
 
+def stores_float_samples(path: str | os.PathLike) -> bool:
+    """True when the file stores float samples (WAV/AIFF/CAF float), which may lie beyond full scale.
+    Integer PCM cannot, and a lossy codec's (MP3, Ogg, AAC) decoder overshoots a loud master by a dB
+    or so as a matter of course: neither is worth a note."""
+    try:
+        return sf.info(str(path)).subtype in ("FLOAT", "DOUBLE")
+    except Exception:  # a format only FFmpeg reads (M4A/AAC, ...): lossy
+        return False
+
+
 def over_full_scale(y: np.ndarray) -> bool:
     """True when a (float) signal peaks more than ``OVER_FULL_SCALE_DB`` above ±1 (full scale),
     where a 16-bit encoding audibly clips it."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dataset_script.audio import load_audio, over_full_scale, to_mono, truncation
+from .dataset_script.audio import load_audio, over_full_scale, stores_float_samples, to_mono, truncation
 from .dataset_script.clips import TrackTooShort, analyse_track
 from .dataset_script.drops import MIN_SECONDS, SILENCE_DBFS, SKIP_SECONDS
 
@@ -70,8 +70,10 @@ def read_audio(source, sampling_rate: int | None, target_rate: int, *, min_secon
     """Path or array → ``(mono float32 at target_rate, display name, notes)``: checks silence and
     length (``AudioInputError``); the notes are on odd input (a truncated file, peaks above full scale)."""
     notes = []
+    stored_float = True  # an array's samples are what they are
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
+        stored_float = stores_float_samples(source)
         if sampling_rate is not None:
             raise ValueError(f"{name}: sampling_rate is only for array input (a file carries its own rate)")
         y, sr = load_audio(source)
@@ -106,7 +108,7 @@ def read_audio(source, sampling_rate: int | None, target_rate: int, *, min_secon
     if peak <= 10 ** (SILENCE_DBFS / 20):
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
         raise AudioInputError(f"{name}: audio is silent (peak {level} dBFS); nothing to classify")
-    if over_full_scale(mono):
+    if stored_float and over_full_scale(mono):  # not a lossy decoder's overshoot: see stores_float_samples
         top = max(float(mono.max()), -float(mono.min()))
         notes.append(f"audio peaks at {20 * math.log10(top):+.1f} dBFS (above full scale); classified as is")
     if sr != target_rate:

@@ -25,6 +25,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from housex.dataset_script.console import progress_bars_on_terminal_only
+
+    progress_bars_on_terminal_only()  # before transformers and datasets are imported
     from housex.trainer.train import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
