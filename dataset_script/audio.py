@@ -47,19 +47,28 @@ def is_audio_file_name(name: str | os.PathLike) -> bool:
     return Path(name).suffix.lower() in AUDIO_SUFFIXES
 
 
-def find_audio_files(sources: Iterable[str | os.PathLike], suffixes=AUDIO_SUFFIXES) -> list[Path]:
+def find_audio_files(sources: Iterable[str | os.PathLike], suffixes=AUDIO_SUFFIXES, *,
+                     unreadable: list[str] | None = None) -> list[Path]:
     """Files named directly (any suffix) plus audio files under folders, sorted, absolute.
 
     Hidden files and folders (``.name``) under a folder are skipped; symlinked folders are not
-    followed.  A source that does not exist raises ``FileNotFoundError`` naming it.
+    followed (so a symlink loop is walked once); a symlink to a file is listed even when broken or
+    looping (its reader reports it).  A folder that cannot be read is skipped, and
+    ``"<folder>: <reason>"`` appended to ``unreadable`` when given.  A source that does not exist
+    raises ``FileNotFoundError`` naming it.
     """
     found: set[Path] = set()
+
+    def skipped(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append(f"{error.filename}: {error.strerror or error}")
+
     for source in sources:
         source = Path(os.path.abspath(source))
         if source.is_file():
             found.add(source)
         elif source.is_dir():
-            for root, dirs, files in os.walk(source):
+            for root, dirs, files in os.walk(source, onerror=skipped):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found.update(Path(root, f) for f in files
                              if not f.startswith(".") and Path(f).suffix.lower() in suffixes)
