@@ -154,3 +154,12 @@ def test_a_rebuilt_or_same_named_folder_never_loads_a_stale_copy(tiny, tmp_path)
     assert housex(["build", "--out", str(there), "--folds", "3", *common]) == 0
     assert sorted(set(load_clips_dataset(there)["train"]["fold"])) == [0, 1, 2]
     assert sorted(set(load_clips_dataset(here)["train"]["fold"])) == [0, 1]
+
+
+def test_more_folds_than_any_genre_has_tracks_is_one_clear_error():
+    from housex.dataset_script.build_plan import TrackEntry, assign_folds
+
+    entries = [TrackEntry("r", f"t{i:02d}", str(i), Path("x"), np.eye(8)[i % 4]) for i in range(8)]  # 2 a genre
+    assert sorted(set(assign_folds(entries, 2, seed=0).values())) == [0, 1]
+    with pytest.raises(ValueError, match=r"folds=3: no genre has 3 usable tracks \(at most 2\)"):
+        assign_folds(entries, 3, seed=0)
