@@ -125,6 +125,33 @@ def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[n
     return y, int(sr)
 
 
+def mono_blocks(path: str | os.PathLike, block_frames: int = 1 << 20):
+    """``(rate, frames in the header, iterator of mono float32 blocks at that rate)`` of a file that
+    soundfile reads, decoded a block at a time (a 3-hour stereo set is never whole in memory; each
+    block's channel mean is :func:`to_mono`'s, sample for sample); None when soundfile cannot open
+    the file (FFmpeg's formats: read those with :func:`load_audio`).  A missing or empty file raises
+    :class:`AudioError` as :func:`load_audio` does; so does a file that fails mid-way."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise EmptyAudioFile(f"{path}: audio file is empty (0 bytes)")
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception:  # noqa: BLE001  not a format libsndfile reads
+        return None
+
+    def blocks():
+        with f:
+            try:
+                for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                    yield to_mono(np.ascontiguousarray(block.T))
+            except Exception as e:  # noqa: BLE001
+                raise AudioError(f"{path}: cannot decode audio ({e})") from None
+
+    return int(f.samplerate), int(f.frames), blocks()
+
+
 def to_mono(y: np.ndarray) -> np.ndarray:
     """Channel mean: (channels, samples) → (samples,) float32; a 1-D array is returned as is."""
     y = np.asarray(y)
