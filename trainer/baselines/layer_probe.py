@@ -21,8 +21,11 @@ takes part in a choice.  A grid of one candidate (the log-mel probe's) has nothi
 fitted on all training clips directly.
 
 Every layer's candidates of one head and learning rate train together as one batched model (an
-einsum over layers), which is what keeps a 13-layer x 2-head x 2-rate sweep over 2,000 clips within
-a minute on 2 CPU cores (``bench/bench_probe.py``).
+einsum over layers), in two worker threads of one torch thread each; a group trains until its last
+member stops early, so it spends more CPU than models trained one at a time would (about 1.6x in
+``bench/bench_probe.py``), in exchange for a few large matrix products instead of hundreds of small
+ones.  The 13-layer x 2-head x 2-rate sweep over 2,000 clips, with refit and scoring, takes about 52 s
+on the 2-core machine at a load average of 7 (23 s of CPU; target <= 60 s).
 
 Outputs in the run folder: ``predictions.parquet`` and ``metrics.json`` (the statistics issue's format,
 through ``predictions.write_predictions`` and ``metrics_from_predictions``), ``layer_curve.json`` and
