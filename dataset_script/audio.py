@@ -11,6 +11,7 @@ the package reads (release folders, libraries to tag, the app's library, Label S
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Iterable
 from pathlib import Path
@@ -76,6 +77,14 @@ def find_audio_files(sources: Iterable[str | os.PathLike], suffixes=AUDIO_SUFFIX
     return sorted(found)
 
 
+def _decoder_reason(error: Exception, path: Path) -> str:
+    """A decoder's message without what the caller already says or a user cannot use: the file's
+    path (the message starts with it) and source locations (torchcodec names its C++ file)."""
+    text = str(error).replace(f"'{path}'", "").replace(str(path), "")
+    text = re.sub(r"\S+\.(?:cpp|cc|c|h|hpp|py):\d+,?", "", text)  # e.g. /__w/.../SingleStreamDecoder.cpp:41,
+    return re.sub(r"\s+([.,;:])", r"\1", " ".join(text.split())).strip(" ,:")
+
+
 def _decode_with_torchcodec(path: Path) -> tuple[np.ndarray, int]:
     from torchcodec.decoders import AudioDecoder
 
@@ -103,7 +112,8 @@ def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[n
             y, sr = _decode_with_torchcodec(path)
         except Exception as ff_error:
             raise AudioError(
-                f"{path}: cannot decode audio (soundfile: {sf_error}; FFmpeg/torchcodec: {ff_error})"
+                f"{path}: cannot decode audio (soundfile: {_decoder_reason(sf_error, path)}; "
+                f"FFmpeg/torchcodec: {_decoder_reason(ff_error, path)})"
             ) from None
     if y.ndim != 2 or y.shape[0] == 0 or y.shape[1] == 0:
         raise AudioError(f"{path}: no audio samples decoded (shape {y.shape})")
@@ -165,6 +175,16 @@ def audio_info(path: str | os.PathLike) -> tuple[float, int, int] | None:
 
 # peaks above full scale worth a note: lossy decoders overshoot loud masters by a fraction of a dB
 OVER_FULL_SCALE_DB = 1.0
+
+
+def stores_float_samples(path: str | os.PathLike) -> bool:
+    """True when the file stores float samples (WAV/AIFF/CAF float), which may lie beyond full scale.
+    Integer PCM cannot, and a lossy codec's (MP3, Ogg, AAC) decoder overshoots a loud master by a dB
+    or so as a matter of course: neither is worth a note."""
+    try:
+        return sf.info(str(path)).subtype in ("FLOAT", "DOUBLE")
+    except Exception:  # a format only FFmpeg reads (M4A/AAC, ...): lossy
+        return False
 
 
 def over_full_scale(y: np.ndarray) -> bool:

@@ -173,7 +173,9 @@ class HouseXBuilder(datasets.GeneratorBasedBuilder):
 
         is_clips = self.config.name == "clips"
         n_tracks = n_clips = 0
-        bar = tqdm(total=len(entries), desc=f"{self.config.name}/{split}", unit="track", disable=not self.progress)
+        # disable=None: tqdm's own test, a bar only on a terminal
+        bar = tqdm(total=len(entries), desc=f"{self.config.name}/{split}", unit="track",
+                   disable=None if self.progress else True)
         processor = TrackProcessor(self.config)
         outcomes = process_tracks(processor, entries, with_clips=is_clips, num_workers=self.num_workers)
         for entry, outcome in zip(entries, outcomes):

@@ -14,7 +14,6 @@ import io
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -23,9 +22,6 @@ from .audio import MAX_SAMPLE_RATE, AudioError, over_full_scale, truncation
 from .build_plan import TrackEntry
 from .build_report import NOTE_CLIPPED, NOTE_TRUNCATED, SkipReason
 from .clips import TrackDrops, analyse_track, track_seed
-
-if TYPE_CHECKING:
-    from .builder import HouseXBuilderConfig
 
 
 @dataclass(frozen=True)
@@ -64,9 +60,10 @@ def encode_flac(samples: np.ndarray, sr: int) -> bytes:
 
 
 class TrackProcessor:
-    """Analyse, cut and encode one track with the options of a builder config."""
+    """Analyse, cut and encode one track with the options of a builder config (a
+    ``HouseXBuilderConfig``; not imported here: the builder imports this module)."""
 
-    def __init__(self, config: HouseXBuilderConfig):
+    def __init__(self, config):
         self.config = config
 
     def cache_key(self, entry: TrackEntry) -> tuple:
@@ -156,7 +153,7 @@ class TrackProcessor:
 _WORKER_PROCESSOR: TrackProcessor | None = None
 
 
-def _init_worker(config: HouseXBuilderConfig) -> None:
+def _init_worker(config) -> None:
     global _WORKER_PROCESSOR
     _WORKER_PROCESSOR = TrackProcessor(config)
 

@@ -10,14 +10,18 @@
   PNG / ``cues.json`` / ``cues.mid`` files; the cues can also be replayed as OSC messages.
 
 Silent, too-short and undecodable files give the inference's one-line message (``gr.Error``),
-never a stack trace.  ``launch`` binds 127.0.0.1 unless told otherwise and limits uploads with
+never a stack trace: the page names the file as uploaded, never a path on the server, and the
+app's log gets the same line (logger ``housex.app``) instead of Gradio's traceback.  ``launch`` binds 127.0.0.1 unless told otherwise and limits uploads with
 Gradio's ``max_file_size``.  ``export_space`` writes a Hugging Face Space folder (``app.py``,
 ``requirements.txt``, ``README.md`` with the Space header, the package and the model).
 """
 
 from __future__ import annotations
 
+import fnmatch
+import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -31,6 +35,26 @@ DEFAULT_MAX_FILE_SIZE = "500mb"
 DEFAULT_CONCURRENCY = 1
 DEFAULT_MAX_QUEUE = 16
 TITLE = "HouseX-v2: house sub-genres of tracks and DJ sets"
+_log = logging.getLogger("housex.app")
+
+
+def user_message(error: Exception, path=None) -> str:
+    """``error`` as one line for the page and the log: the file's server path (an upload's
+    temporary copy, or a library file) replaced by its name, any other absolute path cut to its
+    last part."""
+    text = " ".join(str(error).split())
+    if path:
+        text = text.replace(str(path), Path(str(path)).name)
+    return re.sub(r"(?<![\w.~])/(?:[^\s/'\"():;,]+/)+", "", text)
+
+
+def _refuse(error: Exception, path=None):
+    """The page's error for a file the app cannot analyse, and one log line (no traceback)."""
+    import gradio as gr
+
+    message = user_message(error, path)
+    _log.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 def _library_files(library) -> list[str]:
@@ -169,7 +193,7 @@ def build_app(model, feature_extractor=None, *, library=None, device=None, batch
         try:
             out = core.track_outputs(path, progress)
         except errors as e:
-            raise gr.Error(str(e)) from None
+            raise _refuse(e, path) from None
         choices = out["clips"]
         return (out["label"], out["summary"], out["figure"], out["drops"],
                 gr.update(choices=choices, value=choices[0] if choices else None), out["json"], out["track"],
@@ -187,7 +211,7 @@ def build_app(model, feature_extractor=None, *, library=None, device=None, batch
         try:
             tl, cues, files = core.analyse_set(upload, hop, smooth, smoothing, min_segment, progress=True)
         except errors as e:
-            raise gr.Error(str(e)) from None
+            raise _refuse(e, upload) from None
         rows = [[round(s.start, 1), round(s.end, 1), s.genre, round(s.score, 3)] for s in tl.segments]
         summary = (f"{tl.duration / 60:.1f} min · {len(tl.window_starts)} windows · {len(tl.segments)} segments · "
                    f"{cues.tempo:.1f} BPM · {len(cues.grid.bars)} bars · {len(cues.drops)} drops")
@@ -203,7 +227,7 @@ def build_app(model, feature_extractor=None, *, library=None, device=None, batch
             if not float(speed or 0) > 0:
                 raise ValueError(f"speed must be > 0, got {speed}")
         except ValueError as e:
-            raise gr.Error(str(e)) from None
+            raise _refuse(e) from None
         threading.Thread(target=replay_osc, args=(cues, host, port), kwargs={"speed": float(speed)},
                          daemon=True).start()
         return f"sending {len(cues.osc_messages())} OSC messages to {host}:{port} at {float(speed):g}x"
@@ -320,6 +344,22 @@ with `save_pretrained`). Made with `housex app --space`.
 """
 
 _SPACE_PACKAGES = ("housex", "housex.dataset_script", "housex.modeling", "housex.cards")
+# What loading the model for inference reads (the files save_pretrained writes): its config, the
+# weights (one safetensors file, or shards and their index), the feature extractor's config and the
+# model's code.  A training run's folder also holds checkpoint-*/ (optimizer state), runs/,
+# trainer_state.json, metrics and predictions: none of them goes into a Space.
+_MODEL_FILES = ("config.json", "preprocessor_config.json", "*.safetensors", "model.safetensors.index.json", "*.py")
+
+
+def _copy_model_files(model: Path, dst: Path) -> None:
+    names = sorted(p.name for p in model.iterdir()
+                   if p.is_file() and any(fnmatch.fnmatch(p.name, pattern) for pattern in _MODEL_FILES))
+    if not any(name.endswith(".safetensors") for name in names):
+        raise FileNotFoundError(f"{model}: no model weights (model.safetensors written by save_pretrained)")
+    shutil.rmtree(dst, ignore_errors=True)  # a previous export's files must not linger
+    dst.mkdir(parents=True)
+    for name in names:
+        shutil.copy2(model / name, dst / name)
 
 
 def _requirements() -> list[str]:
@@ -338,7 +378,8 @@ def _requirements() -> list[str]:
 
 def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -> Path:
     """Write a Space folder: ``app.py``, ``requirements.txt``, ``README.md`` (Space header), the
-    ``housex`` package (source files) and ``model/`` (copied from the model folder)."""
+    ``housex`` package (source files) and ``model/`` (the files inference reads from the model
+    folder, ``_MODEL_FILES``: no checkpoints, logs or training state)."""
     import importlib
 
     import gradio
@@ -363,5 +404,5 @@ def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -
                 shutil.copy2(path, dst / path.name)
     shutil.copytree(Path(importlib.import_module("housex.commands").__file__).parent, folder / "housex" / "commands",
                     dirs_exist_ok=True, ignore=ignore)
-    shutil.copytree(model, folder / "model", dirs_exist_ok=True, ignore=ignore)
+    _copy_model_files(model, folder / "model")
     return folder

@@ -12,6 +12,8 @@ import signal
 import sys
 import threading
 
+from housex.dataset_script.console import progress_bars_on_terminal_only
+
 # name -> module under housex.commands
 COMMANDS = {
     "synth": "synth",
@@ -59,6 +61,7 @@ def _raise_terminated(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    progress_bars_on_terminal_only()  # before the commands import the libraries that draw bars
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as e:  # argparse already printed the usage error (or the help): return its code

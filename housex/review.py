@@ -88,6 +88,7 @@ def review(
     import datasets
 
     from .inference import classify_clips, label_names, load_classifier
+    from .trainer.data import load_clips_dataset
     from .track_audio import decoded_mono
 
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
@@ -96,10 +97,7 @@ def review(
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: dataset folder not found (write one with `housex build --out DIR`)")
-    try:
-        ds = datasets.load_dataset(str(folder), "clips", split=split)
-    except ValueError as e:
-        raise ValueError(f"{folder}: no split {split!r} in its clips config ({e})") from None
+    ds = load_clips_dataset(folder, "clips", splits=[split])[split]
     if len(ds) == 0:
         raise ValueError(f"{folder}: the {split} split has no clips")
     decoded = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))

@@ -19,9 +19,10 @@ distribution into a comment (mutagen: ID3 ``TCON`` + ``COMM:HouseX`` for MP3/WAV
 ``GENRE`` + ``COMMENT`` for FLAC/OGG/Opus, MP4 ``©gen`` + ``©cmt`` for M4A); only metadata is
 rewritten, never the audio stream.  A dry run (the default) lists what would change.
 
-Beyond one machine: ``accelerate launch --multi_gpu --num_processes N -m housex.tag LIBRARY
---model DIR --out tags.parquet`` gives each process every N-th file still to tag; each writes
-its own parts, and process 0 merges them once all are done.
+Beyond one machine: ``accelerate launch --multi_gpu --num_processes N -m housex.cli tag LIBRARY
+--model DIR --out tags.parquet`` (the ``housex tag`` command, ``housex.commands.tag``) gives each
+process every N-th file still to tag; each writes its own parts, and process 0 merges them once all
+are done.
 """
 
 from __future__ import annotations
@@ -515,42 +516,3 @@ def write_tags(rows: Sequence[dict], *, apply: bool, version: str, log=print) ->
             changes.append(msg)
             log(msg)
     return changes
-
-
-# --------------------------------------------------------------------------------------------
-# `accelerate launch -m housex.tag ...`
-# --------------------------------------------------------------------------------------------
-
-
-def build_parser():
-    """The parser of ``python -m housex.tag``: the arguments of ``housex tag``."""
-    import argparse
-
-    from .commands import tag as command
-
-    parser = argparse.ArgumentParser(prog="housex.tag", description=command.HELP)
-    command.add_arguments(parser)
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m housex.tag`` / ``accelerate launch -m housex.tag``: the
-    arguments of ``housex tag``; with several processes each tags its share of the files."""
-    from accelerate import PartialState
-
-    from .commands import tag as command
-
-    args = build_parser().parse_args(argv)
-    use_gpu = bool(args.device) and str(args.device).startswith("cuda")
-    state = PartialState(cpu=not use_gpu)
-    if use_gpu:
-        args.device = str(state.device)
-    try:
-        return command.run(args, state=state if state.num_processes > 1 else None)
-    except KeyboardInterrupt:
-        print("interrupted: the rows done so far are in the output; rerun to finish", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

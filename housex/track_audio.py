@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dataset_script.audio import OVER_FULL_SCALE_DB, load_audio, mono_blocks, to_mono, truncation
+from .dataset_script.audio import OVER_FULL_SCALE_DB, load_audio, mono_blocks, stores_float_samples, to_mono, truncation
 from .dataset_script.clips import TrackTooShort, analyse_track
 from .dataset_script.drops import MIN_SECONDS, SILENCE_DBFS, SKIP_SECONDS
 
@@ -119,8 +119,10 @@ def read_audio(source, sampling_rate: int | None, target_rate: int, *, min_secon
     A file is decoded a block at a time where soundfile reads it (WAV, FLAC, OGG, MP3...)."""
     notes = []
     mono = None
+    stored_float = True  # an array's samples are what they are
     if isinstance(source, (str, os.PathLike)):
         name = str(source)
+        stored_float = stores_float_samples(source)
         if sampling_rate is not None:
             raise ValueError(f"{name}: sampling_rate is only for array input (a file carries its own rate)")
         streamed = _read_file_mono(source, target_rate)
@@ -166,7 +168,7 @@ def read_audio(source, sampling_rate: int | None, target_rate: int, *, min_secon
         level = "-inf" if peak == 0 else f"{20 * math.log10(peak):.0f}"
         raise AudioInputError(f"{name}: audio is silent (peak {level} dBFS); nothing to classify")
     top = max(signal.top, -signal.bottom)
-    if top > 10 ** (OVER_FULL_SCALE_DB / 20):
+    if stored_float and top > 10 ** (OVER_FULL_SCALE_DB / 20):  # not a lossy decoder's overshoot: see stores_float_samples
         notes.append(f"audio peaks at {20 * math.log10(top):+.1f} dBFS (above full scale); classified as is")
     if streamed is not None:
         return resampled, name, notes

@@ -258,6 +258,20 @@ def load_backbone_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return state_dict
 
 
+class BackboneWeightsUnavailable(OSError):
+    """``backbone_pretrained`` asked for ImageNet weights that could not be fetched (offline, a bad
+    download).  ``backbone``, ``url`` and ``reason`` let a command line say it in its own terms."""
+
+    def __init__(self, backbone: str, url: str, reason: str):
+        self.backbone, self.url, self.reason = backbone, url, reason
+        super().__init__(
+            f"HouseXConfig.backbone_pretrained=True: could not fetch the ImageNet weights of {backbone!r} from {url} "
+            f"({reason}). Download that file where there is internet and pass "
+            f"HouseXConfig(backbone_weights_path='/path/to/{Path(url).name}') (a .pth or .safetensors state dict), "
+            f"or set backbone_pretrained=False."
+        )
+
+
 def _imagenet_state_dict(config: HouseXConfig) -> dict[str, torch.Tensor]:
     if config.backbone_weights_path:
         return load_backbone_state_dict(config.backbone_weights_path)
@@ -265,12 +279,8 @@ def _imagenet_state_dict(config: HouseXConfig) -> dict[str, torch.Tensor]:
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except Exception as e:  # offline: URLError, socket errors, hash mismatch…
-        raise OSError(
-            f"HouseXConfig.backbone_pretrained=True: could not fetch the ImageNet weights of {config.backbone!r} "
-            f"from {weights.url} ({type(e).__name__}: {e}). Download that file where there is internet and pass "
-            f"HouseXConfig(backbone_weights_path='/path/to/{Path(weights.url).name}') (a .pth or .safetensors "
-            f"state dict), or set backbone_pretrained=False."
-        ) from e
+        reason = getattr(e, "reason", None) or e  # URLError: the socket error, without "<urlopen error ...>"
+        raise BackboneWeightsUnavailable(config.backbone, weights.url, f"{type(e).__name__}: {reason}") from e
 
 
 def build_backbone(config: HouseXConfig) -> tuple[nn.Module, int]:
@@ -314,6 +324,7 @@ def _attach_head(backbone: nn.Module, config: HouseXConfig) -> tuple[nn.Module, 
 
 __all__ = [
     "BackboneSpec",
+    "BackboneWeightsUnavailable",
     "HOUSEX_BACKBONES",
     "PatchCNN",
     "backbone_spec",

@@ -99,16 +99,29 @@ def test_mix_segments_equal_timeline_and_files_download(client, files):
     assert os.path.getsize(png) > 10_000 and "segments" in summary
 
 
-def test_silent_file_gives_the_message_not_a_trace(client, files):
+def test_bad_uploads_give_the_file_name_and_one_line_no_server_path(client, files, tmp_path, capfd, caplog):
+    """The page says what is wrong with the file by its name, never where the server keeps it (the
+    upload's temporary copy, the decoder's source files); the app's log gets one line, no traceback."""
     from gradio_client import handle_file
 
-    with pytest.raises(Exception) as info:
-        client.predict(handle_file(str(files["silent"])), None, api_name="/classify_track")
-    message = str(info.value)
-    assert "audio is silent" in message and "Traceback" not in message
-    with pytest.raises(Exception) as info:
-        client.predict(handle_file(str(files["silent"])), 2.5, 15, "median", 30, api_name="/analyse_set")
-    assert "audio is silent" in str(info.value)
+    corrupt = tmp_path / "corrupt.ogg"
+    corrupt.write_bytes(b"OggS" + np.random.default_rng(0).bytes(3000))
+    capfd.readouterr()
+    caplog.set_level("WARNING", logger="housex.app")
+    cases = [(files["silent"], "/classify_track", "silent.wav: audio is silent"),
+             (files["silent"], "/analyse_set", "silent.wav: audio is silent"),
+             (corrupt, "/classify_track", "corrupt.ogg: cannot decode audio")]
+    for path, api, expected in cases:
+        args = (None,) if api == "/classify_track" else (2.5, 15, "median", 30)
+        with pytest.raises(Exception) as info:
+            client.predict(handle_file(str(path)), *args, api_name=api)
+        message = str(info.value)
+        assert message.startswith(expected) and "\n" not in message, message
+        assert "/" not in message.replace("FFmpeg/torchcodec", "") and ".cpp" not in message, message
+    assert "Traceback" not in capfd.readouterr().err
+    lines = [r.getMessage() for r in caplog.records if r.name == "housex.app"]
+    assert len(lines) == len(cases) and all("\n" not in line and "/tmp" not in line for line in lines), lines
+    assert lines[-1].startswith("refused: corrupt.ogg: cannot decode audio"), lines
 
 
 def test_track_analysis_is_classify_tracks_notes_included(files, tmp_path):
@@ -131,9 +144,21 @@ def test_track_analysis_is_classify_tracks_notes_included(files, tmp_path):
 def test_space_export_writes_a_space_folder(files, tmp_path, capsys):
     from housex.cli import main
 
-    code = main(["app", "--model", str(files["model"]), "--space", str(tmp_path / "space")])
-    assert code == 0, capsys.readouterr().err
+    # a training run's folder: the saved model plus what the Trainer leaves beside it
+    run = shutil.copytree(files["model"], tmp_path / "run")
+    for name, data in {"checkpoint-2/optimizer.pt": b"x" * 4096, "checkpoint-2/model.safetensors": b"x",
+                       "runs/Dec08/events.out.tfevents.1.vm": b"x", "trainer_state.json": b"{}",
+                       "training_args.json": b"{}", "metrics.json": b"{}", "predictions.parquet": b"x"}.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_bytes(data)
     space = tmp_path / "space"
+    (space / "model" / "checkpoint-1").mkdir(parents=True)  # left by an earlier export
+    (space / "model" / "checkpoint-1" / "optimizer.pt").write_bytes(b"x")
+    code = main(["app", "--model", str(run), "--space", str(space)])
+    assert code == 0, capsys.readouterr().err
+    saved = sorted(p.name for p in files["model"].iterdir())  # what save_pretrained wrote
+    assert sorted(p.name for p in (space / "model").iterdir()) == saved
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_housex.py"} <= set(saved)
     head = (space / "README.md").read_text().split("---")[1]
     assert "sdk: gradio" in head and "app_file: app.py" in head
     assert "build_app" in (space / "app.py").read_text()

@@ -219,6 +219,44 @@ def test_zero_shot_candidate_texts_and_bad_input(clips_dir, tiny_clap, tiny_qwen
 # --------------------------------------------------------------------------------------------
 
 
+def test_hub_ids_without_a_network_fail_at_once_and_name_the_way_out(tiny_clap, tmp_path, monkeypatch, capsys):
+    """A Hub id with the Hub out of reach: one line at once saying so (not huggingface_hub's 30 s of
+    retries ending in "not a model"), naming HF_HOME and a local folder; a cached id still loads."""
+    import shutil
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    from housex.trainer.baselines import common
+    from housex.trainer.baselines.zero_shot import load_clap_processor
+
+    with socket.socket() as s:  # a port nobody listens on: the connection is refused at once
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{closed}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    for offline, reason in ((False, "no connection to 127.0.0.1"), (True, "HF_HUB_OFFLINE is set")):
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+        common.hub_unreachable.cache_clear()
+        for command in ("zero-shot", "mllm"):
+            start = time.monotonic()
+            code = housex(["baseline", command, "--model", "laion/clap-htsat-unfused", "--dataset", str(tmp_path),
+                           "--out", str(tmp_path / "out")])
+            err = capsys.readouterr().err.strip()
+            assert code == 2 and len(err.splitlines()) == 1 and time.monotonic() - start < 5, err
+            assert f"the Hugging Face Hub cannot be reached ({reason}" in err and "not a transformers" not in err
+            assert "HF_HOME" in err and "hf download laion/clap-htsat-unfused" in err and "local model folder" in err
+    # the same id in the local cache (the layout huggingface_hub writes): loaded from there
+    snapshot = tmp_path / "hub" / "models--someone--tiny-clap" / "snapshots" / ("0" * 40)
+    shutil.copytree(tiny_clap, snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
+    assert common.hub_access("someone/tiny-clap") == {"local_files_only": True}
+    assert load_clap_processor("someone/tiny-clap").feature_extractor.sampling_rate == SR
+    common.hub_unreachable.cache_clear()
+
+
 def test_prompt_lists_the_genres_in_canonical_order_and_is_shown_without_a_model(capsys):
     prompt = mllm.load_prompt()
     numbered = [line for line in prompt.splitlines() if line[:1].isdigit()]

@@ -266,6 +266,24 @@ def test_card_describes_what_was_built(tiny, tmp_path):
         assert "SoundFont FluidR3_GM.sf2" in prose and f"wrote only the `{configs[0]}` config" in prose
 
 
+def test_build_output_off_a_terminal_is_the_report_without_progress_bars(tiny, tmp_path, capfd):
+    """Into a log or a pipe, bars are noise (one line per redraw, two bars interleaved with cursor
+    escapes): off a terminal only the report is printed; a terminal still gets its bars."""
+    from housex.dataset_script.console import progress_bars_on_terminal_only
+
+    capfd.readouterr()
+    assert cli_main(["build", "--data-dir", str(tiny), "--out", str(tmp_path / "o"), "--config", "clips",
+                     "--validation-fraction", "0.5", *CLI_PARAMS]) == 0
+    out, err = capfd.readouterr()
+    assert "tracks read: 2" in out and "%|" not in err + out and "\x1b[" not in err + out, err[-500:]
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert progress_bars_on_terminal_only(Terminal()) is True and progress_bars_on_terminal_only(io.StringIO()) is False
+
+
 def test_failed_build_leaves_nothing(tmp_path):
     rel = tmp_path / "bad"
     make_release(rel, {"c.ogg": None})

@@ -205,7 +205,9 @@ def test_timeline_cues_write_json_and_midi_that_parse_back_to_segments_and_drops
         b, g = divmod(k, len(labels))
         assert control == CC_BASE + g and abs(value - probs[b, g] * 127) <= 0.51  # JSON keeps 4 decimals
         assert t == pytest.approx(bars[b], abs=0.005)
-    assert "wrote" in out and "cues.mid" in out
+    wrote = next(line for line in out.splitlines() if line.startswith("wrote "))
+    assert sorted(wrote.split()[1:]) == sorted(
+        [f"{prefix}.csv", f"{prefix}.json", f"{prefix}.png", f"{prefix}-cues/cues.json", f"{prefix}-cues/cues.mid"])
 
 
 def test_osc_replay_at_high_speed_delivers_every_cue_in_order(mix, model_dir, api_cues, tmp_path, capsys):

@@ -64,16 +64,16 @@ def test_housex_commands_parse(line):
     assert callable(args._run)
 
 
-TAGGING = [c for c in COMMANDS if c.startswith("accelerate launch") and " -m housex.tag " in f"{c} "]
+TAGGING = [c for c in COMMANDS if c.startswith("accelerate launch") and " -m housex.cli tag " in f"{c} "]
 
 
 @pytest.mark.parametrize("line", TAGGING)
 def test_module_launch_commands_parse(line):
-    from housex.tag import build_parser
+    from housex.cli import build_parser
 
     argv = shlex.split(line)
     module = argv[argv.index("-m") + 1]
-    assert module == "housex.tag", f"README launches an unknown module: {line}"
+    assert module == "housex.cli", f"README launches an unknown module: {line}"
     build_parser().parse_args(argv[argv.index("-m") + 2:])
 
 
@@ -83,7 +83,10 @@ def test_training_commands_parse(line, tmp_path, monkeypatch):
     from housex.trainer.arguments import parse_args
 
     argv = shlex.split(line)[2:]
-    if argv[0] in ("-m", "--module"):  # accelerate launch -m housex.trainer.run CONFIG ...
+    # -q: a failed run's error is its one line, not repeated in the launcher's traceback
+    assert argv[0] in ("-q", "--quiet"), f"README training command without accelerate's -q: {line}"
+    argv = argv[1:]
+    if argv[0] in ("-m", "--module"):  # accelerate launch -q -m housex.trainer.run CONFIG ...
         module, config, *rest = argv[1:]
         assert importlib.util.find_spec(module), module
     else:
@@ -106,13 +109,19 @@ def test_inline_commands_name_real_commands_and_flags(line):
         for name in names:
             assert (ROOT / "bench" / f"{name if name.startswith('bench_') else 'bench_' + name}.py").is_file(), line
         return
+    import argparse
+
     from housex.cli import build_parser
 
-    parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices
-    assert argv[1] in commands, f"README names an unknown sub-command: {line}"
-    known = {o for action in commands[argv[1]]._actions for o in action.option_strings}
-    unknown = [a for a in argv[2:] if a.startswith("--") and a not in known]
+    parser, words = build_parser(), argv[1:]
+    while True:  # down the sub-commands (housex baseline probe ...)
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or not words or words[0].startswith("-"):
+            break
+        assert words[0] in subs[0].choices, f"README names an unknown sub-command {words[0]!r}: {line}"
+        parser, words = subs[0].choices[words[0]], words[1:]
+    known = {o for action in parser._actions for o in action.option_strings}
+    unknown = [a for a in words if a.startswith("--") and a not in known]
     assert not unknown, f"README quotes unknown options {unknown}: {line}"
 
 

@@ -114,6 +114,18 @@ def test_predict_notes_a_truncated_wav_and_a_hot_float_file(model_dir, tmp_path)
     assert any("above full scale" in n and "+40" in n for n in hot["notes"])
     code, out, _ = _cli("predict", tmp_path / "cut.wav", "--model", model_dir)
     assert "note: truncated file" in out
+    # a loud master encoded lossily: its decoder overshoots full scale, as they do; no note for that
+    sf.write(tmp_path / "master.wav", np.clip(_track() * 8, -1, 1), SR, subtype="PCM_16")
+    for codec, name in (("libvorbis", "master.ogg"), ("libmp3lame", "master.mp3")):
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(tmp_path / "master.wav"), "-c:a", codec,
+                        str(tmp_path / name)], check=True)
+    code, lossy, err = _predict_json(model_dir, tmp_path / "master.ogg", tmp_path / "master.mp3")
+    assert code == 0, err
+    from housex.dataset_script.audio import load_audio
+
+    for r in lossy:
+        assert np.abs(load_audio(r["source"])[0]).max() > 10 ** (1 / 20), r["source"]  # it does overshoot
+        assert not any("full scale" in n for n in r["notes"]), r
 
 
 def test_predict_with_a_dataset_folder_as_model_is_one_line(tmp_path):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import subprocess
+import sys
 
 import pytest
 from test_builder import PARAMS, _write, good_track, make_release
@@ -94,3 +96,33 @@ def test_dataset_with_one_split_is_a_named_error(tracks_only, tmp_path):
     code, err = _run(["--dataset_name", tracks_only / "ds", "--dataset_config_name", "tracks",
                       "--output_dir", tmp_path / "run", "--do_train"])
     assert code == 2 and "has no split 'validation' (has train)" in err, err
+
+
+def test_offline_imagenet_weights_are_one_line_in_command_line_terms(tmp_path, monkeypatch):
+    """--backbone_pretrained true with no network: the way out is --backbone_weights_path, not
+    HouseXConfig(...) (the Python wording stays for Python users of the model class)."""
+    from housex.trainer.arguments import ModelArguments
+    from housex.trainer.train import build_feature_extractor, build_model
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no cached ImageNet file: the fetch must go online
+    model_args = ModelArguments(backbone="resnet18", backbone_pretrained=True, n_mels=32, d_model=32,
+                                num_attention_heads=2, intermediate_size=64)
+    with pytest.raises(OSError) as info:
+        build_model(model_args, build_feature_extractor(model_args), None)
+    message = str(info.value)
+    assert message.startswith("--backbone_pretrained true: could not fetch the ImageNet weights of 'resnet18'")
+    assert "--backbone_weights_path /path/to/resnet18-" in message and "HouseXConfig" not in message, message
+
+
+def test_errors_under_accelerate_launch_reach_the_user_as_one_line(tmp_path):
+    """The demo's launch command (accelerate launch --quiet ... -m housex.trainer.run): a run that stops
+    on an error prints its one line, not the launcher's CalledProcessError traceback around it again."""
+    from housex.commands.demo import train_command
+    from housex.trainer import CONFIGS_DIR
+
+    cmd = train_command(CONFIGS_DIR / "cpu.yaml", tmp_path / "no-such-dataset", tmp_path / "run")
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert done.returncode != 0 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("trainer/run.py: error: ") and "no-such-dataset" in lines[0]
+

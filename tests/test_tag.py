@@ -1,6 +1,6 @@
 """``housex tag``: rows of a small library (MP3/FLAC/OGG/M4A + a broken and a silent file),
 incremental reruns, resume after a kill / Ctrl-C, ``--write-tags`` leaving the audio untouched,
-and ``accelerate launch -m housex.tag`` with two CPU processes."""
+and ``accelerate launch -m housex.cli tag`` with two CPU processes."""
 
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def _start(library, model, out, *extra):
     # SIGINT back to its default in the child, as in a terminal: a SIG_IGN that the test process
     # inherited (something in the whole suite sets it) would be inherited across exec, and Python then
     # installs no KeyboardInterrupt handler, so the Ctrl-C test saw the run finish (exit 0, not 130).
-    return subprocess.Popen([sys.executable, "-m", "housex.tag", str(library), "--model", str(model), "--out", str(out),
+    return subprocess.Popen([sys.executable, "-m", "housex.cli", "tag", str(library), "--model", str(model), "--out", str(out),
                              "--workers", "0", "--flush-every", "1", "--no-progress", *extra],
                             env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
@@ -244,7 +244,7 @@ def test_accelerate_launch_two_cpu_processes(setup, tmp_path):
     out = tmp_path / "dist.parquet"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "housex.tag",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "housex.cli", "tag",
            str(library), "--model", str(model), "--out", str(out), "--workers", "0", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=420, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-4000:]

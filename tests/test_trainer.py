@@ -141,6 +141,30 @@ def test_config_file_then_command_line_precedence(tiny, tmp_path):
             t.num_train_epochs, t.weight_decay) == (1e-4, 256, 0.9, 4, 5, 0.0)
 
 
+def test_model_card_names_the_backbone_and_lists_only_hub_datasets(tmp_path):
+    """patch_cnn_small is this package's CNN, not a torchvision model; a local dataset folder is no
+    Hub dataset for the card's ``datasets:`` (a Hub id is)."""
+    from housex.modeling import HouseXConfig, HouseXFeatureExtractor
+    from housex.trainer.card import build_model_card
+
+    local = tmp_path / "housex-v2"
+    local.mkdir()
+    metrics = {"accuracy": 0.5, "f1_weighted": 0.4, "num_eval_clips": 10, "num_tracks": 5}
+    cards = {}
+    for backbone, source in (("patch_cnn_small", str(local)), ("resnet18", "someone/housex-v2")):
+        card = build_model_card(metrics={**metrics, "dataset": source}, model_config=HouseXConfig(backbone=backbone),
+                                feature_extractor=HouseXFeatureExtractor(), label_mode="soft", class_weights=False,
+                                training={}, synthetic=False, model_name="m", repo_id=None)
+        cards[backbone] = (card.data.to_dict(), " ".join(str(card).split()))
+    data, text = cards["patch_cnn_small"]
+    assert "datasets" not in data and "torchvision" not in text
+    assert "encoded by `patch_cnn_small`, this package's own small CNN" in text
+    assert "Trained on: the local dataset folder `housex-v2`" in text
+    data, text = cards["resnet18"]
+    assert data["datasets"] == ["someone/housex-v2"] and "encoded by a torchvision `resnet18`" in text
+    assert "Trained on: `someone/housex-v2`" in text
+
+
 def test_loss_on_soft_and_hard_labels_and_class_weights():
     from housex.modeling import HouseXConfig, HouseXForAudioClassification
     from housex.trainer.data import class_weights_from_targets, training_targets

@@ -51,6 +51,34 @@ def dataset_id(source: str) -> str:
     return Path(source).name if source and os.path.isdir(source) else (source or "housex-v2")
 
 
+def hub_dataset(source: str) -> str | None:
+    """``source`` when it is a Hub dataset id; None for a local folder (or release folders), which
+    the card's ``datasets:`` must not list as if it were on the Hub."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not source or os.path.isdir(source):
+        return None
+    try:
+        validate_repo_id(source)
+    except HFValidationError:
+        return None
+    return source
+
+
+def describe_backbone(name: str | None) -> str:
+    """How the card names a backbone: torchvision's models as such, ours (``patch_cnn``,
+    ``patch_cnn_small``: no ImageNet weights exist for them) as this package's own CNN."""
+    from ..modeling.backbone_housex import backbone_spec
+
+    if name is None:  # a peer model or an encoder classifier: no HouseX backbone
+        return ""
+    try:
+        torchvision_model = backbone_spec(name).imagenet
+    except (ValueError, TypeError):
+        return f"`{name}`"
+    return f"a torchvision `{name}`" if torchvision_model else f"`{name}`, this package's own small CNN (PatchCNN)"
+
+
 def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mode: str, class_weights: bool,
                      training: dict, synthetic: bool, model_name: str, repo_id: str | None,
                      template_path: str | os.PathLike = TEMPLATE_PATH):
@@ -59,6 +87,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
     if not template_path.is_file():
         raise FileNotFoundError(f"{template_path}: model card template not found")
     dataset = dataset_id(metrics.get("dataset", ""))
+    on_hub = hub_dataset(metrics.get("dataset", ""))
     dataset_config = metrics.get("dataset_config", "clips")
     fold = metrics.get("fold")
     split = "validation" if fold is None else f"fold {fold}"
@@ -84,7 +113,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         library_name="transformers",
         pipeline_tag="audio-classification",
         license="bsd-3-clause",
-        datasets=[dataset],
+        datasets=[on_hub] if on_hub else None,
         tags=tags,
         metrics=sorted({m for _, _, m in CARD_METRICS}),
         model_name=model_name,
@@ -99,6 +128,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         repo_id=repo_id or "path/to/this/folder",
         synthetic=synthetic,
         dataset=dataset,
+        dataset_on_hub=bool(on_hub),
         dataset_config=dataset_config,
         num_eval_clips=metrics.get("num_eval_clips", "?"),
         label_mode=label_mode,
@@ -108,6 +138,7 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
         features="mel + chroma" if use_chroma else "mel",
         model_type=model_config.model_type,
         backbone=getattr(model_config, "backbone", None),
+        backbone_text=describe_backbone(getattr(model_config, "backbone", None)),
         num_hidden_layers=getattr(arch, "num_hidden_layers", None),
         num_attention_heads=getattr(arch, "num_attention_heads", None),
         d_model=getattr(arch, "d_model", getattr(arch, "hidden_size", None)),

@@ -169,9 +169,8 @@ def _check_or_write_provenance(out: Path, key: dict, overwrite: bool, is_main: b
         if is_main:
             shutil.rmtree(out / SHARDS, ignore_errors=True)
             (out / MANIFEST).unlink(missing_ok=True)
-    elif any(out.iterdir()) if out.is_dir() else False:
-        if not overwrite:
-            raise ValueError(f"{out}: exists and is not an embeddings folder (no {PROVENANCE}); use another --out")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out}: exists and is not an embeddings folder (no {PROVENANCE}); use another --out")
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         _atomic(path, lambda p: p.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8"))

@@ -1,7 +1,7 @@
 """Train and evaluate a HouseX classifier.
 
-    accelerate launch trainer/run.py trainer/configs/cpu.yaml --dataset_name housex-v2 --output_dir runs/cpu
-    accelerate launch -m housex.trainer.run CONFIG.yaml ...   # the same as a module (an installed package too)
+    accelerate launch -q trainer/run.py trainer/configs/cpu.yaml --dataset_name housex-v2 --output_dir runs/cpu
+    accelerate launch -q -m housex.trainer.run CONFIG.yaml ...   # the same as a module (an installed package too)
     accelerate launch --multi_gpu --num_processes 2 trainer/run.py trainer/configs/cpu.yaml ...   # 2-process DDP
     python trainer/run.py trainer/configs/paper.yaml --release_dirs release/ --output_dir runs/paper
     python trainer/run.py --help
@@ -10,7 +10,9 @@ The first argument may be a YAML or JSON file of argument values; ``--name value
 override the file.  Arguments: ``ModelArguments``/``DataTrainingArguments`` in
 ``housex.trainer.arguments`` plus every ``transformers.TrainingArguments`` field, and
 ``--step_lr_step_size``/``--step_lr_gamma`` for the paper's StepLR schedule.
-``--debug_traceback`` shows the full traceback of an error.
+An error is one line on stderr, ``trainer/run.py: error: ...``, and exit status 2;
+``--debug_traceback`` shows the full traceback.  Under ``accelerate launch`` pass ``-q``
+(``--quiet``): without it the launcher prints the error again inside its own traceback.
 
 Several CPU processes: with accelerate 1.15 ``accelerate launch --cpu --num_processes 2`` starts
 a single process (its multi-CPU mode expects mpirun); ``--multi_gpu --num_processes 2`` starts
@@ -23,6 +25,9 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
+    from housex.dataset_script.console import progress_bars_on_terminal_only
+
+    progress_bars_on_terminal_only()  # before transformers and datasets are imported
     from housex.trainer.train import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -33,6 +33,7 @@ from transformers import Trainer, set_seed
 from ..dataset_script.genres import GENRES
 from ..dataset_script.safe_write import OutputLock
 from ..modeling import HouseXConfig, HouseXFeatureExtractor, HouseXForAudioClassification
+from ..modeling.backbone_housex import BackboneWeightsUnavailable
 from . import METRIC_FILE, peer_models
 from .arguments import DataTrainingArguments, ModelArguments, check_arguments, parse_args
 from .card import push_folder_to_hub, write_model_card
@@ -86,7 +87,14 @@ def build_model(model_args: ModelArguments, feature_extractor, class_weights: li
     if num_channels is not None:
         overrides.setdefault("num_channels", int(num_channels))
     config = HouseXConfig(class_weights=class_weights, **overrides)
-    return HouseXForAudioClassification(config)
+    try:
+        return HouseXForAudioClassification(config)
+    except BackboneWeightsUnavailable as e:  # said in the options the user typed, not in Python
+        raise OSError(
+            f"--backbone_pretrained true: could not fetch the ImageNet weights of {e.backbone!r} from {e.url} "
+            f"({e.reason}); download that file where there is internet and pass --backbone_weights_path "
+            f"/path/to/{Path(e.url).name}, or train without --backbone_pretrained"
+        ) from None
 
 
 class HouseXTrainer(SafeSavingMixin, Trainer):
@@ -130,7 +138,9 @@ def setup_logging(training_args) -> None:
     if not training_args.should_log:
         transformers.utils.logging.set_verbosity_warning()
         datasets.utils.logging.set_verbosity_warning()
-    logger.warning(
+    # which process runs where: worth a line when there are several, not a warning on every run
+    logger.log(
+        logging.INFO if training_args.world_size > 1 else logging.DEBUG,
         "process %d of %d, device %s, parallel mode %s, bf16 %s",
         training_args.process_index, training_args.world_size, training_args.device,
         training_args.parallel_mode.value, training_args.bf16,

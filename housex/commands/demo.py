@@ -102,24 +102,30 @@ def _housex(*args: str) -> list[str]:
 
 def train_command(config: str, dataset: str | os.PathLike, run_dir: str | os.PathLike, *, num_processes: int = 1,
                   extra: list[str] | tuple = ()) -> list[str]:
-    """``accelerate launch ... -m housex.trainer.run CONFIG --dataset_name DATASET --output_dir RUN_DIR``.
+    """``accelerate launch --quiet ... -m housex.trainer.run CONFIG --dataset_name DATASET --output_dir RUN_DIR``.
 
     The module, not ``trainer/run.py``: that file exists only in a source checkout.  accelerate's
     --cpu launcher starts a single process; several CPU processes (DDP on gloo) need --multi_gpu
     with the config's use_cpu: true.
     """
     mode = ["--multi_gpu"] if num_processes > 1 else ["--cpu"]
-    return [sys.executable, "-m", "accelerate.commands.launch", *mode, "--num_processes", str(num_processes),
+    # The CPU threads accelerate would choose itself (it warns when it has to choose).
+    import psutil
+
+    threads = os.environ.get("OMP_NUM_THREADS") or max(1, (psutil.cpu_count(logical=False) or 1) // num_processes)
+    # --quiet: a failed run's error is its one line, not repeated in the launcher's traceback
+    return [sys.executable, "-m", "accelerate.commands.launch", "--quiet", *mode, "--num_processes", str(num_processes),
             "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+            "--num_cpu_threads_per_process", str(threads),
             "-m", "housex.trainer.run", str(config), "--dataset_name", str(dataset), "--output_dir", str(run_dir),
             *extra]
 
 
 def _validation_tracks(release: Path, dataset: Path, n: int) -> list[Path]:
     """Audio files of held-out (validation) tracks, from the built ``clips`` config's track ids."""
-    import datasets
+    from housex.trainer.data import load_clips_dataset
 
-    ds = datasets.load_dataset(str(dataset), "clips", split="validation").remove_columns("audio")
+    ds = load_clips_dataset(dataset, "clips", splits=["validation"])["validation"].remove_columns("audio")
     files = {p.stem: p for p in release.iterdir() if p.suffix.lower() in (".flac", ".ogg", ".wav")}
     out = []
     for track_id in dict.fromkeys(ds["track_id"]):  # unique, in order

@@ -55,7 +55,8 @@ def run(args) -> int:
     paths = tl.write(prefix)
     print(tl.format())
     if args.cues:
-        paths.update(cues.write(str(prefix) + "-cues"))
+        # keyed apart: the cues' "json" must not replace the timeline's
+        paths.update({f"cues-{kind}": path for kind, path in cues.write(str(prefix) + "-cues").items()})
         print(cues.format())
     print("wrote " + "  ".join(str(p) for p in paths.values()))
     return 0

@@ -9,10 +9,14 @@ from it, every figure with its track-bootstrap interval.
 
 from __future__ import annotations
 
+import functools
 import json
+import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import numpy as np
 
@@ -113,3 +117,57 @@ def write_json(path: Path, payload: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return path
+
+
+# --------------------------------------------------------------------------------------------
+# Hub ids without a network
+# --------------------------------------------------------------------------------------------
+
+
+@functools.cache
+def hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be asked (``HF_HUB_OFFLINE``, or no TCP connection to its
+    endpoint within 3 s), or None.  Behind a proxy the library decides: None."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname, url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=3).close()
+    except OSError as e:
+        return f"no connection to {host}: {e.strerror or type(e).__name__}"
+    return None
+
+
+def hub_access(model: str, *, option: str = "--model") -> dict:
+    """``from_pretrained`` keyword arguments for ``model`` (a folder or a Hub id), decided up front.
+
+    A folder, or a Hub id while the Hub answers: ``{}``.  A Hub id with the Hub out of reach:
+    ``{"local_files_only": True}`` when the model is in the local cache, else an ``OSError`` at
+    once that says so and names the way out (the cache ``HF_HOME`` points to, or a local folder),
+    instead of huggingface_hub's retries (about 30 s) and a message that blames the id.
+    """
+    from huggingface_hub import constants, try_to_load_from_cache
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if Path(model).is_dir():
+        return {}
+    try:
+        validate_repo_id(str(model))
+    except HFValidationError:
+        return {}  # not a Hub id: from_pretrained says it is no model folder
+    reason = hub_unreachable()
+    if reason is None:
+        return {}
+    if isinstance(try_to_load_from_cache(str(model), "config.json"), str):
+        return {"local_files_only": True}
+    raise OSError(
+        f"{option} {model}: the Hugging Face Hub cannot be reached ({reason}) and the model is not in the local "
+        f"cache {constants.HF_HUB_CACHE} (HF_HOME); download it where there is internet (hf download {model}) "
+        f"into the cache HF_HOME points to, or pass {option} a local model folder"
+    )
+

@@ -28,7 +28,7 @@ import numpy as np
 from housex.dataset_script.genres import GENRES, NUM_GENRES, genre_id, sharpen_ids
 
 from ..statistics import Bootstrap, format_figure, level_text
-from .common import Clips, load_clips, write_scores
+from .common import Clips, hub_access, load_clips, write_scores
 
 logger = logging.getLogger("housex.trainer.baselines.mllm")
 
@@ -91,7 +91,8 @@ class ChatFamily:
         import transformers
 
         cls = getattr(transformers, self.model_class)
-        return cls.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code).to(device).eval()
+        return cls.from_pretrained(model, dtype=dtype, trust_remote_code=trust_remote_code,
+                                   **hub_access(model)).to(device).eval()
 
     def generate(self, model, inputs, max_new_tokens: int):
         out = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False, **self.generate_kwargs)
@@ -112,8 +113,9 @@ def resolve_family(model: str, *, trust_remote_code: bool = False) -> tuple[str,
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+    access = hub_access(model)
     try:
-        config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(model, trust_remote_code=trust_remote_code, **access)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(f"--model {model}: not a transformers model folder or Hub id ({str(e).splitlines()[0]})") from None
     kind = config.model_type
@@ -132,7 +134,8 @@ def load_processor(model: str, *, trust_remote_code: bool = False):
     """The model's processor, checked for an audio feature extractor and a chat template."""
     from transformers import AutoProcessor
 
-    return check_processor(AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code), model)
+    processor = AutoProcessor.from_pretrained(model, trust_remote_code=trust_remote_code, **hub_access(model))
+    return check_processor(processor, model)
 
 
 def check_processor(processor, model: str):

@@ -15,7 +15,7 @@ import numpy as np
 from housex.dataset_script.genres import GENRE_DESCRIPTIONS, GENRES
 
 from ..statistics import Bootstrap, format_figure, level_text
-from .common import load_clips, write_scores
+from .common import hub_access, load_clips, write_scores
 
 logger = logging.getLogger("housex.trainer.baselines.zero_shot")
 
@@ -34,13 +34,14 @@ def load_clap_processor(model: str):
     """The processor of a CLAP folder or Hub id; a one-line error for any other model kind."""
     from transformers import AutoConfig, AutoProcessor
 
+    access = hub_access(model)
     try:
-        config = AutoConfig.from_pretrained(model)
+        config = AutoConfig.from_pretrained(model, **access)
     except (OSError, ValueError) as e:
         raise FileNotFoundError(f"--model {model}: not a transformers model folder or Hub id ({str(e).splitlines()[0]})") from None
     if config.model_type != "clap":
         raise ValueError(f"--model {model}: model_type {config.model_type!r} is not a CLAP model (zero-shot needs a ClapModel)")
-    return AutoProcessor.from_pretrained(model)
+    return AutoProcessor.from_pretrained(model, **access)
 
 
 def zero_shot(model: str, dataset: str, *, split: str = "validation", template: str = DEFAULT_TEMPLATE,
@@ -54,7 +55,7 @@ def zero_shot(model: str, dataset: str, *, split: str = "validation", template: 
     texts = candidate_texts(template, descriptions)
     processor = load_clap_processor(model)
     clips = load_clips(dataset, split, sampling_rate=processor.feature_extractor.sampling_rate, max_seconds=clip_seconds)
-    clap = ClapModel.from_pretrained(model).to(device).eval()
+    clap = ClapModel.from_pretrained(model, **hub_access(model)).to(device).eval()
     text_inputs = processor.tokenizer(texts, padding=True, return_tensors="pt").to(device)
     probs = np.zeros((len(clips), len(GENRES)), dtype=np.float64)
     with torch.inference_mode():
