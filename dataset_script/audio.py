@@ -47,19 +47,28 @@ def is_audio_file_name(name: str | os.PathLike) -> bool:
     return Path(name).suffix.lower() in AUDIO_SUFFIXES
 
 
-def find_audio_files(sources: Iterable[str | os.PathLike], suffixes=AUDIO_SUFFIXES) -> list[Path]:
+def find_audio_files(sources: Iterable[str | os.PathLike], suffixes=AUDIO_SUFFIXES, *,
+                     unreadable: list[str] | None = None) -> list[Path]:
     """Files named directly (any suffix) plus audio files under folders, sorted, absolute.
 
     Hidden files and folders (``.name``) under a folder are skipped; symlinked folders are not
-    followed.  A source that does not exist raises ``FileNotFoundError`` naming it.
+    followed (so a symlink loop is walked once); a symlink to a file is listed even when broken or
+    looping (its reader reports it).  A folder that cannot be read is skipped, and
+    ``"<folder>: <reason>"`` appended to ``unreadable`` when given.  A source that does not exist
+    raises ``FileNotFoundError`` naming it.
     """
     found: set[Path] = set()
+
+    def skipped(error: OSError) -> None:
+        if unreadable is not None:
+            unreadable.append(f"{error.filename}: {error.strerror or error}")
+
     for source in sources:
         source = Path(os.path.abspath(source))
         if source.is_file():
             found.add(source)
         elif source.is_dir():
-            for root, dirs, files in os.walk(source):
+            for root, dirs, files in os.walk(source, onerror=skipped):
                 dirs[:] = [d for d in dirs if not d.startswith(".")]
                 found.update(Path(root, f) for f in files
                              if not f.startswith(".") and Path(f).suffix.lower() in suffixes)
@@ -114,6 +123,33 @@ def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[n
         bad = int(np.count_nonzero(~np.isfinite(y)))
         raise NonFiniteAudio(f"{path}: {bad} samples are NaN or infinite")
     return y, int(sr)
+
+
+def mono_blocks(path: str | os.PathLike, block_frames: int = 1 << 20):
+    """``(rate, frames in the header, iterator of mono float32 blocks at that rate)`` of a file that
+    soundfile reads, decoded a block at a time (a 3-hour stereo set is never whole in memory; each
+    block's channel mean is :func:`to_mono`'s, sample for sample); None when soundfile cannot open
+    the file (FFmpeg's formats: read those with :func:`load_audio`).  A missing or empty file raises
+    :class:`AudioError` as :func:`load_audio` does; so does a file that fails mid-way."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise EmptyAudioFile(f"{path}: audio file is empty (0 bytes)")
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception:  # noqa: BLE001  not a format libsndfile reads
+        return None
+
+    def blocks():
+        with f:
+            try:
+                for block in f.blocks(blocksize=block_frames, dtype="float32", always_2d=True):
+                    yield to_mono(np.ascontiguousarray(block.T))
+            except Exception as e:  # noqa: BLE001
+                raise AudioError(f"{path}: cannot decode audio ({e})") from None
+
+    return int(f.samplerate), int(f.frames), blocks()
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

@@ -166,6 +166,10 @@ def assign_folds(entries: Sequence[TrackEntry], folds: int, *, seed: int = 42) -
     if len(ordered) < folds:
         raise ValueError(f"folds={folds}: only {len(ordered)} usable tracks; every fold needs one")
     labels = [e.label for e in ordered]
+    most = max(Counter(labels).values())
+    if most < folds:  # sklearn's StratifiedKFold needs one genre with a track in every fold
+        raise ValueError(f"folds={folds}: no genre has {folds} usable tracks (at most {most}); "
+                         f"stratified folds need at least one that does: use --folds {max(2, most)} or more tracks")
     splitter = StratifiedKFold(n_splits=int(folds), shuffle=True, random_state=seed)
     out: dict[tuple[str, str], int] = {}
     with warnings.catch_warnings():

@@ -180,6 +180,7 @@ def export_dataset(
             card.save(tmp / "README.md")
             stage = f"putting the new {out_dir.name} in place"
             replace_folder(tmp, out_dir)
+            forget_cached_copies(out_dir, configs)
         except BaseException as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if is_disk_full(e):
@@ -187,6 +188,41 @@ def export_dataset(
             raise
     summary.out_dir = str(out_dir)
     return summary
+
+
+def local_data_files(folder: str | os.PathLike, config: str) -> dict[str, list[str]] | None:
+    """``{split: [path patterns]}`` of ``config`` as the card of a local dataset folder declares it, or None.
+
+    Passing these to ``load_dataset(folder, config, data_files=...)`` makes datasets key its cache on the
+    files themselves (absolute paths and modification times), not on the folder's name alone.
+    """
+    card = Path(folder) / "README.md"
+    if not card.is_file():
+        return None
+    for entry in DatasetCard.load(card).data.get("configs") or []:
+        if entry.get("config_name") == config and isinstance(entry.get("data_files"), list):
+            out: dict[str, list[str]] = {}
+            for item in entry["data_files"]:
+                paths = item["path"] if isinstance(item["path"], list) else [item["path"]]
+                out.setdefault(item["split"], []).extend(paths)
+            return out
+    return None
+
+
+def forget_cached_copies(out_dir: Path, configs: Sequence[str]) -> None:
+    """Remove datasets' default-cache copies of a local folder's configs.
+
+    datasets caches a local folder under its name and config only, so after a rebuild a plain
+    ``load_dataset(folder, config)`` would silently return the previous build's rows when the split
+    sizes happen to match (a different ``--folds``, seed or label mode).
+    """
+    for name in configs:
+        try:
+            cache = Path(datasets.load_dataset_builder(str(out_dir), name).cache_dir)
+        except Exception:  # noqa: BLE001 - nothing cached, or an unusual cache setup: nothing to forget
+            continue
+        if cache.is_dir():
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 def _merge(total: BuildSummary, part: BuildSummary, *, first: bool) -> None:

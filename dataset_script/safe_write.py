@@ -90,12 +90,11 @@ def _disk_full_message(folder, what: str, needed: int | None, free: int) -> str:
     return f"{folder}: no space left on device for {what}: {need}{format_bytes(free)} free"
 
 
-def check_free_space(folder: str | os.PathLike, needed: int, what: str) -> None:
-    """Raise :class:`DiskFullError` before any write when ``needed`` bytes do not fit in ``folder``."""
+def check_free_space(folder: str | os.PathLike, needed: int, what: str, *, after: str = "nothing was written") -> None:
+    """Raise :class:`DiskFullError` before the writes when ``needed`` bytes do not fit in ``folder``."""
     free = free_bytes(folder)
     if free < needed:
-        raise DiskFullError(_disk_full_message(existing_folder(folder), what, needed, free)
-                            + "; nothing was written")
+        raise DiskFullError(_disk_full_message(existing_folder(folder), what, needed, free) + f"; {after}")
 
 
 def is_disk_full(exc: BaseException | None) -> bool:

@@ -30,6 +30,10 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_MAX_FILE_SIZE = "500mb"
+# One analysis at a time: on a CPU one request already uses the cores (two at once take as long as
+# two in turn) and each holds a whole decoded track or set; 16 more wait, beyond that "busy, retry".
+DEFAULT_CONCURRENCY = 1
+DEFAULT_MAX_QUEUE = 16
 TITLE = "HouseX-v2: house sub-genres of tracks and DJ sets"
 _log = logging.getLogger("housex.app")
 
@@ -285,12 +289,18 @@ def build_app(model, feature_extractor=None, *, library=None, device=None, batch
 
 
 def launch(model, feature_extractor=None, *, host: str = "127.0.0.1", port: int | None = 7860, library=None,
-           device=None, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, quiet: bool = False):
-    """Build and serve the app; returns ``(demo, url)`` (with ``block=False`` the server runs in a thread)."""
+           device=None, max_file_size: str | int = DEFAULT_MAX_FILE_SIZE, block: bool = True, quiet: bool = False,
+           concurrency: int = DEFAULT_CONCURRENCY, max_queue: int = DEFAULT_MAX_QUEUE):
+    """Build and serve the app; returns ``(demo, url)`` (with ``block=False`` the server runs in a thread).
+
+    Under load: ``concurrency`` requests are analysed at once (each holds a decoded track or set in
+    memory, so memory stays bounded), at most ``max_queue`` more wait in Gradio's queue, and any
+    beyond that get Gradio's "queue is full, try again" at once (HTTP 503)."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     demo = build_app(model, feature_extractor, library=library, device=device)
     allowed = [library] if library else None
-    _, url, _ = demo.queue().launch(server_name=host, server_port=port, max_file_size=max_file_size,
+    demo.queue(default_concurrency_limit=concurrency, max_size=max_queue)
+    _, url, _ = demo.launch(server_name=host, server_port=port, max_file_size=max_file_size,
                                     prevent_thread_lock=not block, quiet=quiet, allowed_paths=allowed,
                                     footer_links=["api"])
     return demo, url
@@ -310,7 +320,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 demo = build_app(os.environ.get("HOUSEX_MODEL", "model"))
 
 if __name__ == "__main__":
-    demo.queue().launch(max_file_size=os.environ.get("HOUSEX_MAX_FILE_SIZE", "{max_file_size}"))
+    demo.queue(default_concurrency_limit={concurrency}, max_size={max_queue})
+    demo.launch(max_file_size=os.environ.get("HOUSEX_MAX_FILE_SIZE", "{max_file_size}"))
 '''
 
 SPACE_README = """---
@@ -377,7 +388,9 @@ def export_space(folder, model, *, max_file_size: str = DEFAULT_MAX_FILE_SIZE) -
     if not (model / "config.json").is_file():
         raise FileNotFoundError(f"{model}: not a model folder (expected config.json written by save_pretrained)")
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "app.py").write_text(SPACE_APP.replace("{max_file_size}", str(max_file_size)))
+    (folder / "app.py").write_text(SPACE_APP.replace("{max_file_size}", str(max_file_size))
+                                   .replace("{concurrency}", str(DEFAULT_CONCURRENCY))
+                                   .replace("{max_queue}", str(DEFAULT_MAX_QUEUE)))
     (folder / "README.md").write_text(SPACE_README.format(gradio_version=gradio.__version__))
     deps = _requirements()
     (folder / "requirements.txt").write_text("\n".join(deps) + "\n")

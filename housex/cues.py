@@ -104,22 +104,49 @@ class BeatGrid:
         return float(self.bars[i]) if i < len(self.bars) else float(self.duration)
 
 
-def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, block_frames: int = 4096) -> np.ndarray:
-    """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2`` (centred, zero padding),
-    (1 + n_fft // 2, 1 + len(y) // hop_length) float32, computed ``block_frames`` frames at a time: the
-    same frames, without an hour's complex spectrogram and its temporaries in memory at once (their
+def power_blocks(y: np.ndarray, *, n_fft: int, hop_length: int, block_frames: int = 4096):
+    """``(first frame, power block)`` of ``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2``
+    (centred, zero padding), ``block_frames`` frames at a time: the same frames, without an hour's
+    complex spectrogram and its temporaries, nor a padded copy of the signal, in memory at once (their
     page faults cost more than the FFTs)."""
     import librosa
 
+    y = np.asarray(y, dtype=np.float32)
     pad = n_fft // 2
-    padded = np.pad(np.asarray(y, dtype=np.float32), pad)
-    n_frames = 1 + (padded.size - n_fft) // hop_length
-    out = np.empty((1 + n_fft // 2, n_frames), dtype=np.float32)
+    n_frames = 1 + (y.size + 2 * pad - n_fft) // hop_length
     for a in range(0, n_frames, block_frames):
         b = min(n_frames, a + block_frames)
-        block = padded[a * hop_length: (b - 1) * hop_length + n_fft]
-        out[:, a:b] = np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
+        start, end = a * hop_length - pad, (b - 1) * hop_length + n_fft - pad  # in the unpadded signal
+        block = y[max(start, 0):min(end, y.size)]
+        if start < 0 or end > y.size:  # the first and last blocks reach into the zero padding
+            block = np.pad(block, (max(0, -start), max(0, end - y.size)))
+        yield a, np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
+
+
+def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, block_frames: int = 4096) -> np.ndarray:
+    """``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2`` (centred, zero padding),
+    (1 + n_fft // 2, 1 + len(y) // hop_length) float32, from :func:`power_blocks`."""
+    n_frames = 1 + (np.asarray(y).size + 2 * (n_fft // 2) - n_fft) // hop_length
+    out = np.empty((1 + n_fft // 2, n_frames), dtype=np.float32)
+    for a, block in power_blocks(y, n_fft=n_fft, hop_length=hop_length, block_frames=block_frames):
+        out[:, a:a + block.shape[1]] = block
     return out
+
+
+def beat_features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(mel power, chroma)`` of the beat analysis (``BEAT_MELS`` bands; chroma with tuning 0) at
+    ``BEAT_SR``, a block of the power spectrogram at a time: each is a per-frame product with the
+    power, so the blocks give librosa's result on the whole spectrogram, sample for sample, and the
+    spectrogram itself (0.95 GB for 3 hours) is never whole in memory."""
+    import librosa
+
+    mels, chromas = [], []
+    for _, power in power_blocks(y, n_fft=1024, hop_length=BEAT_HOP):
+        mels.append(librosa.feature.melspectrogram(S=power, sr=BEAT_SR, n_mels=BEAT_MELS))
+        # tuning 0: librosa would estimate it from the whole spectrogram (pitch tracking, ~20 s and
+        # gigabytes for an hour) for a chroma that only has to change on chord changes
+        chromas.append(librosa.feature.chroma_stft(S=power, sr=BEAT_SR, tuning=0.0))
+    return np.concatenate(mels, axis=1), np.concatenate(chromas, axis=1)
 
 
 def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
@@ -132,8 +159,9 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
         import soxr
 
         y = soxr.resample(y, sr, BEAT_SR, quality="LQ").astype(np.float32, copy=False)
-    power = power_spectrogram(y, n_fft=1024, hop_length=BEAT_HOP)
-    mel_db = librosa.power_to_db(librosa.feature.melspectrogram(S=power, sr=BEAT_SR, n_mels=BEAT_MELS))
+    mel, chroma = beat_features(y)
+    mel_db = librosa.power_to_db(mel)
+    del mel
     env = librosa.onset.onset_strength(S=mel_db[:KICK_BANDS], sr=BEAT_SR, hop_length=BEAT_HOP)
     local = local_tempo(env)
     _, frames = librosa.beat.beat_track(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, bpm=local, trim=False)
@@ -147,9 +175,7 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     bounds = librosa.util.fix_frames(frames, x_min=0, x_max=mel_db.shape[1], pad=True)
     after = np.searchsorted(bounds, frames)  # the synced column that starts at beat k
     changes = []
-    # tuning 0: librosa would estimate it from the whole spectrogram (pitch tracking, ~20 s and
-    # gigabytes for an hour) for a chroma that only has to change on chord changes
-    for feature in (mel_db, librosa.feature.chroma_stft(S=power, sr=BEAT_SR, tuning=0.0)):
+    for feature in (mel_db, chroma):
         synced = librosa.util.sync(feature, bounds, aggregate=np.mean)  # column j: frames bounds[j] to bounds[j + 1]
         change = np.linalg.norm(synced[:, after] - synced[:, np.maximum(after - 1, 0)], axis=0)
         changes.append(change / max(float(change.mean()), 1e-12))
@@ -199,8 +225,13 @@ def strided_tempo(env: np.ndarray, stride: int = TEMPO_STRIDE, *, prior=None) ->
     padded = np.pad(env, (win // 2, win // 2), mode="linear_ramp", end_values=[0, 0])
     frames = librosa.util.frame(padded, frame_length=win, hop_length=stride)[:, : (n + stride - 1) // stride]
     window = librosa.filters.get_window("hann", win, fftbins=True)[:, None]
-    tg = librosa.util.normalize(librosa.autocorrelate(frames * window, axis=-2), norm=np.inf, axis=-2)
-    return librosa.feature.tempo(tg=tg, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None, prior=prior)
+    # every column is its own estimate: a few thousand at a time keep the autocorrelation's complex
+    # temporaries (~0.6 GB for 3 hours at once) small, with the same numbers
+    tempi = []
+    for a in range(0, frames.shape[1], 4096):
+        tg = librosa.util.normalize(librosa.autocorrelate(frames[:, a:a + 4096] * window, axis=-2), norm=np.inf, axis=-2)
+        tempi.append(librosa.feature.tempo(tg=tg, sr=BEAT_SR, hop_length=BEAT_HOP, aggregate=None, prior=prior))
+    return np.concatenate(tempi)
 
 
 def local_tempo(env: np.ndarray, stride: int = TEMPO_STRIDE) -> np.ndarray:

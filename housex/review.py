@@ -10,18 +10,25 @@ not the prediction's; ties of KL only), and writes into ``out_dir``:
   track id and the clip times;
 * ``review.csv``: the same rows (rank, track, times, KL, mismatch, both distributions);
 * ``audio/``: the clips' audio as stored in the dataset (FLAC), which the page plays.
+
+The report is written beside ``out_dir`` and swapped in whole (a kill or a full disk leaves the
+previous report as it was); a second run into the same folder is refused while one runs.
 """
 
 from __future__ import annotations
 
 import csv
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .dataset_script.genres import GENRES, sharpen_ids
+from .dataset_script.safe_write import (OutputLock, apply_umask, check_free_space, disk_full_error, is_disk_full,
+                                        remove_stale_temp_files, replace_folder, temp_prefix)
 
 GENRE_COLOURS = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7")
 EPS = 1e-12
@@ -81,6 +88,7 @@ def review(
     import datasets
 
     from .inference import classify_clips, label_names, load_classifier
+    from .trainer.data import load_clips_dataset
     from .track_audio import decoded_mono
 
     model, feature_extractor = load_classifier(model, feature_extractor, device=device)
@@ -89,10 +97,7 @@ def review(
     folder = Path(dataset_dir)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: dataset folder not found (write one with `housex build --out DIR`)")
-    try:
-        ds = datasets.load_dataset(str(folder), "clips", split=split)
-    except ValueError as e:
-        raise ValueError(f"{folder}: no split {split!r} in its clips config ({e})") from None
+    ds = load_clips_dataset(folder, "clips", splits=[split])[split]
     if len(ds) == 0:
         raise ValueError(f"{folder}: the {split} split has no clips")
     decoded = ds.cast_column("audio", datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate), num_channels=1))
@@ -103,20 +108,44 @@ def review(
     if top is not None:
         order = order[:top]
 
-    out = Path(out_dir)
-    (out / "audio").mkdir(parents=True, exist_ok=True)
-    for stale in (out / "audio").glob("[0-9][0-9][0-9][0-9]-*"):  # clips of an earlier report
-        stale.unlink()
     raw = ds.cast_column("audio", datasets.Audio(decode=False))
-    rows = []
-    for rank, i in enumerate(order.tolist(), 1):
-        ex = raw[i]
-        name = f"{rank:04d}-{Path(ex['audio'].get('path') or f'clip{i}.flac').name}"
-        (out / "audio" / name).write_bytes(ex["audio"]["bytes"])
-        rows.append(ReviewRow(rank, i, ex["track_id"], float(ex["clip_start"]), float(ex["clip_end"]), float(kl[i]),
-                              bool(mismatch[i]), labels[i], probs[i].astype(np.float64), f"audio/{name}"))
-    write_csv(rows, out / "review.csv")
-    write_html(rows, out / "index.html", title=f"{folder.name} / {split}: {len(rows)} of {len(ds)} clips")
+    examples = [raw[i] for i in order.tolist()]
+    with OutputLock(out_dir):
+        return _write_report(Path(out_dir), examples, order, kl, mismatch, labels, probs,
+                             title=f"{folder.name} / {split}: {len(examples)} of {len(ds)} clips")
+
+
+REPORT_FILES = {"index.html", "review.csv", "audio"}
+
+
+def _write_report(out: Path, examples: list[dict], order, kl, mismatch, labels, probs, *, title: str) -> list[ReviewRow]:
+    """The report, written into a temporary folder beside ``out`` and swapped in whole: a kill or a
+    full disk leaves the previous report as it was (and nothing else behind)."""
+    if out.exists() and not (out.is_dir() and {p.name for p in out.iterdir()} <= REPORT_FILES):
+        raise FileExistsError(f"{out}: holds files that are not a review report; choose a new or empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(out.parent, out.name)
+    needed = sum(len(ex["audio"]["bytes"]) for ex in examples) + 2000 * (len(examples) + 1)  # clips, CSV and HTML rows
+    check_free_space(out.parent, needed, f"the review report {out.name}")
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out), dir=out.parent))
+    apply_umask(tmp)
+    try:
+        (tmp / "audio").mkdir()
+        rows = []
+        for rank, (i, ex) in enumerate(zip(order.tolist(), examples), 1):
+            name = f"{rank:04d}-{Path(ex['audio'].get('path') or f'clip{i}.flac').name}"
+            (tmp / "audio" / name).write_bytes(ex["audio"]["bytes"])
+            rows.append(ReviewRow(rank, i, ex["track_id"], float(ex["clip_start"]), float(ex["clip_end"]), float(kl[i]),
+                                  bool(mismatch[i]), labels[i], probs[i].astype(np.float64), f"audio/{name}"))
+        write_csv(rows, tmp / "review.csv")
+        write_html(rows, tmp / "index.html", title=title)
+        replace_folder(tmp, out)
+    except BaseException as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_disk_full(e):
+            raise disk_full_error(out.parent, f"the review report {out.name}", needed,
+                                  after=f"{out.name} is as it was and nothing was left behind") from None
+        raise
     return rows
 
 

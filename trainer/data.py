@@ -22,6 +22,7 @@ import yaml
 from transformers import DataCollatorWithPadding
 
 from ..dataset_script.builder import HouseXBuilder, HouseXBuilderConfig
+from ..dataset_script.export import local_data_files
 from ..dataset_script.genres import sharpen_ids
 from .arguments import DataTrainingArguments
 from .augmentation import AugmentEpochCallback, FeatureAugmentCollator, SeededAugmenter, clip_keys
@@ -37,10 +38,13 @@ def load_clips_dataset(dataset: str | os.PathLike, config: str = "clips", *,
     """``load_dataset(dataset, config)`` of a dataset folder or Hub id, with ``splits`` required.
 
     One-line errors name the dataset, the config and the split: ``FileNotFoundError`` when there is
-    no such dataset, ``ValueError`` when it has no such config or split.
+    no such dataset, ``ValueError`` when it has no such config or split.  A local folder is loaded with
+    its declared data files, so datasets' cache follows the files (a rebuilt or another folder of the
+    same name never loads a stale copy).
     """
+    data_files = local_data_files(dataset, config) if Path(dataset).is_dir() else None
     try:
-        raw = datasets.load_dataset(str(dataset), config)
+        raw = datasets.load_dataset(str(dataset), config, **({"data_files": data_files} if data_files else {}))
     except (FileNotFoundError, datasets.exceptions.DatasetNotFoundError) as e:
         raise FileNotFoundError(f"dataset {dataset}: not found ({_first_line(e)})") from None
     except ValueError as e:

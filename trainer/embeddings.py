@@ -25,6 +25,7 @@ manifest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import inspect
 import json
@@ -35,6 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from ..dataset_script.safe_write import (OutputLock, atomic_path, check_free_space, disk_full_error, is_disk_full,
+                                         remove_stale_temp_files)
 
 logger = logging.getLogger("housex.trainer.embeddings")
 
@@ -105,12 +109,8 @@ def _differences(old: dict, new: dict) -> list[str]:
 # writing
 # --------------------------------------------------------------------------------------------
 def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_shard(folder: Path, stem: str, embeddings: np.ndarray, rows: dict) -> None:
@@ -169,9 +169,8 @@ def _check_or_write_provenance(out: Path, key: dict, overwrite: bool, is_main: b
         if is_main:
             shutil.rmtree(out / SHARDS, ignore_errors=True)
             (out / MANIFEST).unlink(missing_ok=True)
-    elif any(out.iterdir()) if out.is_dir() else False:
-        if not overwrite:
-            raise ValueError(f"{out}: exists and is not an embeddings folder (no {PROVENANCE}); use another --out")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise ValueError(f"{out}: exists and is not an embeddings folder (no {PROVENANCE}); use another --out")
     if is_main:
         out.mkdir(parents=True, exist_ok=True)
         _atomic(path, lambda p: p.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8"))
@@ -180,7 +179,23 @@ def _check_or_write_provenance(out: Path, key: dict, overwrite: bool, is_main: b
 def embed(encoder_name: str, dataset: str, out: str | os.PathLike, *, batch_size: int = 8, device: str | None = None,
           dtype: str = "float32", trust_remote_code: bool = False, revision: str | None = None,
           overwrite: bool = False, shard_size: int = 256, splits: list[str] | None = None) -> Path:
-    """Embed every clip of ``dataset`` (all splits, or ``splits``) with ``encoder_name`` into ``out``."""
+    """Embed every clip of ``dataset`` (all splits, or ``splits``) with ``encoder_name`` into ``out``.
+
+    One run at a time writes ``out`` (a second is refused naming the first: a lock file beside it,
+    held by process 0).  Free space for the shards still to write is checked once the first is
+    computed; a disk that fills anyway stops the run with one line, every shard written being whole."""
+    from accelerate import PartialState
+
+    main = PartialState(cpu=device == "cpu").is_main_process
+    with OutputLock(out) if main else contextlib.nullcontext():
+        return _embed(encoder_name, dataset, out, batch_size=batch_size, device=device, dtype=dtype,
+                      trust_remote_code=trust_remote_code, revision=revision, overwrite=overwrite,
+                      shard_size=shard_size, splits=splits)
+
+
+def _embed(encoder_name: str, dataset: str, out: str | os.PathLike, *, batch_size: int, device: str | None,
+           dtype: str, trust_remote_code: bool, revision: str | None, overwrite: bool, shard_size: int,
+           splits: list[str] | None) -> Path:
     import datasets
     import torch
     from accelerate import PartialState
@@ -216,12 +231,13 @@ def embed(encoder_name: str, dataset: str, out: str | os.PathLike, *, batch_size
     shards = out / SHARDS
     shards.mkdir(parents=True, exist_ok=True)
     if state.is_main_process:  # what a killed run was writing (never renamed into place)
-        for stale in shards.glob(".*.tmp-*"):
-            stale.unlink(missing_ok=True)
+        remove_stale_temp_files(shards)
+        remove_stale_temp_files(out)
     state.wait_for_everyone()
     plan = _shard_plan(data, shard_size)
     mine = [p for i, p in enumerate(plan) if i % state.num_processes == state.process_index]
     done = 0
+    needed = None
     for split, stem, rows in mine:
         if (shards / f"{stem}.parquet").is_file() and (shards / f"{stem}.safetensors").is_file():
             done += 1
@@ -235,13 +251,24 @@ def embed(encoder_name: str, dataset: str, out: str | os.PathLike, *, batch_size
             with torch.inference_mode():
                 states, masks = layer_states(encoder, inputs)
                 pooled.append(pooled_layers([s.float() for s in states], masks).cpu().numpy())
-        write_shard(shards, stem, np.concatenate(pooled), {
-            "clip_id": [clips.ids[i] for i in rows],
-            "track_id": [str(t) for t in clips.dataset.select(rows)["track_id"]],
-            "split": [split] * len(rows),
-            "soft_label": clips.soft_labels[rows],
-            "row": rows,
-        })
+        pooled = np.concatenate(pooled)
+        if needed is None:  # the first shard to write: now the size of every one still to write is known
+            todo = sum(len(r) for _, st, r in mine if not (shards / f"{st}.parquet").is_file())
+            needed = todo * (pooled[0].size * 2 + 200)  # float16 states + the row's columns
+            check_free_space(out, needed, f"the embeddings of {todo} clips", after="no shard was written")
+        try:
+            write_shard(shards, stem, pooled, {
+                "clip_id": [clips.ids[i] for i in rows],
+                "track_id": [str(t) for t in clips.dataset.select(rows)["track_id"]],
+                "split": [split] * len(rows),
+                "soft_label": clips.soft_labels[rows],
+                "row": rows,
+            })
+        except Exception as e:
+            if not is_disk_full(e):
+                raise
+            raise disk_full_error(out, "the embeddings", needed,
+                                  after="every shard written is whole: free some space and rerun to embed the rest") from None
         logger.info("embedded %s (%d clips)", stem, len(rows))
     if done:
         logger.info("%d shard(s) were already complete (same cache key): reused", done)

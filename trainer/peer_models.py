@@ -27,6 +27,10 @@ from housex.dataset_script.genres import GENRES, ID2LABEL, LABEL2ID
 
 logger = logging.getLogger("housex.trainer.peer_models")
 ENCODER_CLASSIFIER_TYPE = "housex_encoder_classifier"
+# audio encoders without an audio-classification class (trainer/encoders.py loads their encoder part);
+# any other model type takes the encoder classifier only when asked (--encoder_classifier)
+AUDIO_ENCODER_TYPES = frozenset({"mert_model", "clap", "qwen2_audio", "qwen2_audio_encoder", "audioflamingo3_encoder",
+                                 "pe_audio_encoder", "parakeet_encoder", "gemma3n_audio", ENCODER_CLASSIFIER_TYPE})
 
 def model_type_of(name: str) -> str:
     """``model_type`` in the ``config.json`` of a folder or Hub id (read without building the config)."""
@@ -39,16 +43,9 @@ def model_type_of(name: str) -> str:
     return str(config.get("model_type", ""))
 
 
-def has_classifier_class(kind: str) -> bool:
-    from transformers.models.auto.modeling_auto import MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
-
-    return kind in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES
-
-
 def uses_encoder_classifier(model_args) -> bool:
-    """The encoder classifier: asked for, a trained one, or an encoder with no audio-classification class."""
-    kind = model_type_of(source_of(model_args))
-    return bool(model_args.encoder_classifier) or kind == ENCODER_CLASSIFIER_TYPE or not has_classifier_class(kind)
+    """The encoder classifier: asked for, a trained one, or a known audio encoder with no classification class."""
+    return bool(model_args.encoder_classifier) or model_type_of(source_of(model_args)) in AUDIO_ENCODER_TYPES
 
 
 def check_audio_classifier(source: str) -> str:
@@ -58,7 +55,7 @@ def check_audio_classifier(source: str) -> str:
     kind = model_type_of(source)
     if kind not in MODEL_FOR_AUDIO_CLASSIFICATION_MAPPING_NAMES:
         raise ValueError(f"{source}: model_type {kind!r} has no audio-classification head "
-                         "(not an AutoModelForAudioClassification)")
+                         "(not an AutoModelForAudioClassification; --encoder_classifier true tries it as an audio encoder)")
     return kind
 
 

@@ -123,9 +123,9 @@ def train_command(config: str, dataset: str | os.PathLike, run_dir: str | os.Pat
 
 def _validation_tracks(release: Path, dataset: Path, n: int) -> list[Path]:
     """Audio files of held-out (validation) tracks, from the built ``clips`` config's track ids."""
-    import datasets
+    from housex.trainer.data import load_clips_dataset
 
-    ds = datasets.load_dataset(str(dataset), "clips", split="validation").remove_columns("audio")
+    ds = load_clips_dataset(dataset, "clips", splits=["validation"])["validation"].remove_columns("audio")
     files = {p.stem: p for p in release.iterdir() if p.suffix.lower() in (".flac", ".ogg", ".wav")}
     out = []
     for track_id in dict.fromkeys(ds["track_id"]):  # unique, in order

@@ -21,8 +21,11 @@ takes part in a choice.  A grid of one candidate (the log-mel probe's) has nothi
 fitted on all training clips directly.
 
 Every layer's candidates of one head and learning rate train together as one batched model (an
-einsum over layers), which is what keeps a 13-layer x 2-head x 2-rate sweep over 2,000 clips within
-a minute on 2 CPU cores (``bench/bench_probe.py``).
+einsum over layers), in two worker threads of one torch thread each; a group trains until its last
+member stops early, so it spends more CPU than models trained one at a time would (about 1.6x in
+``bench/bench_probe.py``), in exchange for a few large matrix products instead of hundreds of small
+ones.  The 13-layer x 2-head x 2-rate sweep over 2,000 clips, with refit and scoring, takes about 52 s
+on the 2-core machine at a load average of 7 (23 s of CPU; target <= 60 s).
 
 Outputs in the run folder: ``predictions.parquet`` and ``metrics.json`` (the statistics issue's format,
 through ``predictions.write_predictions`` and ``metrics_from_predictions``), ``layer_curve.json`` and
@@ -122,22 +125,6 @@ def from_embeddings(folder) -> FeatureSet:
             raise ValueError(f"{folder}: no {split!r} split embedded (found: {', '.join(emb.splits)})")
     splits = {name: Split(s.features, s.clip_ids, s.track_ids, s.soft_labels) for name, s in emb.splits.items()}
     return FeatureSet(emb.encoder, f"{emb.num_states} layers, clip mean", splits["train"], splits["validation"])
-
-
-def log_mel(dataset, *, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
-    """The built-in ``log-mel`` set: one layer, the clip-mean log-mel spectrum (``probe.dataset_features``)."""
-    from ..predictions import scored_clips
-    from .probe import dataset_features
-
-    for split in ("train", "validation"):
-        if split not in dataset:
-            raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
-    splits = {}
-    for name in ("validation", "train"):  # validation's columns checked before any feature is computed
-        ids, tracks, soft = scored_clips(dataset[name])
-        X, _ = dataset_features(dataset[name], n_mels=n_mels, split_name=name, num_proc=num_proc)
-        splits[name] = Split(X[:, None, :], ids, [str(t) for t in tracks], soft)
-    return FeatureSet("log-mel", "log-mel mean", splits["train"], splits["validation"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,5 +471,5 @@ def summary_line(record: dict) -> str:
             f"({record['num_clips']} clips, {record['num_tracks']} tracks)")
 
 
-__all__ = ["FeatureSet", "Split", "Candidate", "default_grid", "from_embeddings", "log_mel", "run_probe", "summary_line", "sweep",
+__all__ = ["FeatureSet", "Split", "Candidate", "default_grid", "from_embeddings", "run_probe", "summary_line", "sweep",
            "choose", "fit_and_predict", "inner_split", "train_batched"]
