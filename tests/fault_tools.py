@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,8 +29,18 @@ def snapshot(folder: Path) -> dict[str, str]:
 
 
 def start(cmd: list[str], **kw) -> subprocess.Popen:
-    """A command in its own process group (so that a kill reaches its workers too)."""
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **kw)
+    """A command in its own process group (so that a kill reaches its workers too), with Ctrl-C's
+    SIGINT raising KeyboardInterrupt in it even where this process ignores SIGINT (a suite started
+    in the background by a shell: an ignored signal stays ignored across exec)."""
+    restore = threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if restore:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # exec resets a handled signal to its default
+    try:
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                **kw)
+    finally:
+        if restore:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 120.0, poll: float = 0.002) -> bool:
@@ -101,7 +112,7 @@ def fill(folder: Path, leave: int) -> Path:
 def one_line_disk_error(stderr: str, folder: Path) -> str:
     """The stderr of a command stopped by a full disk: exactly one line, naming the folder, the
     bytes needed and free."""
-    lines = [line for line in stderr.splitlines() if "error" in line.lower()]
+    lines = [line for line in stderr.replace("\r", "\n").splitlines() if "error" in line.lower()]
     assert len(lines) == 1, stderr  # (beside progress bars a library may print)
     line = lines[0]
     assert "Traceback" not in stderr and str(folder) in line, line

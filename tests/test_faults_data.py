@@ -73,12 +73,16 @@ def test_synth_killed_anywhere_reruns_to_the_same_release_rendering_only_the_res
         done = {p.name: snapshot(out)[p.name] for p in _audio(out)}
         assert all(ref["release"][name] == digest for name, digest in done.items()), point
         assert not (out / TRUTH_NAME).exists() or snapshot(out).get(TRUTH_NAME) == ref["release"][TRUTH_NAME]
-        assert (out / IN_PROGRESS_NAME).exists(), point
+        if point == "while writing the export" and not (out / IN_PROGRESS_NAME).exists():
+            # the export, truth and marker removal take milliseconds: the run may finish between
+            # the poll that saw the export and the kill; then the release must be the complete one
+            assert snapshot(out) == ref["release"], point
+        else:
+            assert (out / IN_PROGRESS_NAME).exists(), point
         # tracks written before this kill are never rendered again
         for p in _audio(out):
             assert kept.setdefault(p.name, p.stat().st_mtime_ns) == p.stat().st_mtime_ns, (point, p.name)
-    proc = run(cmd)
-    assert proc.returncode == 0, proc.stderr
+    assert _cli(cmd[len(HOUSEX):]) == (0, "")  # the same command (in this process: no start-up to pay)
     assert snapshot(out) == ref["release"]  # no temp files, no marker
     assert all(kept[p.name] == p.stat().st_mtime_ns for p in _audio(out) if p.name in kept)
     assert not lock_path(out).exists()
@@ -100,8 +104,7 @@ def test_build_killed_anywhere_reruns_to_the_same_dataset(ref, tmp_path):
     for point, condition in points.items():
         assert kill_when(start(cmd), condition), f"the run ended before the kill point {point!r}"
         assert not out.exists(), point  # a reader sees no dataset
-    proc = run(cmd)
-    assert proc.returncode == 0, proc.stderr
+    assert _cli(cmd[len(HOUSEX):])[0] == 0  # the same command (in this process: no start-up to pay)
     assert snapshot(out) == ref["ds"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]  # the killed runs' temp folders are gone
 
@@ -110,8 +113,7 @@ def test_build_killed_anywhere_reruns_to_the_same_dataset(ref, tmp_path):
     cmd3 = [*cmd, "--overwrite", "--seed", "3"]
     assert kill_when(start(cmd3), lambda: (t := temp()) is not None and any((t / "tracks").glob("*.parquet")))
     assert snapshot(out) in (ref["ds"], ref["ds3"])
-    proc = run(cmd3)
-    assert proc.returncode == 0, proc.stderr
+    assert _cli(cmd3[len(HOUSEX):])[0] == 0
     assert snapshot(out) == ref["ds3"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ds"]
 
