@@ -47,6 +47,19 @@ def demo_model():
     return model, fe, "demo config (trainer/configs/cpu.yaml), random weights: no trained demo model yet"
 
 
+def demo_model_folder(tmp: Path) -> tuple[Path, str]:
+    """``(folder, description)`` of :func:`demo_model` for a command run in its own process: the
+    trained demo model's folder, else the demo config at random init saved into ``tmp/model``."""
+    folder = PROJECT_ROOT / "demo-out" / "model"
+    if (folder / "config.json").is_file():
+        return folder, f"trained demo model ({folder.relative_to(PROJECT_ROOT)})"
+    model, fe, what = demo_model()
+    folder = Path(tmp) / "model"
+    model.save_pretrained(folder)
+    fe.save_pretrained(folder)
+    return folder, what
+
+
 def synthetic_track(folder: Path, seconds: float, seed: int = 0) -> Path:
     """A synthetic track as OGG Vorbis (the release's format), encoded by the ffmpeg CLI.
 

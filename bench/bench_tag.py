@@ -8,6 +8,11 @@ loading and the Parquet writes (end to end, as a user runs it).
 
 Target: >= 60 tracks/min on 2 CPU cores with the demo model; reported with the speed-up of 2
 decoding workers over 1 (the main process classifies while the workers decode).
+
+Then a library of ``TINY_FILES`` (20,000; ``HOUSEX_BENCH_TAG_FILES`` overrides) tiny WAV files (1 s
+at 8 kHz, in folders of 500) tagged by ``housex tag --workers 2`` in its own process: files/min is
+the per-file overhead (listing, worker round trip, decode, one padded clip, a row), the peak RSS
+(``os.wait4``) shows memory bounded by the library's rows, not its audio (issue 26).
 """
 
 from __future__ import annotations
@@ -20,22 +25,18 @@ from pathlib import Path
 
 N_TRACKS = 12
 TARGET_PER_MIN = 60.0
+TINY_FILES = int(os.environ.get("HOUSEX_BENCH_TAG_FILES", "20000"))
 
 
 def main() -> None:
     import torch
 
-    from bench.bench_inference import PROJECT_ROOT, TRACK_SECONDS, demo_model, synthetic_track
+    from bench.bench_inference import TRACK_SECONDS, demo_model_folder, synthetic_track
     from housex.tag import read_rows, tag_library
 
-    model, fe, what = demo_model()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = PROJECT_ROOT / "demo-out" / "model"
-        if not (folder / "config.json").is_file():
-            folder = tmp / "model"
-            model.save_pretrained(folder)
-            fe.save_pretrained(folder)
+        folder, what = demo_model_folder(tmp)
         library = tmp / "library"
         library.mkdir()
         track = synthetic_track(tmp, TRACK_SECONDS)
@@ -68,6 +69,41 @@ def main() -> None:
           f">= {TARGET_PER_MIN:.0f} tracks/min; rows identical for 1 and 2 workers: {same}")
     print(f"(CPU s: this process and its workers; {N_TRACKS} tracks in {results[2][3]:.1f} CPU s with 2 workers "
           f"= {N_TRACKS / results[2][3] * 120:.0f} tracks/min if both cores were ours; load: the load average at the start)")
+    tiny_library(TINY_FILES)
+
+
+def tiny_library(n_files: int) -> None:
+    """``housex tag`` over ``n_files`` tiny files, in its own process: files/min and peak RSS."""
+    import sys
+
+    import numpy as np
+    import soundfile as sf
+
+    from bench.bench_inference import demo_model_folder
+    from bench.timing import run_measured
+    from housex.tag import read_rows
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder, _ = demo_model_folder(tmp)
+        library = tmp / "library"
+        rng = np.random.default_rng(0)
+        for k in range(n_files):
+            sub = library / f"{k // 500:03d}"
+            if k % 500 == 0:
+                sub.mkdir(parents=True)
+            sf.write(sub / f"t{k:05d}.wav", (0.1 * rng.standard_normal(8000)).astype(np.float32), 8000)
+        out = tmp / "tags.parquet"
+        load = os.getloadavg()[0]
+        wall, cpu, rss, code, err = run_measured([sys.executable, "-m", "housex.cli", "tag", str(library), "--model",
+                                                  str(folder), "--out", str(out), "--workers", "2", "--no-progress"])
+        if code != 0:
+            raise RuntimeError(f"housex tag: exit {code}: {err[-2000:]}")
+        rows = read_rows(out)
+        errors = sum(r["error"] is not None for r in rows)
+        print(f"\n{n_files} tiny files (1 s, 8 kHz WAV), housex tag --workers 2 in its own process: {wall:.1f} s = "
+              f"{len(rows) / wall * 60:.0f} files/min ({len(rows)} rows, {errors} errors; process CPU {cpu:.1f} s, "
+              f"workers' not counted); peak RSS {rss / 2**20:.0f} MiB; load average {load:.1f} at the start")
 
 
 def _cpu_seconds() -> float:

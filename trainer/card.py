@@ -70,11 +70,11 @@ def describe_backbone(name: str | None) -> str:
     ``patch_cnn_small``: no ImageNet weights exist for them) as this package's own CNN."""
     from ..modeling.backbone_housex import backbone_spec
 
-    if name is None:  # a peer model or an encoder classifier: no HouseX backbone
+    if not name:  # a peer model or an encoder classifier: no HouseX backbone
         return ""
     try:
         torchvision_model = backbone_spec(name).imagenet
-    except (ValueError, TypeError):
+    except ValueError:
         return f"`{name}`"
     return f"a torchvision `{name}`" if torchvision_model else f"`{name}`, this package's own small CNN (PatchCNN)"
 

@@ -27,12 +27,14 @@ import sys
 def main(argv: list[str] | None = None) -> int:
     from housex.dataset_script.console import progress_bars_on_terminal_only
 
-    progress_bars_on_terminal_only()  # before transformers and datasets are imported
+    bars = progress_bars_on_terminal_only()  # before transformers and datasets are imported
     from housex.trainer.train import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug_traceback" in argv
     argv = [a for a in argv if a != "--debug_traceback"]
+    if not bars and not any(a.split("=")[0] == "--disable_tqdm" for a in argv):
+        argv += ["--disable_tqdm", "true"]  # the Trainer's own bar (it ignores the libraries' switches)
     try:
         return cli(argv)
     except (ValueError, OSError, RuntimeError) as e:

@@ -139,9 +139,10 @@ def setup_logging(training_args) -> None:
     if not training_args.should_log:
         transformers.utils.logging.set_verbosity_warning()
         datasets.utils.logging.set_verbosity_warning()
-    # which process runs where: worth a line when there are several, not a warning on every run
+    # which process runs where: a line from every process when there are several (the others log
+    # warnings only), nothing on a normal single-process run
     logger.log(
-        logging.INFO if training_args.world_size > 1 else logging.DEBUG,
+        logging.WARNING if training_args.world_size > 1 else logging.DEBUG,
         "process %d of %d, device %s, parallel mode %s, bf16 %s",
         training_args.process_index, training_args.world_size, training_args.device,
         training_args.parallel_mode.value, training_args.bf16,

@@ -127,22 +127,6 @@ def from_embeddings(folder) -> FeatureSet:
     return FeatureSet(emb.encoder, f"{emb.num_states} layers, clip mean", splits["train"], splits["validation"])
 
 
-def log_mel(dataset, *, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
-    """The built-in ``log-mel`` set: one layer, the clip-mean log-mel spectrum (``probe.dataset_features``)."""
-    from ..predictions import scored_clips
-    from .probe import dataset_features
-
-    for split in ("train", "validation"):
-        if split not in dataset:
-            raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
-    splits = {}
-    for name in ("validation", "train"):  # validation's columns checked before any feature is computed
-        ids, tracks, soft = scored_clips(dataset[name])
-        X, _ = dataset_features(dataset[name], n_mels=n_mels, split_name=name, num_proc=num_proc)
-        splits[name] = Split(X[:, None, :], ids, [str(t) for t in tracks], soft)
-    return FeatureSet("log-mel", "log-mel mean", splits["train"], splits["validation"])
-
-
 # --------------------------------------------------------------------------------------------
 # the batched torch probes
 # --------------------------------------------------------------------------------------------
@@ -487,5 +471,5 @@ def summary_line(record: dict) -> str:
             f"({record['num_clips']} clips, {record['num_tracks']} tracks)")
 
 
-__all__ = ["FeatureSet", "Split", "Candidate", "default_grid", "from_embeddings", "log_mel", "run_probe", "summary_line", "sweep",
+__all__ = ["FeatureSet", "Split", "Candidate", "default_grid", "from_embeddings", "run_probe", "summary_line", "sweep",
            "choose", "fit_and_predict", "inner_split", "train_batched"]

@@ -76,6 +76,22 @@ def model_name(n_mels: int) -> str:
     return f"logistic regression, clip-mean {n_mels}-band log-mel"
 
 
+def log_mel(dataset, *, n_mels: int = 64, num_proc: int | None = None) -> FeatureSet:
+    """The built-in ``log-mel`` feature set of the layer probes: one layer, the clip-mean log-mel spectrum."""
+    from ..predictions import scored_clips
+    from .layer_probe import FeatureSet, Split
+
+    for split in ("train", "validation"):
+        if split not in dataset:
+            raise ValueError(f"dataset has no {split!r} split (found: {', '.join(dataset)})")
+    splits = {}
+    for name in ("validation", "train"):  # validation's columns checked before any feature is computed
+        ids, tracks, soft = scored_clips(dataset[name])
+        X, _ = dataset_features(dataset[name], n_mels=n_mels, split_name=name, num_proc=num_proc)
+        splits[name] = Split(X[:, None, :], ids, [str(t) for t in tracks], soft)
+    return FeatureSet("log-mel", "log-mel mean", splits["train"], splits["validation"])
+
+
 def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: int = 0, max_iter: int = 2000,
                  num_proc: int | None = None, source: str = "", out: str | Path | None = None,
                  bootstrap: Bootstrap = Bootstrap()) -> dict:
@@ -86,7 +102,7 @@ def linear_probe(dataset: Mapping, *, n_mels: int = 64, C: float = 1.0, seed: in
     ``dataset``: a ``datasets.DatasetDict`` (or mapping of splits) of the "clips" config; ``source``
     names it in the outputs.
     """
-    from .layer_probe import Candidate, log_mel, run_probe
+    from .layer_probe import Candidate, run_probe
 
     features = log_mel(dataset, n_mels=n_mels, num_proc=num_proc)
     if len(np.unique(sharpen_ids(features.train.soft_labels))) < 2:
