@@ -437,11 +437,12 @@ def _fine_tune(clips_dir, out: Path, **args) -> dict:  # noqa: F811
     return main(model_args, data_args, training_args)
 
 
-def test_fine_tune_an_encoder_without_a_classification_class_keeps_the_best_validation_checkpoint(encoders, clips_dir,
-                                                                                                 tmp_path):  # noqa: F811
+def test_fine_tune_an_encoder_without_a_classification_class_keeps_the_best_holdout_checkpoint(encoders, clips_dir,
+                                                                                              tmp_path):  # noqa: F811
     """Qwen2-Audio's encoder (no classification class: the encoder classifier, its tower read from the full
-    checkpoint), evaluated and saved every step; the folder holds the checkpoint with the lowest validation
-    loss, and that is what metrics.json scores."""
+    checkpoint), evaluated and saved every step; the folder holds the checkpoint with the lowest loss on the
+    held-out training tracks (load_best_model_at_end's default --checkpoint_selection holdout), and
+    metrics.json scores it on validation."""
     from transformers import pipeline
 
     out = tmp_path / "qwen2-audio"
@@ -456,7 +457,11 @@ def test_fine_tune_an_encoder_without_a_classification_class_keeps_the_best_vali
     losses = {e["step"]: e["eval_loss"] for e in state["log_history"] if "eval_loss" in e}
     best_step = min(losses, key=losses.get)
     assert len(losses) >= 3 and state["best_model_checkpoint"].endswith(f"checkpoint-{best_step}")
-    assert metrics["loss"] == pytest.approx(losses[best_step], abs=1e-6)  # the final evaluation is the best checkpoint's
+    selection = metrics["checkpoint_selection"]
+    assert selection["rule"] == "holdout" and selection["step"] == best_step and selection["holdout_tracks"] >= 1
+    from housex.trainer.data import load_clips_dataset
+
+    assert metrics["num_eval_clips"] == len(load_clips_dataset(clips_dir)["validation"])  # scored: validation
     best = load_file(Path(state["best_model_checkpoint"]) / "model.safetensors")
     saved = load_file(out / "model.safetensors")
     assert best.keys() == saved.keys() and all(torch.equal(best[k], saved[k]) for k in best)

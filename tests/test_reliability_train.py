@@ -51,6 +51,7 @@ BAD_OPTIONS = [
     ("--n_mels", "-4", "an integer ≥ 1"),
     ("--hidden_dropout_prob", "1.5", "in [0, 1)"),
     ("--max_train_samples", "0", "an integer ≥ 1"),
+    ("--selection_fraction", "1", "in (0, 1)"),
 ]
 
 
@@ -60,6 +61,28 @@ def test_bad_numeric_training_option_is_one_line_naming_it(tmp_path, option, val
     code, err = _run(["--dataset_name", tmp_path / "nowhere", "--output_dir", out, "--do_train", option, value])
     assert code == 2
     assert err.splitlines() == [f"trainer/run.py: error: {option}: must be {what}, got {err.rsplit('got ', 1)[1]}"]
+    assert not out.exists()
+
+
+CHECKPOINT_SELECTION_ERRORS = [
+    (["--checkpoint_selection", "best"], "--checkpoint_selection: must be one of holdout, last, validation, got best"),
+    (["--checkpoint_selection", "validation"],
+     "--checkpoint_selection validation chooses the best checkpoint, but load_best_model_at_end is false (the final "
+     "weights would be scored: that is --checkpoint_selection last); set --load_best_model_at_end true with an "
+     "eval_strategy and save_strategy"),
+    (["--checkpoint_selection", "holdout"], "--checkpoint_selection holdout chooses the best checkpoint, but"),
+    (["--checkpoint_selection", "last", "--load_best_model_at_end", "true", "--eval_strategy", "epoch",
+      "--save_strategy", "epoch"],
+     "--checkpoint_selection last scores the final weights, but load_best_model_at_end is true: add "
+     "--load_best_model_at_end false"),
+]
+
+
+@pytest.mark.parametrize("options,message", CHECKPOINT_SELECTION_ERRORS)
+def test_contradictory_checkpoint_selection_is_one_line(tmp_path, options, message):
+    out = tmp_path / "run"
+    code, err = _run(["--dataset_name", tmp_path / "nowhere", "--output_dir", out, "--do_train", *options])
+    assert code == 2 and len(err.splitlines()) == 1 and err.startswith(f"trainer/run.py: error: {message}")
     assert not out.exists()
 
 

@@ -6,7 +6,8 @@ example scripts do; ``check_arguments`` refuses bad values with one line naming 
 
 What a field is, is said once, in its metadata (besides ``help``): ``"config"`` / ``"feature_extractor"``
 name the ``HouseXConfig`` / ``HouseXFeatureExtractor`` argument it sets (the HouseX-model options,
-which a peer model ignores), ``"rule"`` the range a number must lie in (:class:`NumericRule`).  The
+which a peer model ignores), ``"rule"`` the range a number must lie in (:class:`NumericRule`),
+``"one_of"`` the values a string option may take.  The
 fields that ``TrainingArguments`` brings get their rules from :data:`TRAINING_ARGUMENT_RULES`.
 """
 
@@ -46,6 +47,9 @@ DROPOUT = NumericRule("in [0, 1)", lambda v: 0 <= v < 1)
 OPEN_UNIT = NumericRule("in (0, 1)", lambda v: 0 < v < 1)
 AT_LEAST_10 = NumericRule("an integer ≥ 10", lambda v: v >= 10)
 
+#: ``--checkpoint_selection``: which data chooses the checkpoint that is scored (see its help).
+CHECKPOINT_SELECTIONS = ("holdout", "last", "validation")
+
 #: Rules of the ``TrainingArguments`` fields (transformers' own; ours carry theirs in their metadata).
 TRAINING_ARGUMENT_RULES: dict[str, NumericRule] = {
     **dict.fromkeys(("per_device_train_batch_size", "per_device_eval_batch_size", "gradient_accumulation_steps",
@@ -57,7 +61,7 @@ TRAINING_ARGUMENT_RULES: dict[str, NumericRule] = {
 }
 
 # Metadata keys of ours, not argparse's (HfArgumentParser passes metadata to add_argument).
-_OWN_METADATA = ("config", "feature_extractor", "rule")
+_OWN_METADATA = ("config", "feature_extractor", "rule", "one_of")
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,7 +276,8 @@ class ModelArguments:
 
 @dataclass
 class HouseXTrainingArguments(TrainingArguments):
-    """``TrainingArguments`` plus the paper's StepLR schedule and the intervals' bootstrap settings."""
+    """``TrainingArguments`` plus the paper's StepLR schedule, the data that chooses the checkpoint and the
+    intervals' bootstrap settings."""
 
     step_lr_step_size: int = field(
         default=0,
@@ -284,6 +289,22 @@ class HouseXTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Learning rate of a peer model's pretrained encoder (its base model); the head, layer "
                   "weights and pooling keep learning_rate. Default: one learning rate for all.", "rule": POSITIVE},
+    )
+    checkpoint_selection: str | None = field(
+        default=None,
+        metadata={"help": "Which data chooses the checkpoint that is scored. 'holdout': the best checkpoint by "
+                  "metric_for_best_model on a seeded share (--selection_fraction) of the TRAINING tracks, held out "
+                  "of training; the validation split (or fold) is then scored once and never chooses anything. "
+                  "'last': the final weights, nothing chosen. 'validation': the best checkpoint on the validation "
+                  "split itself, the paper's protocol: its figures are optimistic (housex table marks them). "
+                  "Default: holdout when load_best_model_at_end is true, else last.",
+                  "one_of": CHECKPOINT_SELECTIONS},
+    )
+    selection_fraction: float = field(
+        default=0.1,
+        metadata={"help": "--checkpoint_selection holdout: the share of the training tracks held out to choose the "
+                  "checkpoint (whole tracks, seeded by --seed, stratified on the sharpened track label where each "
+                  "genre has enough tracks).", "rule": OPEN_UNIT},
     )
     bootstrap_level: float = field(
         default=0.95, metadata={"help": "Level of the intervals in metrics.json and the card (cluster bootstrap "
@@ -305,9 +326,11 @@ def numeric_rule(f: dataclasses.Field) -> NumericRule | None:
 def check_arguments(model_args, data_args, training_args) -> None:
     """Refuse bad option values with one line naming the option, before anything is read or written.
 
-    Numbers must be finite and in range (:func:`numeric_rule`; ``max_steps`` is -1 or ≥ 1); the
-    ``output_dir`` must not be, contain or sit inside the dataset folder or a release folder
-    (:func:`check_output_path`: a run's checkpoints never land in, or replace, its inputs).
+    Numbers must be finite and in range (:func:`numeric_rule`; ``max_steps`` is -1 or ≥ 1), a string
+    option with ``"one_of"`` one of them; ``checkpoint_selection`` agrees with ``load_best_model_at_end``
+    (:func:`resolve_checkpoint_selection`, which also fills in its default); the ``output_dir`` must not
+    be, contain or sit inside the dataset folder or a release folder (:func:`check_output_path`: a
+    run's checkpoints never land in, or replace, its inputs).
     """
     from ..dataset_script.paths import check_output_path
 
@@ -315,6 +338,9 @@ def check_arguments(model_args, data_args, training_args) -> None:
         for f in dataclasses.fields(args):
             rule = numeric_rule(f)
             value = getattr(args, f.name, None)
+            choices = f.metadata.get("one_of")
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"--{f.name}: must be one of {', '.join(choices)}, got {value}")
             if rule is None or value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
                 continue
             what, ok = rule
@@ -325,11 +351,27 @@ def check_arguments(model_args, data_args, training_args) -> None:
         raise ValueError(f"--max_steps: must be -1 (use num_train_epochs) or an integer ≥ 1, got {steps}")
     if training_args.do_train and steps == -1 and training_args.num_train_epochs <= 0:
         raise ValueError(f"--num_train_epochs: must be > 0 to train, got {training_args.num_train_epochs}")
+    resolve_checkpoint_selection(training_args)
     inputs = list(data_args.release_dirs or [])
     if data_args.dataset_name:
         inputs.append(data_args.dataset_name)
     if training_args.output_dir:
         check_output_path(training_args.output_dir, inputs, option="--output_dir")
+
+
+def resolve_checkpoint_selection(training_args) -> None:
+    """Fill in ``checkpoint_selection`` (holdout when ``load_best_model_at_end``, else last) and refuse, in
+    one line, a choice that ``load_best_model_at_end`` contradicts."""
+    choice, best = getattr(training_args, "checkpoint_selection", None), training_args.load_best_model_at_end
+    if choice is None:
+        training_args.checkpoint_selection = "holdout" if best else "last"
+    elif choice == "last" and best:
+        raise ValueError("--checkpoint_selection last scores the final weights, but load_best_model_at_end is true: "
+                         "add --load_best_model_at_end false")
+    elif choice != "last" and not best:
+        raise ValueError(f"--checkpoint_selection {choice} chooses the best checkpoint, but load_best_model_at_end is "
+                         "false (the final weights would be scored: that is --checkpoint_selection last); set "
+                         "--load_best_model_at_end true with an eval_strategy and save_strategy")
 
 
 def _resolve_bf16(value) -> bool:
@@ -410,6 +452,8 @@ __all__ = [
     "HouseXTrainingArguments",
     "NumericRule",
     "TRAINING_ARGUMENT_RULES",
+    "CHECKPOINT_SELECTIONS",
+    "resolve_checkpoint_selection",
     "numeric_rule",
     "check_arguments",
     "load_config_file",

@@ -79,6 +79,30 @@ def describe_backbone(name: str | None) -> str:
     return f"a torchvision `{name}`" if torchvision_model else f"`{name}`, this package's own small CNN (PatchCNN)"
 
 
+def describe_selection(record: dict | None) -> str:
+    """How the card says which weights were scored (metrics.json's ``checkpoint_selection`` record)."""
+    if not record:
+        return "the given model as it is (not trained in this run)"
+    rule = record["rule"]
+    epoch = f", epoch {record['epoch']:.2f}" if isinstance(record.get("epoch"), (int, float)) else ""
+    if rule == "last":
+        return f"the final weights (step {record.get('step')}{epoch}); no checkpoint was chosen"
+    at = f"step {record.get('step')} of {record.get('last_step')}{epoch}"
+    if rule == "holdout":
+        return (f"the checkpoint with the best `{record.get('metric')}` on a holdout of "
+                f"{record.get('holdout_tracks')} training tracks ({record.get('holdout_clips')} clips, "
+                f"{record.get('selection_fraction', 0):.0%} of the training tracks, not trained on): {at}")
+    return f"the checkpoint with the best `{record.get('metric')}` on the scored split itself (the paper's protocol): {at}"
+
+
+def _selection_setting(record: dict | None) -> str:
+    if not record:
+        return "none (not trained in this run)"
+    if record["rule"] == "last":
+        return "`last` (the final weights)"
+    return f"`{record['rule']}`, best `{record.get('metric')}` (see Evaluation)"
+
+
 def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mode: str, class_weights: bool,
                      training: dict, synthetic: bool, model_name: str, repo_id: str | None,
                      template_path: str | os.PathLike = TEMPLATE_PATH):
@@ -151,6 +175,8 @@ def build_model_card(*, metrics: dict, model_config, feature_extractor, label_mo
                       else f"Fold {fold} of {metrics.get('num_folds')} (cross-validation; the other folds trained)"),
         interval_level=level_text(metrics.get("bootstrap", {}).get("level", 0.95)),
         bootstrap=metrics.get("bootstrap"),
+        selection_text=describe_selection(metrics.get("checkpoint_selection")),
+        selection_optimistic=(metrics.get("checkpoint_selection") or {}).get("rule") == "validation",
         training_rows=[{"name": k, "value": v} for k, v in training.items()],
     )
 
@@ -187,7 +213,7 @@ def write_model_card(out_dir, *, metrics, model, model_args, data_args, training
                 (data_args.feature_augment, "features: time shift, spectral tilt, frequency/time masks"),
             ) if on] or ["none"]
         ),
-        "best checkpoint by": training_args.metric_for_best_model if training_args.load_best_model_at_end else "last step",
+        "checkpoint selection": _selection_setting(metrics.get("checkpoint_selection")),
         "seed": training_args.seed,
     }
     card = build_model_card(

@@ -110,7 +110,8 @@ class SafeSavingMixin:
         """``train(resume_from_checkpoint=...)``, except from a checkpoint of step ``max_steps``:
         ``Trainer`` (transformers 5.25) would then train one step more before it stops (its stop test
         comes after a step), so a run killed after its last checkpoint would not end with the
-        uninterrupted run's weights.  That checkpoint's weights and state are loaded instead.
+        uninterrupted run's weights.  That checkpoint's weights and state are loaded instead, and then,
+        with ``load_best_model_at_end``, the best checkpoint's weights, as ``train`` would at its end.
         Returns the train metrics (none when restored)."""
         if resume_from_checkpoint and 0 < self.args.max_steps <= checkpoint_step(resume_from_checkpoint):
             from transformers.trainer_callback import TrainerState
@@ -119,6 +120,8 @@ class SafeSavingMixin:
                         resume_from_checkpoint, self.args.max_steps)
             self._load_from_checkpoint(resume_from_checkpoint)
             self.state = TrainerState.load_from_json(str(Path(resume_from_checkpoint, "trainer_state.json")))
+            if self.args.load_best_model_at_end and self.state.best_model_checkpoint is not None:
+                self._load_best_model()
             return {}
         return dict(self.train(resume_from_checkpoint=resume_from_checkpoint).metrics)
 

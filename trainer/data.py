@@ -2,7 +2,8 @@
 
 ``load_clips_dataset`` is the one loader of a dataset's ``clips`` config (training, the baselines,
 ``housex probe``, embeddings).  ``load_clip_datasets`` loads it or builds it from release folders;
-``select_clips`` applies the label mode's filter and the ``max_*_samples`` truncation;
+``select_clips`` holds out the tracks that choose the checkpoint (``--checkpoint_selection holdout``:
+``selection_holdout``) and applies the label mode's filter and the ``max_*_samples`` truncation;
 ``make_transform`` turns decoded clips into model inputs and labels, on the fly (``add_features``:
 ``set_transform``) or once (``precompute``: ``Dataset.map``, cached by datasets).
 """
@@ -15,12 +16,14 @@ import os
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import datasets
 import numpy as np
 import yaml
 from transformers import DataCollatorWithPadding
 
+from ..dataset_script.build_plan import TrackEntry, split_tracks
 from ..dataset_script.builder import HouseXBuilder, HouseXBuilderConfig
 from ..dataset_script.export import local_data_files
 from ..dataset_script.genres import sharpen_ids
@@ -127,14 +130,30 @@ def dataset_looks_synthetic(ds, data_args: DataTrainingArguments) -> bool:
 # --------------------------------------------------------------------------------------------
 # Selecting, targets
 # --------------------------------------------------------------------------------------------
-def select_clips(raw, data_args: DataTrainingArguments, training_args, source: str):
-    """``(train, validation)`` splits (with ``--fold k``: the other folds / fold k) after the label mode's
-    filter and the ``max_*_samples`` truncation."""
+class ClipSplits(NamedTuple):
+    """The clips of a run: ``train`` (trained on), ``validation`` (scored once, or during training with
+    ``--checkpoint_selection validation``/``last``) and ``selection`` (the held-out training tracks that
+    choose the checkpoint with ``--checkpoint_selection holdout``; None otherwise)."""
+
+    train: datasets.Dataset
+    validation: datasets.Dataset
+    selection: datasets.Dataset | None = None
+
+
+def select_clips(raw, data_args: DataTrainingArguments, training_args, source: str) -> ClipSplits:
+    """The train / validation splits (with ``--fold k``: the other folds / fold k); when training with
+    ``--checkpoint_selection holdout``, the holdout of training tracks (:func:`selection_holdout`, drawn
+    from all training tracks, so that it is labelled like validation); then the label mode's filter and
+    the ``max_*_samples`` truncation (of train and validation; the holdout keeps whole tracks)."""
     if data_args.fold is not None:
         train_ds, eval_ds = fold_splits(raw, data_args, source)
     else:
         train_ds = raw[data_args.train_split_name]
         eval_ds = raw[data_args.eval_split_name]
+    selection_ds = None
+    if training_args.do_train and getattr(training_args, "checkpoint_selection", None) == "holdout":
+        train_ds, selection_ds = selection_holdout(train_ds, training_args.selection_fraction, training_args.seed,
+                                                   source, data_args.label_column_name)
     if data_args.label_mode == "clean":
         before = len(train_ds)
         train_ds = train_ds.filter(lambda s: max(s) >= 1.0 - 1e-9, input_columns=[data_args.label_column_name])
@@ -149,7 +168,37 @@ def select_clips(raw, data_args: DataTrainingArguments, training_args, source: s
         raise ValueError(f"dataset {source!r}: the {data_args.train_split_name!r} split is empty")
     if len(eval_ds) == 0:
         raise ValueError(f"dataset {source!r}: the {data_args.eval_split_name!r} split is empty")
-    return train_ds, eval_ds
+    return ClipSplits(train_ds, eval_ds, selection_ds)
+
+
+def selection_holdout(train_ds, fraction: float, seed: int, source: str = "the dataset",
+                      label_column: str = "soft_label") -> tuple[datasets.Dataset, datasets.Dataset]:
+    """``(train, holdout)``: ``fraction`` of the training TRACKS (every clip of a held-out track goes with
+    it) held out to choose the checkpoint, by the builder's own train/validation rule
+    (:func:`~housex.dataset_script.build_plan.split_tracks`: seeded, stratified on the sharpened track
+    label where every genre has 2 tracks and the holdout one per genre, else a seeded shuffle).  The same
+    seed gives the same holdout.  A dataset without ``track_id`` holds out single clips (with a warning)."""
+    if "track_id" in train_ds.column_names:
+        meta = train_ds.select_columns(["track_id", label_column])
+        tracks = np.asarray(meta["track_id"], dtype=object)
+    else:
+        logger.warning("dataset %s has no track_id column: the checkpoint-selection holdout takes single clips, "
+                       "whose tracks may also train", source)
+        meta = train_ds.select_columns([label_column])
+        tracks = np.asarray([f"clip{i:06d}" for i in range(len(train_ds))], dtype=object)
+    labels = np.asarray(meta[label_column], dtype=np.float64)
+    ids, first = np.unique(tracks, return_index=True)  # a track's label: its first clip's
+    # split_tracks reads a track's source, id and label only; the clips dataset has no audio path per track
+    entries = [TrackEntry("", str(t), "", Path(), labels[i]) for t, i in zip(ids, first)]
+    held = {e.track_id for e in split_tracks(entries, validation_fraction=fraction, seed=seed,
+                                             stratify=True)["validation"]}
+    if not held:
+        raise ValueError(f"--selection_fraction {fraction} of the {len(entries)} training tracks of {source} holds "
+                         "out no track: raise it, or use --checkpoint_selection last")
+    in_holdout = np.fromiter((t in held for t in tracks), dtype=bool, count=len(tracks))
+    logger.info("checkpoint selection: %d of %d training tracks (%d clips) held out to choose the checkpoint",
+                len(held), len(entries), int(in_holdout.sum()))
+    return train_ds.select(np.flatnonzero(~in_holdout)), train_ds.select(np.flatnonzero(in_holdout))
 
 
 
@@ -261,8 +310,10 @@ def build_augmentation(data_args: DataTrainingArguments, training_args, feature_
 
 
 
-def add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args: DataTrainingArguments, training_args):
-    """Both splits with ``input_features`` + ``labels``: on the fly (``set_transform``) or precomputed."""
+def add_features(splits: ClipSplits, feature_extractor, augmenter, data_args: DataTrainingArguments,
+                 training_args) -> ClipSplits:
+    """Every split with ``input_features`` + ``labels``: on the fly (``set_transform``) or precomputed.
+    Validation and the selection holdout keep the soft labels (they are scored alike)."""
     train_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                      label_column=data_args.label_column_name, label_mode=data_args.label_mode,
                                      augmenter=augmenter, augment_keys=data_args.feature_augment,
@@ -270,16 +321,21 @@ def add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args: Dat
     eval_transform = make_transform(feature_extractor, audio_column=data_args.audio_column_name,
                                     label_column=data_args.label_column_name, label_mode=None,
                                     max_length_seconds=data_args.max_length_seconds)
+    train_ds, eval_ds, selection_ds = splits
     if data_args.precompute_features:
         with training_args.main_process_first(desc="computing features"):
             train_ds = precompute(train_ds, train_transform, data_args.preprocessing_num_workers, "train",
                                   feature_extractor, data_args.label_mode, augment_keys=data_args.feature_augment)
             eval_ds = precompute(eval_ds, eval_transform, data_args.preprocessing_num_workers, "validation",
                                  feature_extractor, None)
+            if selection_ds is not None:
+                selection_ds = precompute(selection_ds, eval_transform, data_args.preprocessing_num_workers,
+                                          "selection holdout", feature_extractor, None)
     else:
-        train_ds.set_transform(train_transform)
-        eval_ds.set_transform(eval_transform)
-    return train_ds, eval_ds
+        for ds, transform in ((train_ds, train_transform), (eval_ds, eval_transform), (selection_ds, eval_transform)):
+            if ds is not None:
+                ds.set_transform(transform)
+    return ClipSplits(train_ds, eval_ds, selection_ds)
 
 
 

@@ -80,7 +80,7 @@ def format_table(out_dir: Path, runs: list[dict]) -> str:
     """Markdown table: rows backbone × features, columns hard/soft × weighted P/R/F1 with intervals,
     from the cells whose runs have all finished (folds pooled, seeds averaged); best F1 bold."""
     from .statistics import format_figure
-    from .table import grid_rows, score_table
+    from .table import OPTIMISTIC_MARK, OPTIMISTIC_NOTE, chosen_on_scored_split, grid_rows, score_table
 
     rows, _ = grid_rows(out_dir)
     scored = {}
@@ -93,8 +93,11 @@ def format_table(out_dir: Path, runs: list[dict]) -> str:
     best = max(f1s) if f1s else None
     head = ["Backbone", "Features"] + [f"{lab.capitalize()} {m}" for lab in label_sets for m in ("P", "R", "F1")]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---"] * 2 + ["---:"] * (len(head) - 2)) + "|"]
+    optimistic = False
     for backbone, features in table_rows:
-        cells = [backbone, features]
+        marked = any(chosen_on_scored_split(scored.get((backbone, features, lab), {})) for lab in label_sets)
+        optimistic |= marked
+        cells = [backbone + (OPTIMISTIC_MARK if marked else ""), features]
         for lab in label_sets:
             record = scored.get((backbone, features, lab), {})
             for key in SCORE_KEYS:
@@ -105,6 +108,8 @@ def format_table(out_dir: Path, runs: list[dict]) -> str:
                     text = f"**{number}** {rest}"
                 cells.append(text)
         lines.append("| " + " | ".join(cells) + " |")
+    if optimistic:
+        lines += ["", OPTIMISTIC_NOTE]
     return "\n".join(lines) + "\n"
 
 

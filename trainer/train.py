@@ -39,6 +39,7 @@ from .arguments import DataTrainingArguments, ModelArguments, check_arguments, p
 from .card import push_folder_to_hub, write_model_card
 from .checkpoints import SafeSavingMixin, checkpoint_problem, last_complete_checkpoint
 from .data import (
+    ClipSplits,
     add_features,
     build_augmentation,
     class_weights_from_targets,
@@ -198,9 +199,40 @@ def scored_clip_ids(eval_ds, data_args: DataTrainingArguments) -> tuple[list[str
         return ids, ids, np.asarray(eval_ds[data_args.label_column_name], dtype=np.float64)
 
 
+def holdout_counts(selection_ds) -> dict | None:
+    """Tracks and clips of the checkpoint-selection holdout (None: no holdout), with its track ids."""
+    if selection_ds is None:
+        return None
+    tracks = sorted(set(selection_ds["track_id"])) if "track_id" in selection_ds.column_names else []
+    return {"holdout_tracks": len(tracks) or len(selection_ds), "holdout_clips": len(selection_ds),
+            "holdout_track_ids": tracks}
+
+
+def checkpoint_selection_record(trainer, training_args, holdout: dict | None) -> dict | None:
+    """What chose the scored weights, for metrics.json: the rule, the data and metric it chose on, and the
+    chosen step and epoch (None when this run did not train: a trained model evaluated as it is)."""
+    if not training_args.do_train:
+        return None
+    rule, state = training_args.checkpoint_selection, trainer.state
+    record = {"rule": rule}
+    if rule == "last":
+        record.update(chosen_on=None, step=state.global_step, epoch=state.epoch)
+    else:
+        step = state.best_global_step or state.global_step  # no evaluation improved on nothing: the last
+        epochs = [e["epoch"] for e in state.log_history if e.get("step") == step and "epoch" in e]
+        record.update(chosen_on="holdout of training tracks" if rule == "holdout" else "validation (the scored split)",
+                      metric=training_args.metric_for_best_model, greater_is_better=training_args.greater_is_better,
+                      best_metric=state.best_metric, step=step, epoch=epochs[-1] if epochs else None,
+                      last_step=state.global_step)
+    if rule == "holdout":
+        record.update(selection_fraction=training_args.selection_fraction, seed=training_args.seed, **holdout)
+    return record
+
+
 def run_row_info(model, model_args, data_args, training_args, feature_extractor, source: str,
-                 folds: int | None) -> dict:
-    """What names this run's row in ``housex table`` (stored in predictions.parquet)."""
+                 folds: int | None, selection: dict | None = None) -> dict:
+    """What names this run's row in ``housex table`` (stored in predictions.parquet); ``selection``: the
+    checkpoint-selection record (:func:`checkpoint_selection_record`), whose rule the table marks."""
     cfg = model.config
     labels = {"sharpen": "hard", "clean": "hard (clean)", "soft": "soft"}[data_args.label_mode]
     if cfg.model_type == "housex":
@@ -214,6 +246,9 @@ def run_row_info(model, model_args, data_args, training_args, feature_extractor,
             "split": data_args.eval_split_name if data_args.fold is None else "folds", "seed": training_args.seed}
     if data_args.fold is not None:
         info.update(fold=data_args.fold, num_folds=folds)
+    if selection is not None:
+        info["checkpoint_selection"] = selection["rule"]
+        info["selection"] = {k: v for k, v in selection.items() if k not in ("rule", "holdout_track_ids")}
     return info
 
 
@@ -271,9 +306,11 @@ def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArgu
     synthetic = data_args.dataset_is_synthetic
     if synthetic is None:
         synthetic = dataset_looks_synthetic(raw[data_args.train_split_name], data_args)
-    train_ds, eval_ds = select_clips(raw, data_args, training_args, source)
+    splits = select_clips(raw, data_args, training_args, source)
+    train_ds, eval_ds = splits.train, splits.validation
     folds = num_folds(raw, data_args)
     clip_ids, track_ids, soft_labels = scored_clip_ids(eval_ds, data_args)
+    holdout = holdout_counts(splits.selection)
 
     # 3. features (a peer model brings its own extractor)
     peer = peer_models.is_peer(model_args)
@@ -281,15 +318,16 @@ def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArgu
         peer_models.check_data_args(data_args, model_args)
     feature_extractor = build_feature_extractor(model_args, clip_seconds_of(train_ds if len(train_ds) else eval_ds))
     audio_feature = datasets.Audio(sampling_rate=int(feature_extractor.sampling_rate))
-    train_ds = train_ds.cast_column(data_args.audio_column_name, audio_feature)
-    eval_ds = eval_ds.cast_column(data_args.audio_column_name, audio_feature)
+    splits = ClipSplits(*(None if ds is None else ds.cast_column(data_args.audio_column_name, audio_feature)
+                          for ds in splits))
+    train_ds = splits.train
     weights = None
     if data_args.class_weights:
         soft = np.asarray(train_ds[data_args.label_column_name], dtype=np.float64)
         weights = class_weights_from_targets(training_targets(soft, data_args.label_mode), len(GENRES))
         logger.info("class weights: %s", [round(w, 3) for w in weights])
     augmenter, collator, augment_callbacks = build_augmentation(data_args, training_args, feature_extractor)
-    train_ds, eval_ds = add_features(train_ds, eval_ds, feature_extractor, augmenter, data_args, training_args)
+    train_ds, eval_ds, selection_ds = add_features(splits, feature_extractor, augmenter, data_args, training_args)
 
     # 4. model (registered with the Auto classes by `import housex`: the saved folder gets auto_map and the
     # modeling code, so it loads with pipeline(..., trust_remote_code=True))
@@ -305,7 +343,9 @@ def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArgu
         model=model,
         args=training_args,
         train_dataset=train_ds if training_args.do_train else None,
-        eval_dataset=eval_ds,
+        # what the checkpoints are evaluated on while training: the holdout that chooses among them, or
+        # validation (chosen on: the paper's protocol; or only watched, with checkpoint_selection last)
+        eval_dataset=selection_ds if selection_ds is not None else eval_ds,
         processing_class=feature_extractor,
         data_collator=collator,  # None: the Trainer's default (padding with the feature extractor)
         compute_metrics=scorer,
@@ -319,12 +359,14 @@ def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArgu
         trainer.save_model()  # safetensors + config + custom code (+ feature extractor via processing_class)
         trainer.save_state()
 
-    # 6. evaluate
-    eval_metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate().items()}
+    # 6. evaluate: the chosen weights, once, on validation
+    selection = checkpoint_selection_record(trainer, training_args, holdout)
+    eval_metrics = {k.removeprefix("eval_"): v for k, v in trainer.evaluate(eval_dataset=eval_ds).items()}
     predictions = make_predictions(
         clip_ids=clip_ids, track_ids=track_ids, soft_labels=soft_labels,
         probabilities=metric_module().to_probabilities(scorer.last_logits, "logits"),
-        row_info=run_row_info(model, model_args, data_args, training_args, feature_extractor, source, folds))
+        row_info=run_row_info(model, model_args, data_args, training_args, feature_extractor, source, folds,
+                              selection))
     bootstrap = Bootstrap(level=training_args.bootstrap_level, resamples=training_args.bootstrap_resamples,
                           seed=training_args.bootstrap_seed)
     metrics = {
@@ -343,6 +385,7 @@ def _train_evaluate_save(model_args: ModelArguments, data_args: DataTrainingArgu
         "fold": data_args.fold,
         "num_folds": folds,
         "seed": training_args.seed,
+        "checkpoint_selection": selection,
         "train": train_metrics,
     }
 
