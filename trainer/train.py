@@ -218,7 +218,7 @@ def checkpoint_selection_record(trainer, training_args, holdout: dict | None) ->
     if rule == "last":
         record.update(chosen_on=None, step=state.global_step, epoch=state.epoch)
     else:
-        step = state.best_global_step or state.global_step  # no evaluation improved on nothing: the last
+        step = state.best_global_step or state.global_step  # unset only when no evaluation ran: the last
         epochs = [e["epoch"] for e in state.log_history if e.get("step") == step and "epoch" in e]
         record.update(chosen_on="holdout of training tracks" if rule == "holdout" else "validation (the scored split)",
                       metric=training_args.metric_for_best_model, greater_is_better=training_args.greater_is_better,
