@@ -68,6 +68,7 @@ def test_fallback_is_the_loudest_window_and_flagged():
     y = loud_section_track(seconds=40, sr=sr, loud=(20.0, 26.0), channels=1)[:, 0]
     det = detect_drops(y, sr, min_seconds=10.0, skip_seconds=3.0)
     assert det.fallback and len(det.sections) == 1 and "no section" in det.reason
+    assert det.reason.endswith("; loudest 10.0 s window used"), det.reason  # seconds, not frames
     a, b = det.sections[0]
     assert b - a == pytest.approx(librosa.time_to_frames(10.0, sr=sr) * 512 / sr)
     assert a <= 20.5 and b >= 25.5  # the window covers the loud part

@@ -476,9 +476,12 @@ def test_a_regular_install_runs_the_demo_launcher_build_and_training(tiny, tmp_p
     work = tmp_path / "work"  # not the checkout: python -m puts the cwd on sys.path
     work.mkdir()
 
+    stderr: dict[tuple, str] = {}
+
     def run(*cmd):
         proc = subprocess.run([str(c) for c in cmd], env=env, cwd=work, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{cmd}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        stderr[cmd] = proc.stderr
         return proc.stdout
 
     where = run(python, "-c", "import housex.trainer as t; print(t.__file__); print(t.CONFIGS_DIR)").split()
@@ -505,5 +508,7 @@ def test_a_regular_install_runs_the_demo_launcher_build_and_training(tiny, tmp_p
     assert cmd[0] == python and "housex.trainer.run" in cmd and not any(c.endswith("run.py") for c in cmd)
     run(*cmd)
     assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 1
+    # a normal one-process run says nothing about processes (several processes each say which they are)
+    assert "process 0 of 1" not in stderr[tuple(cmd)] and "%|" not in stderr[tuple(cmd)], stderr[tuple(cmd)][-2000:]
     for name in ("model.safetensors", "modeling_housex.py", "metrics.json", "confusion_matrix.png", "README.md"):
         assert (out / name).is_file(), name
