@@ -31,6 +31,9 @@ $(RUN_STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-cache-dir --upgrade pip
 	$(PY) -m pip install -q --no-cache-dir "torch==2.14.1" "torchvision==0.29.1"
 	$(PY) -m pip install -q --no-cache-dir -e .
+	@# librosa's numba functions compiled and cached by this one process: workers that import librosa
+	@# together on a fresh install could otherwise corrupt that cache (dataset_script/librosa_import.py)
+	$(PY) -c "import numpy as np; from housex.cues import beat_grid; beat_grid(np.random.default_rng(0).standard_normal(22050 * 20).astype(np.float32), 22050)"
 	@touch $(RUN_STAMP)
 
 # the tests' extras on top: pytest, Label Studio's SDK, selenium + Chromium, transformers' test mixins

@@ -22,6 +22,7 @@ from .audio import MAX_SAMPLE_RATE, AudioError, over_full_scale, truncation
 from .build_plan import TrackEntry
 from .build_report import NOTE_CLIPPED, NOTE_TRUNCATED, SkipReason
 from .clips import TrackDrops, analyse_track, track_seed
+from .librosa_import import import_librosa
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def process_tracks(processor: TrackProcessor, entries: list[TrackEntry], *, with
         for entry in entries:
             yield processor.process(entry, with_clips=with_clips)
         return
+    import_librosa()  # here first, so that the workers only read numba's cache
     method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
     with mp.get_context(method).Pool(min(num_workers, len(entries)), initializer=_init_worker,
                                      initargs=(processor.config,)) as pool:

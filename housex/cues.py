@@ -32,6 +32,7 @@ segment; markers naming them), and ``replay_osc`` (``python-osc`` UDP messages i
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -149,9 +150,27 @@ def beat_features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(mels, axis=1), np.concatenate(chromas, axis=1)
 
 
+_beat_tracker_compiled = False
+
+
+@contextlib.contextmanager
+def _first_call_locked():
+    global _beat_tracker_compiled
+    if _beat_tracker_compiled:
+        yield
+        return
+    from .dataset_script.librosa_import import numba_cache_lock
+
+    with numba_cache_lock():
+        yield
+    _beat_tracker_compiled = True
+
+
 def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) -> BeatGrid:
     """Beats and bars of a mono signal (see the module docstring for the method)."""
-    import librosa
+    from .dataset_script.librosa_import import import_librosa
+
+    librosa = import_librosa()
 
     duration = mono.size / sr
     y = np.asarray(mono, dtype=np.float32)
@@ -164,7 +183,8 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
     del mel
     env = librosa.onset.onset_strength(S=mel_db[:KICK_BANDS], sr=BEAT_SR, hop_length=BEAT_HOP)
     local = local_tempo(env)
-    _, frames = librosa.beat.beat_track(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, bpm=local, trim=False)
+    with _first_call_locked():  # the beat tracker compiles (and caches) its numba functions on its first call
+        _, frames = librosa.beat.beat_track(onset_envelope=env, sr=BEAT_SR, hop_length=BEAT_HOP, bpm=local, trim=False)
     frames = np.asarray(frames, dtype=int)
     beats = np.maximum(_refine(env, frames) * BEAT_HOP / BEAT_SR, 0.0)
     beats = beats[beats < duration]
@@ -491,9 +511,9 @@ def build_cues(tl, mono: np.ndarray, sr: int, *, grid: BeatGrid | None = None, d
 
 
 def _import_beat_tracker() -> None:
-    import librosa.beat
-    import librosa.feature
-    import librosa.onset  # noqa: F401
+    from .dataset_script.librosa_import import import_librosa
+
+    import_librosa()
 
 
 def set_cues(source, model, feature_extractor=None, *, sampling_rate: int | None = None, min_seconds: float = 1.0,

@@ -162,6 +162,9 @@ def _prepared(paths: Sequence[Path], workers: int, args: tuple):
     # spawn: the parent holds torch's thread pools, which a fork must not inherit.  The workers
     # never import torch (``housex.track_audio``): each starts in well under a second, where
     # importing torch + transformers (and setting its threads) took ~3 s of CPU per worker.
+    from .dataset_script.librosa_import import import_librosa
+
+    import_librosa()  # here first, so that the workers only read numba's cache
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         pending: deque = deque()
         it = iter(paths)

@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     from housex.dataset_script.console import progress_bars_on_terminal_only
 
     bars = progress_bars_on_terminal_only()  # before transformers and datasets are imported
+    from housex.dataset_script.librosa_import import import_librosa
+
+    import_librosa()  # one process at a time (accelerate's processes, then the data workers only read numba's cache)
     from housex.trainer.train import cli
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -25,6 +25,7 @@ from threadpoolctl import threadpool_limits
 
 from ...dataset_script.audio import load_audio, to_mono
 from ...dataset_script.genres import sharpen_ids
+from ...dataset_script.librosa_import import import_librosa
 from ..statistics import Bootstrap, format_figure, level_text
 
 
@@ -65,6 +66,8 @@ def dataset_features(ds, *, n_mels: int = 64, split_name: str = "", num_proc: in
                                   "features": datasets.List(datasets.Value("float32"), length=n_mels)})
     # one BLAS thread: the mel projections are small, and OpenBLAS's threads only wait for each other
     # (the probe took a fifth longer with them)
+    if num_proc and num_proc > 1:
+        import_librosa()  # here first, so that the workers only read numba's cache
     with threadpool_limits(limits=1, user_api="blas"):
         out = raw.map(featurise, batched=True, batch_size=64, with_indices=True, remove_columns=["audio"],
                       features=features, num_proc=num_proc if num_proc and num_proc > 1 else None,
