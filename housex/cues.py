@@ -105,23 +105,39 @@ class BeatGrid:
         return float(self.bars[i]) if i < len(self.bars) else float(self.duration)
 
 
-def power_blocks(y: np.ndarray, *, n_fft: int, hop_length: int, block_frames: int = 4096):
+def power_blocks(y, *, n_fft: int, hop_length: int, block_frames: int = 4096):
     """``(first frame, power block)`` of ``np.abs(librosa.stft(y, n_fft=n_fft, hop_length=hop_length)) ** 2``
     (centred, zero padding), ``block_frames`` frames at a time: the same frames, without an hour's
     complex spectrogram and its temporaries, nor a padded copy of the signal, in memory at once (their
-    page faults cost more than the FFTs)."""
+    page faults cost more than the FFTs).  ``y``: an array, or an iterable of its consecutive chunks
+    (a signal resampled as it is read: only a block's samples are ever held)."""
     import librosa
 
-    y = np.asarray(y, dtype=np.float32)
+    chunks = iter([np.asarray(y, dtype=np.float32)] if isinstance(y, np.ndarray) else y)
     pad = n_fft // 2
-    n_frames = 1 + (y.size + 2 * pad - n_fft) // hop_length
-    for a in range(0, n_frames, block_frames):
-        b = min(n_frames, a + block_frames)
+    held, held_from, size = [np.zeros(pad, dtype=np.float32)], -pad, None  # from the left zero padding
+    a = 0
+    while True:
+        end = (a + block_frames - 1) * hop_length + n_fft - pad  # a full block's last sample + 1
+        while size is None and held_from + sum(map(len, held)) < end:
+            chunk = next(chunks, None)
+            if chunk is None:
+                size = held_from + sum(map(len, held))  # the signal's end (the samples held run to it)
+            else:
+                held.append(np.asarray(chunk, dtype=np.float32))
+        n_frames = None if size is None else 1 + (size + 2 * pad - n_fft) // hop_length
+        if n_frames is not None and a >= n_frames:
+            return
+        b = a + block_frames if n_frames is None else min(n_frames, a + block_frames)
         start, end = a * hop_length - pad, (b - 1) * hop_length + n_fft - pad  # in the unpadded signal
-        block = y[max(start, 0):min(end, y.size)]
-        if start < 0 or end > y.size:  # the first and last blocks reach into the zero padding
-            block = np.pad(block, (max(0, -start), max(0, end - y.size)))
+        signal = np.concatenate(held) if len(held) > 1 else held[0]
+        block = signal[start - held_from:end - held_from]
+        if size is not None and end > size:  # the last blocks reach into the right zero padding
+            block = np.pad(signal[start - held_from:size - held_from], (0, end - max(start, size)))
         yield a, np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
+        a = b
+        keep = a * hop_length - pad  # the next block's first sample
+        held, held_from = [signal[keep - held_from:]], keep
 
 
 def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, block_frames: int = 4096) -> np.ndarray:
@@ -134,7 +150,7 @@ def power_spectrogram(y: np.ndarray, *, n_fft: int, hop_length: int, block_frame
     return out
 
 
-def beat_features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def beat_features(y) -> tuple[np.ndarray, np.ndarray]:
     """``(mel power, chroma)`` of the beat analysis (``BEAT_MELS`` bands; chroma with tuning 0) at
     ``BEAT_SR``, a block of the power spectrogram at a time: each is a per-frame product with the
     power, so the blocks give librosa's result on the whole spectrogram, sample for sample, and the
@@ -148,6 +164,15 @@ def beat_features(y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # gigabytes for an hour) for a chroma that only has to change on chord changes
         chromas.append(librosa.feature.chroma_stft(S=power, sr=BEAT_SR, tuning=0.0))
     return np.concatenate(mels, axis=1), np.concatenate(chromas, axis=1)
+
+
+def _resampled_chunks(y: np.ndarray, sr: int, rate: int, chunk: int = 1 << 20):
+    """``soxr.resample(y, sr, rate, quality="LQ")`` a chunk at a time (the same samples)."""
+    import soxr
+
+    stream = soxr.ResampleStream(sr, rate, 1, dtype="float32", quality="LQ")
+    for i in range(0, y.size, chunk):
+        yield stream.resample_chunk(y[i:i + chunk], last=i + chunk >= y.size)
 
 
 _beat_tracker_compiled = False
@@ -174,10 +199,8 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
 
     duration = mono.size / sr
     y = np.asarray(mono, dtype=np.float32)
-    if sr != BEAT_SR:
-        import soxr
-
-        y = soxr.resample(y, sr, BEAT_SR, quality="LQ").astype(np.float32, copy=False)
+    if sr != BEAT_SR:  # resampled as the spectrogram reads it (soxr's stream: its one-shot samples)
+        y = _resampled_chunks(y, sr, BEAT_SR)
     mel, chroma = beat_features(y)
     mel_db = librosa.power_to_db(mel)
     del mel

@@ -20,7 +20,7 @@ from test_inference import tiny_model
 
 from housex.cli import main as housex_main
 from housex.cues import (BEAT_HOP, BEAT_SR, CC_BASE, DROP_NOTE, GENRE_NOTE_BASE, TEMPO_RANGE, beat_grid, downbeat_phases,
-                        power_spectrogram, replay_osc, set_cues, strided_tempo)
+                        power_blocks, power_spectrogram, replay_osc, set_cues, strided_tempo)
 from housex.dataset_script.drops import detect_set_drops
 from housex.djset import timeline
 
@@ -132,6 +132,11 @@ def test_blockwise_power_spectrogram_is_librosas(mix):
         full = np.abs(librosa.stft(signal, n_fft=1024, hop_length=BEAT_HOP)) ** 2
         for block in (1, 7, 100, 10_000):
             np.testing.assert_array_equal(power_spectrogram(signal, n_fft=1024, hop_length=BEAT_HOP, block_frames=block), full)
+            # the signal given as consecutive chunks of any size (resampled as it is read): the same frames
+            for chunk in (1000, 4096, 1 << 16):
+                frames = dict(power_blocks((signal[i:i + chunk] for i in range(0, signal.size, chunk)), n_fft=1024,
+                                           hop_length=BEAT_HOP, block_frames=block))
+                np.testing.assert_array_equal(np.concatenate([frames[a] for a in sorted(frames)], axis=1), full)
 
 
 def test_beat_features_a_block_at_a_time_are_librosas_on_the_whole_spectrogram(mix):
@@ -146,6 +151,17 @@ def test_beat_features_a_block_at_a_time_are_librosas_on_the_whole_spectrogram(m
     mel, chroma = beat_features(y)
     np.testing.assert_array_equal(mel, librosa.feature.melspectrogram(S=power, sr=BEAT_SR, n_mels=BEAT_MELS))
     np.testing.assert_array_equal(chroma, librosa.feature.chroma_stft(S=power, sr=BEAT_SR, tuning=0.0))
+    # beat_grid resamples to BEAT_SR a chunk at a time as the spectrogram reads it (a 3-hour set's
+    # resampled copy was 0.48 GB): soxr's stream gives its one-shot samples, so the same features
+    import soxr
+
+    from housex.cues import _resampled_chunks
+
+    x = mix[1][: SR * 200]
+    streamed = beat_features(_resampled_chunks(x, SR, BEAT_SR, chunk=100_003))
+    whole = beat_features(soxr.resample(x, SR, BEAT_SR, quality="LQ").astype(np.float32, copy=False))
+    np.testing.assert_array_equal(streamed[0], whole[0])
+    np.testing.assert_array_equal(streamed[1], whole[1])
 
 
 def _midi_notes(path):
