@@ -62,6 +62,7 @@ def test_synth_killed_anywhere_reruns_to_the_same_release_rendering_only_the_res
     out = tmp_path / "rel"
     cmd = [*HOUSEX, "synth", "--out", str(out), *SYNTH, "--workers", "2"]
     kept: dict[str, int] = {}
+    finished = False  # the last kill landed after the run had ended
     points = {
         "early": lambda: (out / IN_PROGRESS_NAME).exists(),
         "mid-way": lambda: len(_audio(out)) >= 2,
@@ -77,6 +78,7 @@ def test_synth_killed_anywhere_reruns_to_the_same_release_rendering_only_the_res
             # the export, truth and marker removal take milliseconds: the run may finish between
             # the poll that saw the export and the kill; then the release must be the complete one
             assert snapshot(out) == ref["release"], point
+            finished = True
         else:
             assert (out / IN_PROGRESS_NAME).exists(), point
         # tracks written before this kill are never rendered again
@@ -84,7 +86,8 @@ def test_synth_killed_anywhere_reruns_to_the_same_release_rendering_only_the_res
             assert kept.setdefault(p.name, p.stat().st_mtime_ns) == p.stat().st_mtime_ns, (point, p.name)
     assert _cli(cmd[len(HOUSEX):]) == (0, "")  # the same command (in this process: no start-up to pay)
     assert snapshot(out) == ref["release"]  # no temp files, no marker
-    assert all(kept[p.name] == p.stat().st_mtime_ns for p in _audio(out) if p.name in kept)
+    # (a finished release is written again by the same command: the same bytes, new files)
+    assert finished or all(kept[p.name] == p.stat().st_mtime_ns for p in _audio(out) if p.name in kept)
     assert not lock_path(out).exists()
 
 
