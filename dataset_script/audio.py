@@ -92,6 +92,16 @@ def _decode_with_torchcodec(path: Path) -> tuple[np.ndarray, int]:
     return samples.data.numpy().astype(np.float32, copy=False), int(samples.sample_rate)
 
 
+def _existing_audio_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path; :class:`AudioError` naming it when it is missing or empty."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(f"{path}: audio file not found")
+    if path.stat().st_size == 0:
+        raise EmptyAudioFile(f"{path}: audio file is empty (0 bytes)")
+    return path
+
+
 def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[np.ndarray, int]:
     """Decode an audio file at its native rate and channel count.
 
@@ -99,11 +109,7 @@ def load_audio(path: str | os.PathLike, *, check_finite: bool = True) -> tuple[n
     [-1, 1].  Raises :class:`AudioError` naming the file when it is missing, empty, cannot be
     decoded by soundfile nor FFmpeg, holds no samples, or (``check_finite``) holds NaN/inf.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
-    if path.stat().st_size == 0:
-        raise EmptyAudioFile(f"{path}: audio file is empty (0 bytes)")
+    path = _existing_audio_file(path)
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (samples, channels)
         y = np.ascontiguousarray(data.T)
@@ -131,11 +137,7 @@ def mono_blocks(path: str | os.PathLike, block_frames: int = 1 << 20):
     block's channel mean is :func:`to_mono`'s, sample for sample); None when soundfile cannot open
     the file (FFmpeg's formats: read those with :func:`load_audio`).  A missing or empty file raises
     :class:`AudioError` as :func:`load_audio` does; so does a file that fails mid-way."""
-    path = Path(path)
-    if not path.is_file():
-        raise AudioError(f"{path}: audio file not found")
-    if path.stat().st_size == 0:
-        raise EmptyAudioFile(f"{path}: audio file is empty (0 bytes)")
+    path = _existing_audio_file(path)
     try:
         f = sf.SoundFile(str(path))
     except Exception:  # noqa: BLE001  not a format libsndfile reads

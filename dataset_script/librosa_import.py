@@ -13,6 +13,7 @@ the first one compiles and writes the cache, the others then only read it.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 from collections.abc import Iterator
@@ -37,6 +38,7 @@ def numba_cache_lock() -> Iterator[None]:
         lock.release()
 
 
+@functools.cache  # once per process: later calls take no lock
 def import_librosa():
     """``librosa`` with the submodules that compile on import (util, core, onset, beat, feature) loaded."""
     with numba_cache_lock():

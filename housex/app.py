@@ -72,9 +72,9 @@ def _loudness_figure(mono: np.ndarray, sr: int, sections, fallback: bool):
     """Waveform envelope and frame loudness (dB) with the analysed ``sections`` ((start, end) s:
     the prediction's drops, or its fallback section) shaded."""
     from .dataset_script.drops import frame_rms
-    from .plots import _pyplot
+    from .trainer.plots import pyplot
 
-    plt = _pyplot()
+    plt = pyplot()
     hop = max(1, sr // 10)
     rms = frame_rms(mono, frame_length=hop * 4, hop_length=hop)
     db = 20 * np.log10(np.maximum(rms, 1e-6) / max(float(rms.max()), 1e-6))

@@ -115,14 +115,14 @@ def power_blocks(y, *, n_fft: int, hop_length: int, block_frames: int = 4096):
 
     chunks = iter([np.asarray(y, dtype=np.float32)] if isinstance(y, np.ndarray) else y)
     pad = n_fft // 2
-    held, held_from, size = [np.zeros(pad, dtype=np.float32)], -pad, None  # from the left zero padding
+    held, held_from, size = [], 0, None  # the samples held, from signal index held_from; the length once known
     a = 0
     while True:
         end = (a + block_frames - 1) * hop_length + n_fft - pad  # a full block's last sample + 1
         while size is None and held_from + sum(map(len, held)) < end:
             chunk = next(chunks, None)
             if chunk is None:
-                size = held_from + sum(map(len, held))  # the signal's end (the samples held run to it)
+                size = held_from + sum(map(len, held))
             else:
                 held.append(np.asarray(chunk, dtype=np.float32))
         n_frames = None if size is None else 1 + (size + 2 * pad - n_fft) // hop_length
@@ -130,13 +130,14 @@ def power_blocks(y, *, n_fft: int, hop_length: int, block_frames: int = 4096):
             return
         b = a + block_frames if n_frames is None else min(n_frames, a + block_frames)
         start, end = a * hop_length - pad, (b - 1) * hop_length + n_fft - pad  # in the unpadded signal
-        signal = np.concatenate(held) if len(held) > 1 else held[0]
-        block = signal[start - held_from:end - held_from]
-        if size is not None and end > size:  # the last blocks reach into the right zero padding
-            block = np.pad(signal[start - held_from:size - held_from], (0, end - max(start, size)))
+        stop = end if size is None else min(end, size)
+        signal = held[0] if len(held) == 1 else np.concatenate([np.zeros(0, np.float32), *held])  # an array: never copied
+        block = signal[max(start, 0) - held_from:stop - held_from]
+        if start < 0 or end > stop:  # the first and last blocks reach into the zero padding
+            block = np.pad(block, (max(0, -start), end - stop))
         yield a, np.abs(librosa.stft(block, n_fft=n_fft, hop_length=hop_length, center=False)) ** 2
         a = b
-        keep = a * hop_length - pad  # the next block's first sample
+        keep = max(0, a * hop_length - pad)  # the next block's first sample
         held, held_from = [signal[keep - held_from:]], keep
 
 

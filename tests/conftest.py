@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -37,3 +38,10 @@ def loud_section_track(
     a, b = (int(x * sr) for x in loud)
     y[a:b] = 0.9 * np.sin(2 * np.pi * 110 * t[a:b]) + 0.05 * rng.standard_normal(b - a)
     return np.repeat(y[:, None], channels, axis=1).astype(np.float32)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a test server)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -59,6 +59,21 @@ def kill_when(proc: subprocess.Popen, condition: Callable[[], bool], timeout: fl
     return hit
 
 
+@contextlib.contextmanager
+def lock_held(target: Path, command: str) -> Iterator[subprocess.Popen]:
+    """Another process holding ``target``'s output lock as ``command`` until the block ends."""
+    code = ("import sys; from housex.dataset_script.safe_write import OutputLock\n"
+            f"with OutputLock({str(target)!r}, command={command!r}):\n"
+            "    print('held', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield holder
+    finally:
+        holder.stdin.close()
+        holder.wait()
+
+
 def run(cmd: list[str], timeout: float = 300, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
 

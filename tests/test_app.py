@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import loud_section_track
+from conftest import free_port, loud_section_track
 from test_inference import tiny_model
 
 from housex.djset import timeline
@@ -28,12 +27,6 @@ from housex.inference import classify_track
 
 SR = 16000
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +46,7 @@ def files(tmp_path_factory):
 def served(files):
     from housex.app import launch
 
-    port = _free_port()
+    port = free_port()
     demo, url = launch(files["model"], host="127.0.0.1", port=port, block=False, quiet=True, max_file_size="20mb")
     assert url.startswith(f"http://127.0.0.1:{port}")
     yield url

@@ -17,17 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import loud_section_track
+from conftest import free_port, loud_section_track
 from test_inference import tiny_model
 
 SR = 16000
 MAX_QUEUE = 3
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _peak_rss(pid: int) -> int:
@@ -74,7 +68,7 @@ def _outcome(fn) -> str:
 def test_app_under_load_answers_every_request_or_says_busy(files):
     from gradio_client import Client, handle_file
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "housex.cli", "app", "--model", str(files["model"]), "--port",
                                str(port), "--max-queue", str(MAX_QUEUE), "--max-file-size", "4mb"],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

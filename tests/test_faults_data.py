@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from fault_tools import HOUSEX, entries, fill, kill_when, one_line_disk_error, run, snapshot, start, tmpfs
+from fault_tools import HOUSEX, entries, fill, kill_when, lock_held, one_line_disk_error, run, snapshot, start, tmpfs
 
 from housex.cli import main as cli_main
 from housex.dataset_script.build_plan import estimate_output_bytes, peak_bytes, plan_tracks
@@ -224,29 +224,15 @@ def test_synth_on_a_full_disk_keeps_every_written_track_and_reruns_to_the_rest(r
 # ------------------------------------------------------------------------------------ two at once
 
 
-def _hold_lock(target: Path) -> subprocess.Popen:
-    """Another process holding ``target``'s lock until its stdin closes."""
-    code = ("import sys; from housex.dataset_script.safe_write import OutputLock\n"
-            f"with OutputLock({str(target)!r}, command='housex build --out {target.name}'):\n"
-            "    print('held', flush=True); sys.stdin.read()")
-    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
-
 def test_second_run_into_a_locked_output_is_refused_naming_the_first(ref, tmp_path):
     out = tmp_path / "ds"
-    holder = _hold_lock(out)
-    try:
+    with lock_held(out, "housex build --out ds") as holder:
         code, err = _cli(["build", "--data-dir", str(ref["rel"]), "--out", str(out), *BUILD])
         assert code == 2 and err.count("\n") == 1
         assert f"PID {holder.pid}: housex build --out ds" in err and "another run is writing it" in err
         code, err = _cli(["synth", "--out", str(out), *SYNTH])  # synth takes the same lock
         assert code == 2 and f"PID {holder.pid}" in err
         assert not out.exists()
-    finally:
-        holder.stdin.close()
-        holder.wait()
     # the holder is gone: its lock is free at once; a lock file a killed run left is taken over
     lock_path(out).write_text("999999999\nhousex build --out ds\n2026-01-01 00:00:00\n")
     with OutputLock(out) as lock:

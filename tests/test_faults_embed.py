@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from fault_tools import HOUSEX, fill, kill_on_create, one_line_disk_error, snapshot, start, tmpfs
+from fault_tools import HOUSEX, fill, kill_on_create, lock_held, one_line_disk_error, snapshot, start, tmpfs
 from test_baselines import clips_dir  # noqa: F401  (session fixture)
 from test_encoders import _housex
 from test_trainer import tiny  # noqa: F401  (clips_dir's)
@@ -91,15 +89,7 @@ def test_embed_on_a_full_disk_is_one_line_and_keeps_whole_shards(encoder, clips_
 
 def test_second_embed_run_into_the_same_output_is_refused(encoder, clips_dir, tmp_path):  # noqa: F811
     out = tmp_path / "emb"
-    code = ("import sys; from housex.dataset_script.safe_write import OutputLock\n"
-            f"with OutputLock({str(out)!r}, command='housex embed --out emb'):\n"
-            "    print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(out, "housex embed --out emb") as holder:
         rc, err = _cli(_argv(encoder, clips_dir, out))
         assert rc == 2 and f"PID {holder.pid}: housex embed --out emb" in err
         assert not out.exists()
-    finally:
-        holder.stdin.close()
-        holder.wait()

@@ -6,12 +6,10 @@ from __future__ import annotations
 import contextlib
 import io
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from fault_tools import HOUSEX, kill_on_create, one_line_disk_error, snapshot, start, tmpfs
+from fault_tools import HOUSEX, kill_on_create, lock_held, one_line_disk_error, snapshot, start, tmpfs
 from test_builder import _write, good_track, make_release
 from test_inference import tiny_model
 
@@ -75,14 +73,6 @@ def test_review_refuses_a_folder_of_other_files_and_a_second_run(setup, tmp_path
     code, err = _cli([*setup["argv"], "--out", str(notes)])
     assert code == 2 and "not a review report" in err and (notes / "mine.txt").read_text() == "keep"
     out = tmp_path / "review"
-    holder_code = ("import sys; from housex.dataset_script.safe_write import OutputLock\n"
-                   f"with OutputLock({str(out)!r}, command='housex review'):\n"
-                   "    print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", holder_code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(out, "housex review") as holder:
         code, err = _cli([*setup["argv"], "--out", str(out)])
         assert code == 2 and f"PID {holder.pid}: housex review" in err
-    finally:
-        holder.stdin.close()
-        holder.wait()

@@ -10,14 +10,13 @@ import io
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
-from fault_tools import HOUSEX, kill_on_create, one_line_disk_error, start, tmpfs, without_root_file_access
+from fault_tools import HOUSEX, kill_on_create, lock_held, one_line_disk_error, start, tmpfs, without_root_file_access
 from test_inference import tiny_model
 
 from housex.cli import main as housex_main
@@ -180,17 +179,9 @@ def test_tag_on_a_full_disk_keeps_the_previous_file_and_the_rows_done(model, tmp
 
 def test_second_tag_run_into_the_same_output_is_refused(model, tmp_path):
     out = tmp_path / "tags.parquet"
-    code = ("import sys; from housex.dataset_script.safe_write import OutputLock\n"
-            f"with OutputLock({str(out)!r}, command='housex tag lib'):\n"
-            "    print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(out, "housex tag lib") as holder:
         (tmp_path / "lib").mkdir()
         err = io.StringIO()
         with contextlib.redirect_stderr(err):
             rc = housex_main(["tag", str(tmp_path / "lib"), "--model", str(model), "--out", str(out)])
         assert rc == 2 and f"PID {holder.pid}: housex tag lib" in err.getvalue()
-    finally:
-        holder.stdin.close()
-        holder.wait()

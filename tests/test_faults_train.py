@@ -12,12 +12,11 @@ import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from fault_tools import entries, kill_when, snapshot, start, tmpfs
+from fault_tools import entries, kill_when, lock_held, snapshot, start, tmpfs
 from test_trainer import ROOT, _run, tiny  # noqa: F401  (tiny: the session fixture)
 
 from housex.trainer.checkpoints import checkpoint_problem
@@ -145,15 +144,7 @@ def test_training_on_a_full_disk_is_one_line_and_keeps_earlier_files(tiny, strai
 
 def test_second_training_run_into_the_same_output_dir_is_refused(tiny, tmp_path):  # noqa: F811
     out = tmp_path / "run"
-    code = ("import sys; from housex.dataset_script.safe_write import OutputLock\n"
-            f"with OutputLock({str(out)!r}, command='trainer/run.py cpu.yaml'):\n"
-            "    print('held', flush=True); sys.stdin.read()")
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with lock_held(out, "trainer/run.py cpu.yaml") as holder:
         rc, err = _train_cli([tiny[1], "--max_steps", "1", "--output_dir", out])
         assert rc == 2 and f"PID {holder.pid}: trainer/run.py cpu.yaml" in err, err[-2000:]
         assert not out.exists()
-    finally:
-        holder.stdin.close()
-        holder.wait()
