@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -152,6 +152,24 @@ def mono_blocks(path: str | os.PathLike, block_frames: int = 1 << 20):
                 raise AudioError(f"{path}: cannot decode audio ({e})") from None
 
     return int(f.samplerate), int(f.frames), blocks()
+
+
+def resample_blocks(blocks: Iterable[np.ndarray], sr: int, target_rate: int, *, quality: str = "HQ"
+                    ) -> Iterator[np.ndarray]:
+    """Consecutive mono float32 blocks of a signal at ``sr`` → the signal at ``target_rate``, a block
+    at a time (soxr's stream: its one-shot ``soxr.resample`` samples, sample for sample); the blocks
+    themselves when the rates agree."""
+    blocks = iter(blocks)
+    if sr == target_rate:
+        yield from blocks
+        return
+    import soxr
+
+    stream = soxr.ResampleStream(sr, target_rate, 1, dtype="float32", quality=quality)
+    pending = next(blocks, None)
+    while pending is not None:
+        block, pending = pending, next(blocks, None)
+        yield stream.resample_chunk(block, last=pending is None)
 
 
 def to_mono(y: np.ndarray) -> np.ndarray:

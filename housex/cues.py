@@ -167,15 +167,6 @@ def beat_features(y) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(mels, axis=1), np.concatenate(chromas, axis=1)
 
 
-def _resampled_chunks(y: np.ndarray, sr: int, rate: int, chunk: int = 1 << 20):
-    """``soxr.resample(y, sr, rate, quality="LQ")`` a chunk at a time (the same samples)."""
-    import soxr
-
-    stream = soxr.ResampleStream(sr, rate, 1, dtype="float32", quality="LQ")
-    for i in range(0, y.size, chunk):
-        yield stream.resample_chunk(y[i:i + chunk], last=i + chunk >= y.size)
-
-
 _beat_tracker_compiled = False
 
 
@@ -200,9 +191,13 @@ def beat_grid(mono: np.ndarray, sr: int, *, beats_per_bar: int = BEATS_PER_BAR) 
 
     duration = mono.size / sr
     y = np.asarray(mono, dtype=np.float32)
+    signal = y
     if sr != BEAT_SR:  # resampled as the spectrogram reads it (soxr's stream: its one-shot samples)
-        y = _resampled_chunks(y, sr, BEAT_SR)
-    mel, chroma = beat_features(y)
+        from .dataset_script.audio import resample_blocks
+
+        block = 1 << 20
+        signal = resample_blocks((y[i:i + block] for i in range(0, y.size, block)), sr, BEAT_SR, quality="LQ")
+    mel, chroma = beat_features(signal)
     mel_db = librosa.power_to_db(mel)
     del mel
     env = librosa.onset.onset_strength(S=mel_db[:KICK_BANDS], sr=BEAT_SR, hop_length=BEAT_HOP)

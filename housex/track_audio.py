@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .dataset_script.audio import OVER_FULL_SCALE_DB, load_audio, mono_blocks, stores_float_samples, to_mono, truncation
+from .dataset_script.audio import (OVER_FULL_SCALE_DB, load_audio, mono_blocks, resample_blocks, stores_float_samples, to_mono,
+                                   truncation)
 from .dataset_script.clips import TrackTooShort, analyse_track
 from .dataset_script.drops import MIN_SECONDS, SILENCE_DBFS, SKIP_SECONDS
 
@@ -92,19 +93,17 @@ def _read_file_mono(path, target_rate: int):
     streamed = mono_blocks(path)
     if streamed is None:
         return None
-    import soxr
-
     sr, frames, blocks = streamed
-    stream = soxr.ResampleStream(sr, target_rate, 1, dtype="float32", quality="HQ") if sr != target_rate else None
+    signal = _Signal()
+
+    def measured():
+        for block in blocks:
+            signal.add(block)
+            yield block
+
     out = np.empty(int(math.ceil(frames * target_rate / sr)) + 64, dtype=np.float32)
     n = 0
-    signal = _Signal()
-    pending = next(blocks, None)
-    while pending is not None:
-        block, pending = pending, next(blocks, None)
-        signal.add(block)
-        if stream is not None:
-            block = stream.resample_chunk(block, last=pending is None)
+    for block in resample_blocks(measured(), sr, target_rate):
         if n + block.size > out.size:  # the header understated the frames
             out = np.concatenate([out[:n], np.empty(max(block.size, out.size // 4), dtype=np.float32)])
         out[n:n + block.size] = block

@@ -155,10 +155,11 @@ def test_beat_features_a_block_at_a_time_are_librosas_on_the_whole_spectrogram(m
     # resampled copy was 0.48 GB): soxr's stream gives its one-shot samples, so the same features
     import soxr
 
-    from housex.cues import _resampled_chunks
+    from housex.dataset_script.audio import resample_blocks
 
     x = mix[1][: SR * 200]
-    streamed = beat_features(_resampled_chunks(x, SR, BEAT_SR, chunk=100_003))
+    streamed = beat_features(resample_blocks((x[i:i + 100_003] for i in range(0, x.size, 100_003)), SR, BEAT_SR,
+                                             quality="LQ"))
     whole = beat_features(soxr.resample(x, SR, BEAT_SR, quality="LQ").astype(np.float32, copy=False))
     np.testing.assert_array_equal(streamed[0], whole[0])
     np.testing.assert_array_equal(streamed[1], whole[1])
